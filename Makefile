@@ -1,0 +1,45 @@
+# The two commands of a fresh clone: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck unit interop browser bench setup node-deps browser-deps bundle clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/collab-server
+
+node-deps: tests/interop/node_modules/.installed
+
+tests/interop/node_modules/.installed: tests/interop/package.json tests/interop/package-lock.json
+	cd tests/interop && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint: $(STAMP)
+	$(BIN)/ruff check collab_server persistence integrations tests bench
+	$(BIN)/ruff format --check collab_server persistence integrations tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -m "not interop and not browser"
+
+test: $(STAMP) node-deps
+	$(BIN)/ruff check collab_server persistence integrations tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+bench: $(STAMP) node-deps
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) tests/interop/node_modules data

@@ -1,0 +1,132 @@
+"""The app factory and the composition root.
+
+`create_app` wires the core from objects it is given (store, extensions, authenticator);
+`build_app` is the one place that turns Settings into those objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+import structlog
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+
+from collab_server.hooks import Extension, Hooks
+from collab_server.identity import AnonymousAuthenticator, Authenticator
+from collab_server.metrics import Metrics
+from collab_server.protocol import CloseCode
+from collab_server.registry import Registry, RegistryLimits
+from collab_server.settings import Settings
+from collab_server.store import DocumentStore
+from collab_server.sync_endpoint import SyncEndpoint, SyncLimits
+
+log = structlog.get_logger("collab.app")
+
+READY_TIMEOUT_SECONDS = 2.0
+
+
+@dataclass
+class CollabServer:
+    """What the routes and the process entry point share; lives on `app.state.collab`."""
+
+    settings: Settings
+    store: DocumentStore
+    hooks: Hooks
+    registry: Registry
+    metrics: Metrics
+    authenticator: Authenticator
+
+    async def drain(self) -> None:
+        """SIGTERM: refuse new sockets, store everything, close sockets with 1001."""
+        self.registry.closing = True
+        flushed = await self.registry.flush()
+        await self.registry.close_connections(CloseCode.GOING_AWAY, "server shutting down")
+        log.info("drained", flushed=flushed)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: DocumentStore,
+    extensions: Sequence[Extension] = (),
+    authenticator: Authenticator | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
+) -> Starlette:
+    metrics = Metrics()
+    hooks = Hooks(extensions)
+    limits = RegistryLimits(
+        unload_grace_seconds=settings.unload_grace_seconds,
+        compact_max_updates=settings.compact_max_updates,
+        compact_max_bytes=settings.compact_max_bytes,
+        group_commit_window_seconds=settings.group_commit_window_ms / 1000,
+        store_retry_max_seconds=settings.store_retry_max_seconds,
+    )
+    registry = Registry(store, hooks, metrics, limits)
+    server = CollabServer(
+        settings, store, hooks, registry, metrics, authenticator or AnonymousAuthenticator()
+    )
+    sync = SyncEndpoint(
+        registry,
+        hooks,
+        server.authenticator,
+        metrics,
+        SyncLimits(settings.max_message_bytes, settings.send_backlog_bytes),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await store.open()
+        await registry.start()
+        log.info("serving", store=type(store).__name__)
+        try:
+            yield
+        finally:
+            if not registry.closing:
+                await server.drain()
+            await registry.aclose()
+            await hooks.aclose()
+            await store.aclose()
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(request: Request) -> Response:
+        problems = []
+        if not registry.store_healthy:
+            problems.append("store writes are failing")
+        try:
+            await asyncio.wait_for(store.ping(), READY_TIMEOUT_SECONDS)
+        except Exception as exc:
+            problems.append(f"store unreachable: {type(exc).__name__}")
+        if registry.closing:
+            problems.append("shutting down")
+        status = 503 if problems else 200
+        return JSONResponse({"ready": not problems, "problems": problems}, status_code=status)
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
+        WebSocketRoute("/sync/{name:path}", sync.handle),
+        *extra_routes,
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.collab = server
+    return app
+
+
+def build_app(settings: Settings) -> Starlette:
+    """The composition root: settings -> store, extensions, authenticator -> app."""
+    from persistence import store_from_settings
+
+    store = store_from_settings(settings)
+    return create_app(settings, store=store)

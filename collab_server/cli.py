@@ -1,0 +1,74 @@
+"""`collab-server`: parse flags, load settings, run uvicorn. Nothing else lives here."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from collab_server.app import CollabServer, build_app
+from collab_server.errors import ConfigError
+from collab_server.logging import configure_logging
+from collab_server.settings import load_settings
+
+
+class _DrainingServer(uvicorn.Server):
+    """uvicorn closes sockets with 1012; we store everything and close with 1001 first."""
+
+    collab: CollabServer
+
+    async def shutdown(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
+        await self.collab.drain()
+        await super().shutdown(sockets)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="collab-server", description="Real-time IEP collaboration server (y-websocket)."
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=None, help="port to bind (default $PORT, else 8000)"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        port = args.port if args.port is not None else int(os.environ.get("PORT") or 8000)
+    except ValueError:
+        sys.exit("collab-server: invalid configuration; set PORT to a port number")
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        sys.exit(f"collab-server: {exc}")
+    configure_logging(settings.log_level, settings.log_format)
+    app = build_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=port,
+        loop="uvloop" if sys.platform != "win32" else "asyncio",
+        http="httptools",
+        ws="websockets",
+        ws_max_size=settings.max_message_bytes,
+        ws_ping_interval=settings.ping_interval_seconds,
+        ws_ping_timeout=settings.ping_timeout_seconds,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    server = _DrainingServer(config)
+    server.collab = app.state.collab
+    server.run()
+    if not server.started:
+        sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()

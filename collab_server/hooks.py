@@ -1,0 +1,188 @@
+"""The extension seam: typed async hooks with frozen payloads, run from this one place.
+
+An extension subclasses `Extension` and overrides the hooks it needs. Hooks run in ascending
+`priority`. `on_connect` and `on_load` may veto by raising `Rejected`; any other exception from
+any hook is logged and isolated, so a broken integration never breaks sync.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import structlog
+from pycrdt import Doc
+
+from collab_server.errors import Rejected
+from collab_server.identity import Identity, Origin
+
+log = structlog.get_logger("collab.hooks")
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectPayload:
+    document: str
+    connection_id: str
+    identity: Identity
+
+
+@dataclass(frozen=True, slots=True)
+class LoadPayload:
+    """A document became live in memory. Extensions may observe `doc` until `on_unload`."""
+
+    document: str
+    doc: Doc[Any]
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePayload:
+    """One transaction changed the document; emitted after it is durable."""
+
+    document: str
+    origin: Origin
+    update: bytes
+    seq: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StorePayload:
+    document: str
+    first_seq: int
+    last_seq: int
+    updates: int
+    nbytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class AwarenessPayload:
+    document: str
+    connection_id: str
+    added: tuple[int, ...]
+    updated: tuple[int, ...]
+    removed: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DisconnectPayload:
+    document: str
+    connection_id: str
+    identity: Identity
+    close_code: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnloadPayload:
+    document: str
+    doc: Doc[Any]
+
+
+class Extension:
+    """Base class: every hook is a no-op until overridden."""
+
+    name: str = "extension"
+    priority: int = 100
+
+    async def on_connect(self, payload: ConnectPayload) -> None:
+        return None
+
+    async def on_load(self, payload: LoadPayload) -> None:
+        return None
+
+    async def on_change(self, payload: ChangePayload) -> None:
+        return None
+
+    async def on_store(self, payload: StorePayload) -> None:
+        return None
+
+    async def on_awareness(self, payload: AwarenessPayload) -> None:
+        return None
+
+    async def on_disconnect(self, payload: DisconnectPayload) -> None:
+        return None
+
+    async def on_unload(self, payload: UnloadPayload) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+P = TypeVar("P")
+
+
+class Hooks:
+    """Runs the extensions' hooks; the only caller of extension code in the server."""
+
+    def __init__(self, extensions: Sequence[Extension] = ()) -> None:
+        self.extensions = sorted(extensions, key=lambda ext: ext.priority)
+        # Only extensions that override a hook are called for it: the hot path stays free.
+        self._implementers: dict[str, list[Extension]] = {
+            hook: [ext for ext in self.extensions if _overrides(ext, hook)] for hook in _HOOK_NAMES
+        }
+
+    def has(self, hook: str) -> bool:
+        return bool(self._implementers[hook])
+
+    async def on_connect(self, payload: ConnectPayload) -> None:
+        await self._run("on_connect", payload, may_veto=True)
+
+    async def on_load(self, payload: LoadPayload) -> None:
+        await self._run("on_load", payload, may_veto=True)
+
+    async def on_change(self, payload: ChangePayload) -> None:
+        await self._run("on_change", payload)
+
+    async def on_store(self, payload: StorePayload) -> None:
+        await self._run("on_store", payload)
+
+    async def on_awareness(self, payload: AwarenessPayload) -> None:
+        await self._run("on_awareness", payload)
+
+    async def on_disconnect(self, payload: DisconnectPayload) -> None:
+        await self._run("on_disconnect", payload)
+
+    async def on_unload(self, payload: UnloadPayload) -> None:
+        await self._run("on_unload", payload)
+
+    async def aclose(self) -> None:
+        for ext in reversed(self.extensions):
+            await _isolated(ext, "aclose", ext.aclose)
+
+    async def _run(self, hook: str, payload: Any, *, may_veto: bool = False) -> None:
+        for ext in self._implementers[hook]:
+            method: Callable[[Any], Awaitable[None]] = getattr(ext, hook)
+            if may_veto:
+                try:
+                    await method(payload)
+                except Rejected:
+                    raise
+                except Exception:
+                    log.exception("hook_failed", extension=ext.name, hook=hook)
+            else:
+                await _isolated(ext, hook, functools.partial(method, payload))
+
+
+async def _isolated(ext: Extension, hook: str, call: Callable[[], Awaitable[None]]) -> None:
+    try:
+        await call()
+    except Exception:
+        log.exception("hook_failed", extension=ext.name, hook=hook)
+
+
+_HOOK_NAMES = (
+    "on_connect",
+    "on_load",
+    "on_change",
+    "on_store",
+    "on_awareness",
+    "on_disconnect",
+    "on_unload",
+)
+
+
+def _overrides(ext: Extension, hook: str) -> bool:
+    return getattr(type(ext), hook) is not getattr(Extension, hook)

@@ -1,0 +1,78 @@
+"""Who is behind a connection, and the transaction origins that carry it into the document.
+
+The origin of every transaction is one of these frozen values (a tagged union), which is how
+observers attribute changes and how the registry avoids echoing an update to its sender.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+
+class Role(StrEnum):
+    OWNER = "owner"
+    EDITOR = "editor"
+    VIEWER = "viewer"
+
+    @property
+    def can_write(self) -> bool:
+        return self is not Role.VIEWER
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """A verified user (or the anonymous development user) and their role on one document."""
+
+    user_id: str | None
+    display_name: str
+    role: Role
+    is_admin: bool = False
+    expires_at: float | None = None  # token expiry, epoch seconds
+
+    @property
+    def can_write(self) -> bool:
+        return self.role.can_write
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionOrigin:
+    """A change made by one client connection."""
+
+    connection_id: str
+    user_id: str | None
+    display_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServerOrigin:
+    """A change the server itself made (load, compaction, admin tools)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerNodeOrigin:
+    """A change relayed from another server node (reserved for multi-node fan-out)."""
+
+    node_id: str
+
+
+Origin = ConnectionOrigin | ServerOrigin | PeerNodeOrigin
+
+
+class Authenticator(Protocol):
+    """Turns the credentials of a connection or request into an Identity for a document.
+
+    Raises `Rejected` (close 4401 / 4403 or HTTP 401 / 403) to refuse.
+    """
+
+    async def authenticate(self, token: str | None, document: str) -> Identity: ...
+
+
+class AnonymousAuthenticator:
+    """Development mode: everybody may edit every document."""
+
+    async def authenticate(self, token: str | None, document: str) -> Identity:
+        return Identity(user_id=None, display_name="anonymous", role=Role.EDITOR)

@@ -1,0 +1,42 @@
+"""Prometheus metrics, on a registry owned by one app (no process-global collectors)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.connections = Gauge("collab_connections", "Open WebSocket connections", registry=r)
+        self.documents_loaded = Gauge("collab_documents_loaded", "Documents in memory", registry=r)
+        self.updates_in = Counter(
+            "collab_updates_in", "Client updates applied to a document", registry=r
+        )
+        self.updates_out = Counter(
+            "collab_updates_out", "Update frames delivered to connections", registry=r
+        )
+        self.frames_rejected = Counter(
+            "collab_frames_rejected", "Frames that closed their connection", ["reason"], registry=r
+        )
+        self.store_latency = Histogram(
+            "collab_store_seconds",
+            "Store operation latency",
+            ["operation"],
+            registry=r,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
+        )
+        self.commit_batch = Histogram(
+            "collab_group_commit_batch_size",
+            "Updates per group commit",
+            registry=r,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 1024),
+        )
+        self.compactions = Counter("collab_compactions", "Log compactions", registry=r)
+        self.store_failures = Counter(
+            "collab_store_failures", "Failed store operations", ["operation"], registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,214 @@
+"""The y-websocket wire protocol: message types, close codes, strict frame codec (pure).
+
+Frames are `varuint(message type)` then a type-specific body (lib0 encoding):
+  SYNC            varuint(step) varbytes(payload)   step: 0 = step 1, 1 = step 2, 2 = update
+  AWARENESS       varbytes(awareness update)
+  AUTH            varuint(0 = permission denied) varstring(reason)
+  QUERY_AWARENESS (empty)
+Decoding is strict: a truncated varint, a length past the end, trailing bytes or an unknown
+type raise ProtocolError, so the caller closes that one connection.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from collab_server.errors import ProtocolError
+
+
+class MessageType(IntEnum):
+    SYNC = 0
+    AWARENESS = 1
+    AUTH = 2
+    QUERY_AWARENESS = 3
+
+
+class SyncStep(IntEnum):
+    STEP1 = 0
+    STEP2 = 1
+    UPDATE = 2
+
+
+class AuthMessageType(IntEnum):
+    PERMISSION_DENIED = 0
+
+
+class CloseCode(IntEnum):
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    UNSUPPORTED_DATA = 1003
+    INVALID_PAYLOAD = 1007
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
+    TRY_AGAIN_LATER = 1013
+    BAD_REQUEST = 4400
+    UNAUTHORIZED = 4401
+    FORBIDDEN = 4403
+    RATE_LIMITED = 4429
+
+
+# lib0 varuints are JS numbers: anything past 2**53 is not a valid value.
+_MAX_VARUINT_BYTES = 8
+
+
+@dataclass(frozen=True, slots=True)
+class SyncMessage:
+    step: SyncStep
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AwarenessMessage:
+    update: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class QueryAwarenessMessage:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class AuthMessage:
+    kind: AuthMessageType
+    reason: str
+
+
+Message = SyncMessage | AwarenessMessage | QueryAwarenessMessage | AuthMessage
+
+
+@dataclass(frozen=True, slots=True)
+class AwarenessEntry:
+    client_id: int
+    clock: int
+    state_json: str  # "null" means the client left
+
+    @property
+    def is_removal(self) -> bool:
+        return self.state_json == "null"
+
+
+class _Reader:
+    __slots__ = ("buf", "pos")
+
+    def __init__(self, buf: bytes) -> None:
+        self.buf = buf
+        self.pos = 0
+
+    def varuint(self) -> int:
+        value = 0
+        shift = 0
+        buf = self.buf
+        for _ in range(_MAX_VARUINT_BYTES):
+            if self.pos >= len(buf):
+                raise ProtocolError("truncated varint")
+            byte = buf[self.pos]
+            self.pos += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value
+            shift += 7
+        raise ProtocolError("varint too long")
+
+    def varbytes(self) -> bytes:
+        length = self.varuint()
+        end = self.pos + length
+        if end > len(self.buf):
+            raise ProtocolError("length past end of frame")
+        chunk = self.buf[self.pos : end]
+        self.pos = end
+        return chunk
+
+    def varstring(self) -> str:
+        try:
+            return self.varbytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError("string is not UTF-8") from exc
+
+    def end(self) -> None:
+        if self.pos != len(self.buf):
+            raise ProtocolError("trailing bytes after message")
+
+
+def write_varuint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def decode_message(frame: bytes) -> Message:
+    reader = _Reader(frame)
+    kind = reader.varuint()
+    message: Message
+    if kind == MessageType.SYNC:
+        step = reader.varuint()
+        if step not in SyncStep._value2member_map_:
+            raise ProtocolError(f"unknown sync step {step}")
+        message = SyncMessage(SyncStep(step), reader.varbytes())
+    elif kind == MessageType.AWARENESS:
+        message = AwarenessMessage(reader.varbytes())
+    elif kind == MessageType.QUERY_AWARENESS:
+        message = QueryAwarenessMessage()
+    elif kind == MessageType.AUTH:
+        auth_kind = reader.varuint()
+        if auth_kind not in AuthMessageType._value2member_map_:
+            raise ProtocolError(f"unknown auth message {auth_kind}")
+        message = AuthMessage(AuthMessageType(auth_kind), reader.varstring())
+    else:
+        raise ProtocolError(f"unknown message type {kind}")
+    reader.end()
+    return message
+
+
+def decode_awareness_update(update: bytes) -> list[AwarenessEntry]:
+    """Validate an awareness update fully: every state must be JSON (an object or null)."""
+    reader = _Reader(update)
+    count = reader.varuint()
+    entries = []
+    for _ in range(count):
+        client_id = reader.varuint()
+        clock = reader.varuint()
+        state_json = reader.varstring()
+        try:
+            state = json.loads(state_json)
+        except ValueError as exc:
+            raise ProtocolError("awareness state is not JSON") from exc
+        if state is not None and not isinstance(state, dict):
+            raise ProtocolError("awareness state must be an object or null")
+        entries.append(AwarenessEntry(client_id, clock, state_json))
+    reader.end()
+    return entries
+
+
+def encode_awareness_update(entries: list[AwarenessEntry]) -> bytes:
+    parts = [write_varuint(len(entries))]
+    for entry in entries:
+        state = entry.state_json.encode("utf-8")
+        parts += [write_varuint(entry.client_id), write_varuint(entry.clock)]
+        parts += [write_varuint(len(state)), state]
+    return b"".join(parts)
+
+
+def encode_sync(step: SyncStep, payload: bytes) -> bytes:
+    return b"".join((bytes((MessageType.SYNC, step)), write_varuint(len(payload)), payload))
+
+
+def encode_awareness(update: bytes) -> bytes:
+    return b"".join((bytes((MessageType.AWARENESS,)), write_varuint(len(update)), update))
+
+
+def encode_permission_denied(reason: str) -> bytes:
+    text = reason.encode("utf-8")
+    head = bytes((MessageType.AUTH, AuthMessageType.PERMISSION_DENIED))
+    return b"".join((head, write_varuint(len(text)), text))
+
+
+def awareness_state(entry: AwarenessEntry) -> dict[str, Any] | None:
+    state: dict[str, Any] | None = json.loads(entry.state_json)
+    return state

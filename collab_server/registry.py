@@ -1,0 +1,348 @@
+"""Document lifecycle: load, group-commit, broadcast, compact, unload.
+
+Durability order for every change: apply to the in-memory doc (validates it) -> append to the
+store -> broadcast. Appends are batched by one committer task: whatever arrives while a commit
+is running goes into the next transaction, so a busy server commits many updates at once and
+an idle one commits each immediately. A failing store keeps everything in memory, reports
+not-ready and retries with backoff; no update is broadcast before it is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+
+from collab_server.connection import Connection
+from collab_server.document import AwarenessChange, LiveDocument
+from collab_server.errors import Rejected
+from collab_server.hooks import (
+    AwarenessPayload,
+    ChangePayload,
+    DisconnectPayload,
+    Hooks,
+    LoadPayload,
+    StorePayload,
+    UnloadPayload,
+)
+from collab_server.identity import ConnectionOrigin, Origin
+from collab_server.metrics import Metrics
+from collab_server.protocol import CloseCode, SyncStep, encode_sync
+from collab_server.store import DocumentStore, UpdateRecord
+
+log = structlog.get_logger("collab.registry")
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryLimits:
+    unload_grace_seconds: float = 30.0
+    compact_max_updates: int = 1000
+    compact_max_bytes: int = 4 * 1024 * 1024
+    group_commit_window_seconds: float = 0.0
+    store_retry_max_seconds: float = 5.0
+
+
+@dataclass(slots=True)
+class _Pending:
+    live: LiveDocument
+    record: UpdateRecord
+    origin: Origin
+
+
+class Registry:
+    def __init__(
+        self, store: DocumentStore, hooks: Hooks, metrics: Metrics, limits: RegistryLimits
+    ) -> None:
+        self.store = store
+        self.hooks = hooks
+        self.metrics = metrics
+        self.limits = limits
+        self.store_healthy = True
+        self.closing = False
+        self._live: dict[str, LiveDocument] = {}
+        self._loading: dict[str, asyncio.Future[LiveDocument]] = {}
+        self._unload_timers: dict[str, asyncio.TimerHandle] = {}
+        self._pending: list[_Pending] = []
+        self._wake_committer = asyncio.Event()
+        self._committer: asyncio.Task[None] | None = None
+        self._hook_queue: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
+        self._hook_runner: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._committer = asyncio.create_task(self._commit_loop(), name="group-commit")
+        self._hook_runner = asyncio.create_task(self._run_hooks(), name="hooks")
+
+    # -- documents ------------------------------------------------------------------------
+
+    def get_live(self, name: str) -> LiveDocument | None:
+        return self._live.get(name)
+
+    @property
+    def live_documents(self) -> dict[str, LiveDocument]:
+        return self._live
+
+    async def acquire(self, name: str) -> LiveDocument:
+        """The live document, loading it once even when many connections join at once."""
+        live = self._live.get(name)
+        if live is not None:
+            self._cancel_unload(name)
+            return live
+        loading = self._loading.get(name)
+        if loading is not None:
+            return await asyncio.shield(loading)
+        future: asyncio.Future[LiveDocument] = asyncio.get_running_loop().create_future()
+        self._loading[name] = future
+        try:
+            live = await self._load(name)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters get it, nobody else needs to
+            raise
+        finally:
+            del self._loading[name]
+        future.set_result(live)
+        return live
+
+    async def _load(self, name: str) -> LiveDocument:
+        started = time.perf_counter()
+        stored = await self.store.load(name)
+        self.metrics.store_latency.labels("load").observe(time.perf_counter() - started)
+        live = LiveDocument.from_stored(name, stored, self._on_update)
+        try:
+            await self.hooks.on_load(LoadPayload(name, live.doc, live.last_seq))
+        except Rejected:
+            live.release()
+            raise
+        self._live[name] = live
+        self.metrics.documents_loaded.set(len(self._live))
+        log.info("document_loaded", document=name, seq=live.last_seq, tail=len(stored.tail))
+        self._maybe_compact(live)
+        return live
+
+    async def connect(self, live: LiveDocument, connection: Connection) -> None:
+        self._cancel_unload(live.name)
+        await live.join(connection)
+        self.metrics.connections.inc()
+
+    async def disconnect(self, live: LiveDocument, connection: Connection) -> None:
+        if connection not in live.connections:
+            return
+        change = live.leave(connection)
+        self.metrics.connections.dec()
+        if change is not None:
+            self._notify_awareness(live, connection, change)
+        if self.hooks.has("on_disconnect"):
+            payload = DisconnectPayload(
+                live.name,
+                connection.id,
+                connection.identity,
+                connection.close_code or CloseCode.NORMAL,
+            )
+            self._hook_queue.put_nowait(functools.partial(self.hooks.on_disconnect, payload))
+        if not live.connections:
+            self._schedule_unload(live)
+
+    def notify_awareness(
+        self, live: LiveDocument, connection: Connection, change: AwarenessChange
+    ) -> None:
+        self._notify_awareness(live, connection, change)
+
+    def _notify_awareness(
+        self, live: LiveDocument, connection: Connection, change: AwarenessChange
+    ) -> None:
+        if self.hooks.has("on_awareness"):
+            payload = AwarenessPayload(
+                live.name, connection.id, change.added, change.updated, change.removed
+            )
+            self._hook_queue.put_nowait(functools.partial(self.hooks.on_awareness, payload))
+
+    # -- unload ---------------------------------------------------------------------------
+
+    def _schedule_unload(self, live: LiveDocument) -> None:
+        self._cancel_unload(live.name)
+        loop = asyncio.get_running_loop()
+        self._unload_timers[live.name] = loop.call_later(
+            self.limits.unload_grace_seconds, lambda: self._spawn(self._unload(live))
+        )
+
+    def _cancel_unload(self, name: str) -> None:
+        timer = self._unload_timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+
+    async def _unload(self, live: LiveDocument) -> None:
+        self._unload_timers.pop(live.name, None)
+        if live.connections or self._live.get(live.name) is not live:
+            return
+        if live.durable_seq < live.last_seq or live.compacting:
+            self._schedule_unload(live)  # never drop what the store has not taken yet
+            return
+        del self._live[live.name]
+        self.metrics.documents_loaded.set(len(self._live))
+        await self.hooks.on_unload(UnloadPayload(live.name, live.doc))
+        live.release()
+        log.info("document_unloaded", document=live.name)
+
+    # -- changes and group commit ---------------------------------------------------------
+
+    def _on_update(self, live: LiveDocument, update: bytes, origin: Origin) -> None:
+        live.last_seq += 1
+        user_id = origin.user_id if isinstance(origin, ConnectionOrigin) else None
+        record = UpdateRecord(live.name, live.last_seq, update, user_id, time.time())
+        self._pending.append(_Pending(live, record, origin))
+        self.metrics.updates_in.inc()
+        self._wake_committer.set()
+
+    async def _commit_loop(self) -> None:
+        delay = 0.05
+        while True:
+            await self._wake_committer.wait()
+            if self.limits.group_commit_window_seconds:
+                await asyncio.sleep(self.limits.group_commit_window_seconds)
+            self._wake_committer.clear()
+            batch, self._pending = self._pending, []
+            if not batch:
+                continue
+            started = time.perf_counter()
+            try:
+                await self.store.append([item.record for item in batch])
+            except Exception:
+                self.metrics.store_failures.labels("append").inc()
+                log.exception("store_append_failed", updates=len(batch), retry_in=delay)
+                self.store_healthy = False
+                self._pending = batch + self._pending
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, self.limits.store_retry_max_seconds)
+                self._wake_committer.set()
+                continue
+            delay = 0.05
+            if not self.store_healthy:
+                log.info("store_recovered")
+            self.store_healthy = True
+            self.metrics.store_latency.labels("append").observe(time.perf_counter() - started)
+            self.metrics.commit_batch.observe(len(batch))
+            self._after_commit(batch)
+
+    def _after_commit(self, batch: list[_Pending]) -> None:
+        touched: dict[str, LiveDocument] = {}
+        for item in batch:
+            live, record = item.live, item.record
+            live.mark_durable(record.seq)
+            live.log_counter.updates += 1
+            live.log_counter.nbytes += len(record.update)
+            touched[live.name] = live
+            exclude = None
+            if isinstance(item.origin, ConnectionOrigin):
+                exclude = live.connection_by_id(item.origin.connection_id)
+            sent = live.broadcast(encode_sync(SyncStep.UPDATE, record.update), exclude)
+            self.metrics.updates_out.inc(sent)
+            if self.hooks.has("on_change"):
+                change = ChangePayload(
+                    live.name, item.origin, record.update, record.seq, record.created_at
+                )
+                self._hook_queue.put_nowait(functools.partial(self.hooks.on_change, change))
+        for live in touched.values():
+            if self.hooks.has("on_store"):
+                seqs = [i.record for i in batch if i.live is live]
+                store_payload = StorePayload(
+                    live.name,
+                    seqs[0].seq,
+                    seqs[-1].seq,
+                    len(seqs),
+                    sum(len(r.update) for r in seqs),
+                )
+                self._hook_queue.put_nowait(functools.partial(self.hooks.on_store, store_payload))
+            self._maybe_compact(live)
+
+    async def _run_hooks(self) -> None:
+        # One queue keeps hook calls in commit order without stalling the committer.
+        while True:
+            call = await self._hook_queue.get()
+            await call()
+
+    # -- compaction -----------------------------------------------------------------------
+
+    def _maybe_compact(self, live: LiveDocument) -> None:
+        counter = live.log_counter
+        over = (
+            counter.updates >= self.limits.compact_max_updates
+            or counter.nbytes >= self.limits.compact_max_bytes
+        )
+        if over and not live.compacting:
+            live.compacting = True
+            self._spawn(self._compact(live))
+
+    async def _compact(self, live: LiveDocument) -> None:
+        try:
+            # Anything applied but not yet durable is also in this snapshot; replaying those
+            # log entries again on load is harmless because applying an update is idempotent.
+            through = live.durable_seq
+            folded_updates, folded_bytes = live.log_counter.updates, live.log_counter.nbytes
+            snapshot = live.doc.get_update()
+            started = time.perf_counter()
+            await self.store.compact(live.name, snapshot, through)
+            self.metrics.store_latency.labels("compact").observe(time.perf_counter() - started)
+            self.metrics.compactions.inc()
+            live.log_counter.updates -= folded_updates
+            live.log_counter.nbytes -= folded_bytes
+            log.info(
+                "document_compacted",
+                document=live.name,
+                through_seq=through,
+                updates=folded_updates,
+                snapshot_bytes=len(snapshot),
+            )
+        except Exception:
+            self.metrics.store_failures.labels("compact").inc()
+            log.exception("compaction_failed", document=live.name)
+        finally:
+            live.compacting = False
+
+    # -- lifetime -------------------------------------------------------------------------
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def flush(self, within_seconds: float = 10.0) -> bool:
+        """Wait until every applied update is durable; False if the store did not take them."""
+        deadline = time.monotonic() + within_seconds
+        for live in list(self._live.values()):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(live.wait_durable(), remaining)
+            except TimeoutError:
+                return False
+        return True
+
+    async def close_connections(self, code: int, reason: str) -> None:
+        connections = [c for live in self._live.values() for c in live.connections]
+        for connection in connections:
+            connection.close(code, reason)
+        for connection in connections:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(connection.closed(), 2.0)
+
+    async def aclose(self) -> None:
+        self.closing = True
+        flushed = await self.flush()
+        if not flushed:
+            log.error("shutdown_with_unstored_updates", pending=len(self._pending))
+        for timer in self._unload_timers.values():
+            timer.cancel()
+        for task in (self._committer, self._hook_runner, *self._background):
+            if task is not None:
+                task.cancel()
+        for live in list(self._live.values()):
+            live.release()
+        self._live.clear()

@@ -1,0 +1,154 @@
+"""One frozen Settings object built from the environment and validated at start.
+
+Every variable has a name users can set; a bad value fails at start with a message that
+names the variable (see `load_settings`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from collab_server.errors import ConfigError
+
+DEFAULT_SQLITE_URL = "sqlite:///data/collab.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    database_url: str = Field(
+        DEFAULT_SQLITE_URL, validation_alias=AliasChoices("DATABASE_URL", "database_url")
+    )
+    db_schema: str = Field(
+        "collab",
+        validation_alias=AliasChoices("COLLAB_DB_SCHEMA", "db_schema"),
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+    )
+    # Supabase's transaction-mode pooler (port 6543) cannot keep prepared statements.
+    pg_statement_cache_size: int = Field(
+        100,
+        ge=0,
+        validation_alias=AliasChoices("COLLAB_PG_STATEMENT_CACHE_SIZE", "pg_statement_cache_size"),
+    )
+    pg_pool_max_size: int = Field(
+        10, ge=1, validation_alias=AliasChoices("COLLAB_PG_POOL_MAX_SIZE", "pg_pool_max_size")
+    )
+    unload_grace_seconds: float = Field(
+        30.0,
+        ge=0,
+        validation_alias=AliasChoices("COLLAB_UNLOAD_GRACE_SECONDS", "unload_grace_seconds"),
+    )
+    compact_max_updates: int = Field(
+        1000,
+        ge=1,
+        validation_alias=AliasChoices("COLLAB_COMPACT_MAX_UPDATES", "compact_max_updates"),
+    )
+    compact_max_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1,
+        validation_alias=AliasChoices("COLLAB_COMPACT_MAX_BYTES", "compact_max_bytes"),
+    )
+    # The log is the attributed history of the IEP; compaction only moves the load point.
+    keep_history: bool = Field(
+        True, validation_alias=AliasChoices("COLLAB_KEEP_HISTORY", "keep_history")
+    )
+    max_message_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1024,
+        validation_alias=AliasChoices("COLLAB_MAX_MESSAGE_BYTES", "max_message_bytes"),
+    )
+    # Extra wait before a group commit, on top of the natural batching while one commit runs.
+    group_commit_window_ms: float = Field(
+        0.0,
+        ge=0,
+        le=1000,
+        validation_alias=AliasChoices("COLLAB_GROUP_COMMIT_WINDOW_MS", "group_commit_window_ms"),
+    )
+    ping_interval_seconds: float = Field(
+        15.0,
+        gt=0,
+        validation_alias=AliasChoices("COLLAB_PING_INTERVAL_SECONDS", "ping_interval_seconds"),
+    )
+    ping_timeout_seconds: float = Field(
+        15.0,
+        gt=0,
+        validation_alias=AliasChoices("COLLAB_PING_TIMEOUT_SECONDS", "ping_timeout_seconds"),
+    )
+    send_backlog_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        validation_alias=AliasChoices("COLLAB_SEND_BACKLOG_BYTES", "send_backlog_bytes"),
+    )
+    store_retry_max_seconds: float = Field(
+        5.0,
+        gt=0,
+        validation_alias=AliasChoices("COLLAB_STORE_RETRY_MAX_SECONDS", "store_retry_max_seconds"),
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", validation_alias=AliasChoices("COLLAB_LOG_LEVEL", "log_level")
+    )
+    log_format: Literal["json", "console"] = Field(
+        "json", validation_alias=AliasChoices("COLLAB_LOG_FORMAT", "log_format")
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # `load_settings` passes the environment in explicitly, so tests never leak os.environ.
+        return (init_settings,)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgres://", "memory://")):
+            raise ValueError(
+                "must start with sqlite://, postgresql:// or postgres:// "
+                "(e.g. sqlite:///data/collab.db)"
+            )
+        return value
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith(("postgresql://", "postgres://"))
+
+    def sqlite_path(self) -> Path:
+        """`sqlite:///rel.db` is relative to the working directory, `sqlite:////abs.db` absolute."""
+        return Path(self.database_url.removeprefix("sqlite://").removeprefix("/"))
+
+
+ENV_NAMES: dict[str, str] = {
+    name: str(field.validation_alias.choices[0])  # type: ignore[union-attr]
+    for name, field in Settings.model_fields.items()
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build Settings from `environ` (default: the process environment) plus overrides.
+
+    Raises ConfigError whose message names each variable to fix.
+    """
+    source = os.environ if environ is None else environ
+    known = set(ENV_NAMES.values())
+    values: dict[str, object] = {k: v for k, v in source.items() if k in known and v != ""}
+    values.update(overrides)
+    try:
+        return Settings(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            variable = ENV_NAMES.get(field, field)
+            problems.append(f"{variable}: {error['msg']}")
+        raise ConfigError("invalid configuration; set " + "; ".join(problems)) from None

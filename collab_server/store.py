@@ -1,0 +1,70 @@
+"""The document store interface the core persists through (implemented in `persistence/`).
+
+A document is a snapshot (a full Y update, covering log entries up to `snapshot_seq`) plus a
+tail of attributed log entries with higher sequence numbers. Sequence numbers are assigned by
+the registry, per document, strictly increasing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateRecord:
+    """One applied update, as appended to the log."""
+
+    document: str
+    seq: int
+    update: bytes
+    user_id: str | None  # the verified user whose connection sent it; None: anonymous/server
+    created_at: float  # epoch seconds
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDocument:
+    snapshot: bytes | None
+    snapshot_seq: int  # log entries up to and including this are inside the snapshot
+    tail: list[UpdateRecord]
+
+    @property
+    def last_seq(self) -> int:
+        return self.tail[-1].seq if self.tail else self.snapshot_seq
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentInfo:
+    name: str
+    last_seq: int
+    updated_at: float | None
+
+
+class DocumentStore(Protocol):
+    async def open(self) -> None:
+        """Connect and apply migrations (idempotent)."""
+
+    async def aclose(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise if the store cannot answer right now."""
+
+    async def load(self, document: str) -> StoredDocument: ...
+
+    async def append(self, records: Sequence[UpdateRecord]) -> None:
+        """Append records of any documents in one transaction (group commit)."""
+
+    async def compact(self, document: str, snapshot: bytes, through_seq: int) -> None:
+        """Atomically replace the snapshot; log entries with seq <= through_seq leave the tail.
+
+        Whether those entries stay as attributed history or are deleted is the store's
+        configuration (history is kept by default: the IEP is a legal record).
+        """
+
+    async def updates_since(
+        self, document: str, after_seq: int, limit: int = 10_000
+    ) -> list[UpdateRecord]:
+        """Log entries with seq > after_seq that the store still holds (history, digests)."""
+
+    async def list_documents(self) -> list[DocumentInfo]: ...

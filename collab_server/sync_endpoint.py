@@ -1,0 +1,177 @@
+"""`WS /sync/{name}`: admit one socket to one document and pump its frames.
+
+Everything that can refuse (bad name, credentials, hooks, load failure) runs before the
+upgrade is accepted, so a refused client never receives a document byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+import structlog
+from starlette.responses import PlainTextResponse
+from starlette.websockets import WebSocket
+
+from collab_server.connection import Connection
+from collab_server.document import LiveDocument
+from collab_server.errors import InvalidDocumentName, ProtocolError, Rejected
+from collab_server.hooks import ConnectPayload, Hooks
+from collab_server.identity import Authenticator
+from collab_server.metrics import Metrics
+from collab_server.names import validate_document_name
+from collab_server.protocol import CloseCode
+from collab_server.registry import Registry
+
+log = structlog.get_logger("collab.sync")
+
+_HTTP_STATUS: dict[int, int] = {
+    CloseCode.BAD_REQUEST: 400,
+    CloseCode.UNAUTHORIZED: 401,
+    CloseCode.FORBIDDEN: 403,
+    CloseCode.RATE_LIMITED: 429,
+    CloseCode.POLICY_VIOLATION: 403,
+    CloseCode.GOING_AWAY: 503,
+    CloseCode.TRY_AGAIN_LATER: 503,
+    CloseCode.INTERNAL_ERROR: 500,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SyncLimits:
+    max_message_bytes: int
+    send_backlog_bytes: int
+
+
+def request_token(websocket: WebSocket) -> str | None:
+    token = websocket.query_params.get("token")
+    if token:
+        return token
+    header = websocket.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def refuse(websocket: WebSocket, code: int, reason: str) -> None:
+    """Refuse before accepting: an HTTP status where the server supports it, else a close."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        status = _HTTP_STATUS.get(code, 403)
+        await websocket.send_denial_response(PlainTextResponse(reason, status_code=status))
+        return
+    await websocket.accept()
+    await websocket.close(code, reason)
+
+
+class SyncEndpoint:
+    def __init__(
+        self,
+        registry: Registry,
+        hooks: Hooks,
+        authenticator: Authenticator,
+        metrics: Metrics,
+        limits: SyncLimits,
+    ) -> None:
+        self.registry = registry
+        self.hooks = hooks
+        self.authenticator = authenticator
+        self.metrics = metrics
+        self.limits = limits
+
+    async def handle(self, websocket: WebSocket) -> None:
+        raw_name = websocket.path_params.get("name", "")
+        try:
+            name = validate_document_name(raw_name)
+        except InvalidDocumentName as exc:
+            await refuse(websocket, CloseCode.BAD_REQUEST, str(exc))
+            return
+        if self.registry.closing:
+            await refuse(websocket, CloseCode.GOING_AWAY, "server is shutting down")
+            return
+        try:
+            identity = await self.authenticator.authenticate(request_token(websocket), name)
+            connection = Connection(
+                websocket, name, identity, backlog_limit=self.limits.send_backlog_bytes
+            )
+            try:
+                await self.hooks.on_connect(ConnectPayload(name, connection.id, identity))
+                live = await self.registry.acquire(name)
+            except BaseException:
+                connection.abort()
+                raise
+        except Rejected as exc:
+            log.info("connection_refused", document=name, code=exc.code, reason=exc.reason)
+            await refuse(websocket, exc.code, exc.reason)
+            return
+        except Exception:
+            log.exception("document_load_failed", document=name)
+            await refuse(websocket, CloseCode.INTERNAL_ERROR, "document unavailable")
+            return
+
+        await websocket.accept()
+        await self.registry.connect(live, connection)
+        log.info("connected", document=name, connection=connection.id, user=identity.user_id)
+        try:
+            await self._pump(websocket, connection, live)
+        finally:
+            await self.registry.disconnect(live, connection)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(connection.closed(), 2.0)
+            connection.abort()
+            log.info(
+                "disconnected",
+                document=name,
+                connection=connection.id,
+                code=connection.close_code,
+            )
+
+    async def _pump(self, websocket: WebSocket, connection: Connection, live: LiveDocument) -> None:
+        max_bytes = self.limits.max_message_bytes
+        while connection.is_open:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                connection.abort()
+                return
+            frame = message.get("bytes")
+            if frame is None:
+                self._reject(
+                    connection,
+                    CloseCode.UNSUPPORTED_DATA,
+                    "text frames are not part of the protocol",
+                    "text_frame",
+                )
+                return
+            if len(frame) > max_bytes:
+                self._reject(
+                    connection, CloseCode.MESSAGE_TOO_BIG, "frame over size limit", "too_big"
+                )
+                return
+            try:
+                change = await live.receive(connection, frame)
+            except ProtocolError as exc:
+                self._reject(connection, CloseCode.INVALID_PAYLOAD, str(exc), "malformed")
+                return
+            except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:
+                # pycrdt raises a Rust PanicException (a BaseException) on some inputs.
+                log.error(
+                    "frame_crashed_handler", connection=connection.id, error=type(exc).__name__
+                )
+                self._reject(
+                    connection, CloseCode.INTERNAL_ERROR, "could not process frame", "handler_error"
+                )
+                return
+            if change is not None:
+                self.registry.notify_awareness(live, connection, change)
+
+    def _reject(self, connection: Connection, code: CloseCode, reason: str, label: str) -> None:
+        self.metrics.frames_rejected.labels(label).inc()
+        log.warning(
+            "frame_rejected",
+            document=connection.document,
+            connection=connection.id,
+            code=int(code),
+            reason=reason,
+        )
+        connection.close(code, reason[:120])

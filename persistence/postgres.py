@@ -1,0 +1,170 @@
+"""PostgreSQL document store (Supabase Postgres in production), through asyncpg.
+
+Tables live in their own schema (default `collab`) so a Supabase project keeps them out of
+the API-exposed `public` schema. Supabase's transaction-mode pooler cannot keep prepared
+statements: set `statement_cache_size=0` for it (COLLAB_PG_STATEMENT_CACHE_SIZE).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import asyncpg
+
+from collab_server.errors import StoreError
+from collab_server.store import DocumentInfo, StoredDocument, UpdateRecord
+from persistence.migrations import migrations_for
+
+# Any fixed number works: it only serialises concurrent migrations of several server processes.
+_MIGRATION_LOCK = 0x1E9C011AB
+
+
+def _ts(epoch: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC)
+
+
+class PostgresStore:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "collab",
+        statement_cache_size: int = 100,
+        max_pool_size: int = 10,
+        keep_history: bool = True,
+    ) -> None:
+        self.dsn = dsn
+        self.schema = schema
+        self.statement_cache_size = statement_cache_size
+        self.max_pool_size = max_pool_size
+        self.keep_history = keep_history
+        self._pool: asyncpg.Pool | None = None
+        s = schema
+        self._sql_load_doc = f"SELECT snapshot, snapshot_seq FROM {s}.documents WHERE name = $1"
+        self._sql_tail = (
+            f"SELECT seq, body, user_id, created_at FROM {s}.updates "
+            "WHERE document = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+        )
+        self._sql_append = (
+            f"INSERT INTO {s}.updates (document, seq, body, user_id, created_at) "
+            "SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::text[], "
+            "$5::timestamptz[]) ON CONFLICT DO NOTHING"
+        )
+        self._sql_touch = (
+            f"INSERT INTO {s}.documents AS d (name, last_seq, updated_at) "
+            "SELECT * FROM unnest($1::text[], $2::bigint[], $3::timestamptz[]) "
+            "ON CONFLICT (name) DO UPDATE SET last_seq = greatest(d.last_seq, excluded.last_seq), "
+            "updated_at = excluded.updated_at"
+        )
+        self._sql_snapshot = (
+            f"INSERT INTO {s}.documents AS d (name, snapshot, snapshot_seq, last_seq) "
+            "VALUES ($1, $2, $3, $3) ON CONFLICT (name) DO UPDATE SET "
+            "snapshot = excluded.snapshot, snapshot_seq = excluded.snapshot_seq "
+            "WHERE excluded.snapshot_seq >= d.snapshot_seq"
+        )
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StoreError("store is not open")
+        return self._pool
+
+    async def open(self) -> None:
+        self._pool = await asyncpg.create_pool(
+            self.dsn,
+            min_size=1,
+            max_size=self.max_pool_size,
+            statement_cache_size=self.statement_cache_size,
+        )
+        await self._migrate()
+
+    async def _migrate(self) -> None:
+        s = self.schema
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
+            await conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {s}.schema_migrations (version INT PRIMARY KEY, "
+                "name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            rows = await conn.fetch(f"SELECT version FROM {s}.schema_migrations")
+            applied = {row["version"] for row in rows}
+            for migration in migrations_for("postgres"):
+                if migration.version in applied:
+                    continue
+                await conn.execute(migration.sql.replace("{schema}", s))
+                await conn.execute(
+                    f"INSERT INTO {s}.schema_migrations (version, name) VALUES ($1, $2)",
+                    migration.version,
+                    migration.name,
+                )
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def ping(self) -> None:
+        async with self.pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+
+    async def load(self, document: str) -> StoredDocument:
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(self._sql_load_doc, document)
+            snapshot, snapshot_seq = (row["snapshot"], row["snapshot_seq"]) if row else (None, 0)
+            rows = await conn.fetch(self._sql_tail, document, snapshot_seq, 2**62)
+        tail = [_record(document, r) for r in rows]
+        return StoredDocument(snapshot, snapshot_seq, tail)
+
+    async def append(self, records: Sequence[UpdateRecord]) -> None:
+        if not records:
+            return
+        last: dict[str, tuple[int, float]] = {}
+        for record in records:
+            last[record.document] = (record.seq, record.created_at)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                self._sql_append,
+                [r.document for r in records],
+                [r.seq for r in records],
+                [r.update for r in records],
+                [r.user_id for r in records],
+                [_ts(r.created_at) for r in records],
+            )
+            await conn.execute(
+                self._sql_touch,
+                list(last),
+                [seq for seq, _ in last.values()],
+                [_ts(at) for _, at in last.values()],
+            )
+
+    async def compact(self, document: str, snapshot: bytes, through_seq: int) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(self._sql_snapshot, document, snapshot, through_seq)
+            if not self.keep_history:
+                await conn.execute(
+                    f"DELETE FROM {self.schema}.updates WHERE document = $1 AND seq <= $2",
+                    document,
+                    through_seq,
+                )
+
+    async def updates_since(
+        self, document: str, after_seq: int, limit: int = 10_000
+    ) -> list[UpdateRecord]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(self._sql_tail, document, after_seq, limit)
+        return [_record(document, r) for r in rows]
+
+    async def list_documents(self) -> list[DocumentInfo]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"SELECT name, last_seq, updated_at FROM {self.schema}.documents ORDER BY name"
+            )
+        return [DocumentInfo(r["name"], r["last_seq"], r["updated_at"].timestamp()) for r in rows]
+
+
+def _record(document: str, row: asyncpg.Record) -> UpdateRecord:
+    return UpdateRecord(
+        document, row["seq"], row["body"], row["user_id"], row["created_at"].timestamp()
+    )

@@ -1,0 +1,171 @@
+"""SQLite document store: the embedded default.
+
+WAL with synchronous=NORMAL: a commit survives a crash of this process (the SIGKILL case)
+though not a power cut; that is the documented trade of the embedded default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import aiosqlite
+
+from collab_server.errors import StoreError
+from collab_server.store import DocumentInfo, StoredDocument, UpdateRecord
+from persistence.migrations import migrations_for
+
+
+class SQLiteStore:
+    def __init__(self, path: Path | str, *, keep_history: bool = True) -> None:
+        self.path = Path(path)
+        self.keep_history = keep_history
+        self._db: aiosqlite.Connection | None = None
+        # One connection: transactions from the committer and from compaction take turns.
+        self._lock = asyncio.Lock()
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreError("store is not open")
+        return self._db
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._db.execute("PRAGMA journal_mode=WAL")
+        await self._db.execute("PRAGMA synchronous=NORMAL")
+        await self._db.execute("PRAGMA busy_timeout=5000")
+        await self._migrate()
+
+    async def _migrate(self) -> None:
+        db = self.db
+        await db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+        )
+        async with db.execute("SELECT version FROM schema_migrations") as cursor:
+            applied = {row[0] for row in await cursor.fetchall()}
+        for migration in migrations_for("sqlite"):
+            if migration.version in applied:
+                continue
+            async with self._transaction() as tx:
+                for statement in _statements(migration.sql):
+                    await tx.execute(statement)
+                await tx.execute(
+                    "INSERT OR IGNORE INTO schema_migrations VALUES (?, ?, ?)",
+                    (migration.version, migration.name, time.time()),
+                )
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        db = self.db
+        async with self._lock:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+            await db.execute("COMMIT")
+
+    async def aclose(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def ping(self) -> None:
+        await self.db.execute("SELECT 1")
+
+    async def load(self, document: str) -> StoredDocument:
+        db = self.db
+        async with db.execute(
+            "SELECT snapshot, snapshot_seq FROM documents WHERE name = ?", (document,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        snapshot, snapshot_seq = (row[0], row[1]) if row else (None, 0)
+        async with db.execute(
+            "SELECT seq, body, user_id, created_at FROM updates "
+            "WHERE document = ? AND seq > ? ORDER BY seq",
+            (document, snapshot_seq),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        tail = [UpdateRecord(document, r[0], bytes(r[1]), r[2], r[3]) for r in rows]
+        return StoredDocument(bytes(snapshot) if snapshot else None, snapshot_seq, tail)
+
+    async def append(self, records: Sequence[UpdateRecord]) -> None:
+        if not records:
+            return
+        last: dict[str, tuple[int, float]] = {}
+        for record in records:
+            last[record.document] = (record.seq, record.created_at)
+        async with self._transaction() as db:
+            await self._append(db, records, last)
+
+    async def _append(
+        self,
+        db: aiosqlite.Connection,
+        records: Sequence[UpdateRecord],
+        last: dict[str, tuple[int, float]],
+    ) -> None:
+        await db.executemany(
+            "INSERT OR IGNORE INTO updates (document, seq, body, user_id, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(r.document, r.seq, r.update, r.user_id, r.created_at) for r in records],
+        )
+        await db.executemany(
+            "INSERT INTO documents (name, last_seq, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+            "last_seq = max(last_seq, excluded.last_seq), updated_at = excluded.updated_at",
+            [(name, seq, at, at) for name, (seq, at) in last.items()],
+        )
+
+    async def compact(self, document: str, snapshot: bytes, through_seq: int) -> None:
+        now = time.time()
+        async with self._transaction() as db:
+            await self._compact(db, document, snapshot, through_seq, now)
+
+    async def _compact(
+        self,
+        db: aiosqlite.Connection,
+        document: str,
+        snapshot: bytes,
+        through_seq: int,
+        now: float,
+    ) -> None:
+        await db.execute(
+            "INSERT INTO documents (name, snapshot, snapshot_seq, last_seq, created_at, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+            "snapshot = excluded.snapshot, snapshot_seq = excluded.snapshot_seq "
+            "WHERE excluded.snapshot_seq >= documents.snapshot_seq",
+            (document, snapshot, through_seq, through_seq, now, now),
+        )
+        if not self.keep_history:
+            await db.execute(
+                "DELETE FROM updates WHERE document = ? AND seq <= ?", (document, through_seq)
+            )
+
+    async def updates_since(
+        self, document: str, after_seq: int, limit: int = 10_000
+    ) -> list[UpdateRecord]:
+        async with self.db.execute(
+            "SELECT seq, body, user_id, created_at FROM updates "
+            "WHERE document = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (document, after_seq, limit),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [UpdateRecord(document, r[0], bytes(r[1]), r[2], r[3]) for r in rows]
+
+    async def list_documents(self) -> list[DocumentInfo]:
+        async with self.db.execute(
+            "SELECT name, last_seq, updated_at FROM documents ORDER BY name"
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [DocumentInfo(r[0], r[1], r[2]) for r in rows]
+
+
+def _statements(sql: str) -> list[str]:
+    return [part.strip() for part in sql.split(";") if part.strip()]

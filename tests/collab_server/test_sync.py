@@ -1,0 +1,187 @@
+"""The y-websocket protocol end to end against the running app (Python clients)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+import websockets
+from pycrdt import Array, Doc, Map, Text
+
+from collab_server.protocol import CloseCode, MessageType, SyncStep, encode_sync
+from tests.collab_server.conftest import ServerFactory
+from tests.support.servers import InProcessServer
+from tests.support.yclient import connect
+
+
+def notes(doc: Doc) -> Text:
+    return doc.get("notes", type=Text)
+
+
+async def test_concurrent_editors_converge(server: InProcessServer) -> None:
+    url = server.ws("iep/converge")
+    async with connect(url) as a, connect(url) as b, connect(url) as c:
+        for i, client in enumerate((a, b, c)):
+            for j in range(20):
+                notes(client.doc).insert(0, f"{i}{j};")
+        expected = 3 * 20
+
+        def converged() -> bool:
+            texts = {str(notes(x.doc)) for x in (a, b, c)}
+            return len(texts) == 1 and str(notes(a.doc)).count(";") == expected
+
+        for client in (a, b, c):
+            await client.wait_for(converged)
+        assert str(notes(a.doc)) == str(notes(b.doc)) == str(notes(c.doc))
+
+
+async def test_late_joiner_and_restart_get_the_full_document(
+    start_server: ServerFactory,
+) -> None:
+    async with start_server() as server, connect(server.ws("iep/late")) as writer:
+        goals = writer.doc.get("goals", type=Array)
+        goals.append(Map({"id": "g1", "title": "Reading fluency"}))
+        notes(writer.doc).insert(0, "hello")
+        async with connect(server.ws("iep/late")) as late:
+            await late.wait_for(lambda: str(notes(late.doc)) == "hello")
+            assert late.doc.get("goals", type=Array)[0]["title"] == "Reading fluency"
+    async with start_server() as restarted, connect(restarted.ws("iep/late")) as fresh:
+        assert str(notes(fresh.doc)) == "hello"
+
+
+async def test_offline_edits_merge_on_reconnect(server: InProcessServer) -> None:
+    url = server.ws("iep/offline")
+    offline = Doc()
+    async with connect(url, offline) as first:
+        notes(first.doc).insert(0, "base ")
+        await asyncio.sleep(0)
+    async with connect(url) as other:
+        await other.wait_for(lambda: str(notes(other.doc)) == "base ")
+        notes(offline).insert(5, "offline")  # made while disconnected
+        notes(other.doc).insert(0, ">")
+        async with connect(url, offline) as back:
+            await back.wait_for(lambda: str(notes(back.doc)) == ">base offline")
+            await other.wait_for(lambda: str(notes(other.doc)) == ">base offline")
+
+
+async def test_joiner_sees_presence_and_it_leaves_when_the_socket_closes(
+    server: InProcessServer,
+) -> None:
+    url = server.ws("iep/presence")
+    async with connect(url) as watcher:
+        async with connect(url) as therapist:
+            await therapist.set_awareness(4242, 1, '{"user":{"name":"Ms. Huda"}}')
+            await watcher.wait_for(lambda: 4242 in watcher.awareness)
+            # The sender hears its own state echoed (y-websocket needs traffic to stay up).
+            await therapist.wait_for(lambda: 4242 in therapist.awareness)
+            async with connect(url) as joiner:
+                await joiner.wait_for(lambda: 4242 in joiner.awareness)
+        loop = asyncio.get_running_loop()
+        left = loop.time()
+        await watcher.wait_for(lambda: 4242 not in watcher.awareness, timeout=1.0)
+        assert loop.time() - left < 1.0
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (b"\x00\x02\xff", CloseCode.INVALID_PAYLOAD),  # truncated varint
+        (encode_sync(SyncStep.UPDATE, b"\x01\x02garbage"), CloseCode.INVALID_PAYLOAD),
+        (b"\x07", CloseCode.INVALID_PAYLOAD),  # unknown message type
+        (bytes([MessageType.AWARENESS, 3, 1, 1, 9]), CloseCode.INVALID_PAYLOAD),
+        ("text frame", CloseCode.UNSUPPORTED_DATA),
+    ],
+)
+async def test_malformed_frame_closes_only_that_connection(
+    server: InProcessServer, frame: bytes | str, code: CloseCode
+) -> None:
+    url = server.ws("iep/malformed")
+    async with connect(url) as good:
+        notes(good.doc).insert(0, "kept")
+        async with connect(url) as bad:
+            await bad.send_raw(frame)
+            assert await bad.closed() == code
+        notes(good.doc).insert(4, "!")
+        async with connect(url) as check:
+            await check.wait_for(lambda: str(notes(check.doc)) == "kept!")
+
+
+async def test_frame_over_the_limit_is_refused_with_1009(start_server: ServerFactory) -> None:
+    async with start_server(max_message_bytes=2048) as server, connect(server.ws("big")) as c:
+        await c.send_raw(encode_sync(SyncStep.UPDATE, b"\x00" * 4096))
+        assert await c.closed() == CloseCode.MESSAGE_TOO_BIG
+
+
+@pytest.mark.parametrize(
+    "name", ["", ".hidden", "a/../b", "x" * 256, "bad name", "semi;colon", "ümlaut"]
+)
+async def test_bad_document_names_are_refused_at_upgrade(
+    server: InProcessServer, name: str
+) -> None:
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        async with websockets.connect(server.ws(name)):
+            pass
+    assert refused.value.response.status_code == 400
+
+
+async def test_good_names_with_allowed_punctuation_connect(server: InProcessServer) -> None:
+    async with connect(server.ws("centre:a/student_1/iep-2026.v2")) as client:
+        assert client.synced.is_set()
+
+
+async def test_health_readiness_and_metrics(server: InProcessServer) -> None:
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        assert (await http.get("/healthz")).status_code == 200
+        ready = await http.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["ready"] is True
+        async with connect(server.ws("metrics-doc")) as client:
+            notes(client.doc).insert(0, "x")
+            async with connect(server.ws("metrics-doc")) as other:
+                await other.wait_for(lambda: str(notes(other.doc)) == "x")
+            text = (await http.get("/metrics")).text
+        assert "collab_connections 1.0" in text
+        assert "collab_documents_loaded 1.0" in text
+        assert "collab_updates_in_total 1.0" in text
+        assert "collab_group_commit_batch_size_count" in text
+
+
+async def test_idle_document_is_unloaded_and_reloads(start_server: ServerFactory) -> None:
+    async with start_server(unload_grace_seconds=0.05) as server:
+        registry = server.app.state.collab.registry
+        async with connect(server.ws("idle")) as client:
+            notes(client.doc).insert(0, "persisted")
+            await asyncio.wait_for(
+                _until(
+                    lambda: (
+                        registry.get_live("idle") is not None
+                        and registry.get_live("idle").durable_seq == 1
+                    )
+                ),
+                5,
+            )
+        await asyncio.wait_for(_until(lambda: registry.get_live("idle") is None), 5)
+        async with connect(server.ws("idle")) as again:
+            assert str(notes(again.doc)) == "persisted"
+
+
+async def test_compaction_folds_the_log_and_keeps_every_edit(start_server: ServerFactory) -> None:
+    async with start_server(compact_max_updates=10) as server:
+        collab = server.app.state.collab
+        async with connect(server.ws("compact")) as client:
+            for i in range(35):
+                notes(client.doc).insert(len(str(notes(client.doc))), f"{i},")
+            async with connect(server.ws("compact")) as reader:
+                await reader.wait_for(lambda: str(notes(reader.doc)).count(",") == 35)
+        await asyncio.wait_for(_until(lambda: collab.metrics.compactions._value.get() >= 1), 5)
+        stored = await collab.store.load("compact")
+        assert stored.snapshot_seq >= 10
+        assert len(stored.tail) < 10
+    async with start_server() as again, connect(again.ws("compact")) as check:
+        assert str(notes(check.doc)) == "".join(f"{i}," for i in range(35))
+
+
+async def _until(predicate: object) -> None:
+    assert callable(predicate)
+    while not predicate():
+        await asyncio.sleep(0.01)

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from collab_server.settings import Settings, load_settings
+from collab_server.store import DocumentStore
+from persistence import store_from_settings
+from tests.support import postgres
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database created for this test run and dropped after it."""
+    try:
+        url = asyncio.run(postgres.create_database())
+    except (TimeoutError, OSError) as exc:
+        if postgres.REQUIRED:
+            pytest.fail(f"PostgreSQL is required but unreachable at {postgres.ADMIN_URL}: {exc}")
+        pytest.skip(f"PostgreSQL unreachable at {postgres.ADMIN_URL}")
+    yield url
+    asyncio.run(postgres.drop_database(url))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings for each real backend: SQLite file, or a fresh schema in the run's database."""
+    if request.param == "sqlite":
+        return load_settings({}, database_url=f"sqlite:///{tmp_path}/collab.db")
+    url = request.getfixturevalue("postgres_url")
+    return load_settings({}, database_url=url, db_schema=f"t_{uuid.uuid4().hex[:10]}")
+
+
+@pytest.fixture
+async def store(store_settings: Settings) -> AsyncIterator[DocumentStore]:
+    opened = store_from_settings(store_settings)
+    await opened.open()
+    yield opened
+    await opened.aclose()

@@ -1,0 +1,1 @@
+"""Test support: a y-websocket client in Python, server processes, Postgres databases."""
