@@ -85,8 +85,12 @@ async def test_hooks_order_veto_isolation_and_attribution(tmp_path: Path) -> Non
 
     assert calls == [
         "early:connect",  # vetoed: the later extension is never asked
-        "early:connect", "late:connect", "early:load", "late:load",
-        "early:connect", "late:connect",  # second client: the document is already live
+        "early:connect",
+        "late:connect",
+        "early:load",
+        "late:load",
+        "early:connect",
+        "late:connect",  # second client: the document is already live
     ]
     change = early.changes[0]
     assert change.document == "iep/hooks" and change.seq == 1

@@ -63,9 +63,7 @@ def test_malformed_frames_raise_protocol_error(frame: bytes) -> None:
         decode_message(frame)
 
 
-@pytest.mark.parametrize(
-    "state", ["not json", "[1,2]", '"a string"', "{"]
-)
+@pytest.mark.parametrize("state", ["not json", "[1,2]", '"a string"', "{"])
 def test_awareness_states_must_be_json_objects_or_null(state: str) -> None:
     with pytest.raises(ProtocolError):
         decode_awareness_update(encode_awareness_update([AwarenessEntry(1, 1, state)]))

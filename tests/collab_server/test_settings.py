@@ -37,7 +37,11 @@ def test_the_server_refuses_to_start_with_bad_config(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "collab_server", "--port", "0"],
         env={"DATABASE_URL": "mysql://nope", "PATH": "/usr/bin:/bin"},
-        cwd=tmp_path, capture_output=True, text=True, timeout=30, check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert result.returncode != 0
     assert "DATABASE_URL" in result.stderr

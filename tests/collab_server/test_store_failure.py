@@ -1,4 +1,4 @@
-"""A failing store: the server keeps the edit in memory, reports not-ready, retries, loses nothing."""
+"""A failing store: the edit stays in memory, readiness drops, nothing is lost."""
 
 from __future__ import annotations
 
