@@ -17,8 +17,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
+from collab_server.access import (
+    AccessAuthenticator,
+    AccessStore,
+    MembershipEnforcer,
+    MemoryAccessStore,
+)
+from collab_server.api import api_routes
+from collab_server.auth import verifier_from_settings
 from collab_server.hooks import Extension, Hooks
 from collab_server.identity import AnonymousAuthenticator, Authenticator
+from collab_server.limits import RateLimits
 from collab_server.metrics import Metrics
 from collab_server.protocol import CloseCode
 from collab_server.registry import Registry, RegistryLimits
@@ -76,7 +85,17 @@ def create_app(
         hooks,
         server.authenticator,
         metrics,
-        SyncLimits(settings.max_message_bytes, settings.send_backlog_bytes),
+        SyncLimits(
+            settings.max_message_bytes,
+            settings.send_backlog_bytes,
+            RateLimits(
+                settings.rate_messages_per_second,
+                settings.rate_message_burst,
+                settings.rate_bytes_per_second,
+                settings.rate_byte_burst,
+                settings.max_connections_per_user,
+            ),
+        ),
     )
 
     @contextlib.asynccontextmanager
@@ -129,4 +148,36 @@ def build_app(settings: Settings) -> Starlette:
     from persistence import store_from_settings
 
     store = store_from_settings(settings)
-    return create_app(settings, store=store)
+    access = access_store_for(store)
+    authenticator = AccessAuthenticator(access, verifier_from_settings(settings))
+    enforcer = (
+        None
+        if authenticator.development_mode
+        else MembershipEnforcer(access, settings.membership_recheck_seconds)
+    )
+    app = create_app(
+        settings,
+        store=store,
+        extensions=[enforcer] if enforcer else [],
+        authenticator=authenticator,
+        extra_routes=api_routes(authenticator, access, enforcer),
+    )
+    if enforcer is not None:
+        enforcer.attach(app.state.collab.registry)
+    return app
+
+
+def access_store_for(store: DocumentStore) -> AccessStore:
+    """Members and people live beside the documents, in the same database."""
+    from persistence.postgres import PostgresStore
+    from persistence.sqlite import SQLiteStore
+
+    if isinstance(store, SQLiteStore):
+        from persistence.sqlite_access import SQLiteAccessStore
+
+        return SQLiteAccessStore(store)
+    if isinstance(store, PostgresStore):
+        from persistence.postgres_access import PostgresAccessStore
+
+        return PostgresAccessStore(store)
+    return MemoryAccessStore()

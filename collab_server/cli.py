@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import sys
 from collections.abc import Sequence
 
+import structlog
 import uvicorn
 
 from collab_server.app import CollabServer, build_app
@@ -36,6 +38,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def development_mode_refusal(host: str, allow_anonymous: bool) -> str | None:
+    """Anonymous editing is for a laptop: other hosts need COLLAB_ALLOW_ANONYMOUS=1."""
+    if allow_anonymous or _is_loopback(host):
+        return None
+    return (
+        f"refusing to serve anonymous editing on {host}: set SUPABASE_URL (or "
+        "SUPABASE_JWKS_URL / SUPABASE_JWT_SECRET) to require sign-in, bind 127.0.0.1, "
+        "or set COLLAB_ALLOW_ANONYMOUS=1 to accept the risk"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     try:
@@ -47,6 +69,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConfigError as exc:
         sys.exit(f"collab-server: {exc}")
     configure_logging(settings.log_level, settings.log_format)
+    if not settings.auth_configured:
+        refusal = development_mode_refusal(args.host, settings.allow_anonymous)
+        if refusal:
+            sys.exit(f"collab-server: {refusal}")
+        structlog.get_logger("collab.cli").warning(
+            "DEVELOPMENT MODE: no SUPABASE_URL, SUPABASE_JWKS_URL or SUPABASE_JWT_SECRET set; "
+            "anyone who can reach this server may read and edit every document",
+            host=args.host,
+        )
     app = build_app(settings)
     config = uvicorn.Config(
         app,

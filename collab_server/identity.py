@@ -62,17 +62,37 @@ class PeerNodeOrigin:
 Origin = ConnectionOrigin | ServerOrigin | PeerNodeOrigin
 
 
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a client presented: an access token, and (development mode only) a display name."""
+
+    token: str | None = None
+    display_name: str | None = None
+
+
 class Authenticator(Protocol):
     """Turns the credentials of a connection or request into an Identity for a document.
 
     Raises `Rejected` (close 4401 / 4403 or HTTP 401 / 403) to refuse.
     """
 
-    async def authenticate(self, token: str | None, document: str) -> Identity: ...
+    async def authenticate(self, credentials: Credentials, document: str) -> Identity: ...
+
+
+DEV_USER_PREFIX = "dev:"
+_MAX_DEV_NAME = 80
+
+
+def anonymous_identity(display_name: str | None) -> Identity:
+    """Development mode: an editor known only by the name the browser typed in."""
+    name = " ".join((display_name or "").split())[:_MAX_DEV_NAME]
+    if not name:
+        return Identity(user_id=None, display_name="anonymous", role=Role.EDITOR)
+    return Identity(user_id=DEV_USER_PREFIX + name, display_name=name, role=Role.EDITOR)
 
 
 class AnonymousAuthenticator:
     """Development mode: everybody may edit every document."""
 
-    async def authenticate(self, token: str | None, document: str) -> Identity:
-        return Identity(user_id=None, display_name="anonymous", role=Role.EDITOR)
+    async def authenticate(self, credentials: Credentials, document: str) -> Identity:
+        return anonymous_identity(credentials.display_name)

@@ -11,7 +11,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from collab_server.errors import ConfigError
@@ -90,6 +97,64 @@ class Settings(BaseSettings):
         gt=0,
         validation_alias=AliasChoices("COLLAB_STORE_RETRY_MAX_SECONDS", "store_retry_max_seconds"),
     )
+    # Supabase sign-in. None of the three set: development mode (anonymous editors).
+    supabase_url: str | None = Field(
+        None, validation_alias=AliasChoices("SUPABASE_URL", "supabase_url")
+    )
+    supabase_jwks_url: str | None = Field(
+        None, validation_alias=AliasChoices("SUPABASE_JWKS_URL", "supabase_jwks_url")
+    )
+    supabase_jwt_secret: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SUPABASE_JWT_SECRET", "supabase_jwt_secret")
+    )
+    # Public by design (the browser needs it to sign in); the editor page receives it.
+    supabase_anon_key: str | None = Field(
+        None, validation_alias=AliasChoices("SUPABASE_ANON_KEY", "supabase_anon_key")
+    )
+    jwt_audience: str = Field(
+        "authenticated", validation_alias=AliasChoices("COLLAB_JWT_AUDIENCE", "jwt_audience")
+    )
+    allow_anonymous: bool = Field(
+        False, validation_alias=AliasChoices("COLLAB_ALLOW_ANONYMOUS", "allow_anonymous")
+    )
+    membership_recheck_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=60,
+        validation_alias=AliasChoices(
+            "COLLAB_MEMBERSHIP_RECHECK_SECONDS", "membership_recheck_seconds"
+        ),
+    )
+    rate_messages_per_second: float = Field(
+        1000.0,
+        gt=0,
+        validation_alias=AliasChoices(
+            "COLLAB_RATE_MESSAGES_PER_SECOND", "rate_messages_per_second"
+        ),
+    )
+    rate_message_burst: float = Field(
+        2000.0,
+        ge=1,
+        validation_alias=AliasChoices("COLLAB_RATE_MESSAGE_BURST", "rate_message_burst"),
+    )
+    rate_bytes_per_second: float = Field(
+        4 * 1024 * 1024,
+        gt=0,
+        validation_alias=AliasChoices("COLLAB_RATE_BYTES_PER_SECOND", "rate_bytes_per_second"),
+    )
+    # At least one frame of the maximum size must fit (checked below).
+    rate_byte_burst: float = Field(
+        32 * 1024 * 1024,
+        ge=1024,
+        validation_alias=AliasChoices("COLLAB_RATE_BYTE_BURST", "rate_byte_burst"),
+    )
+    max_connections_per_user: int = Field(
+        20,
+        ge=1,
+        validation_alias=AliasChoices(
+            "COLLAB_MAX_CONNECTIONS_PER_USER", "max_connections_per_user"
+        ),
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", validation_alias=AliasChoices("COLLAB_LOG_LEVEL", "log_level")
     )
@@ -118,6 +183,22 @@ class Settings(BaseSettings):
                 "(e.g. sqlite:///data/collab.db)"
             )
         return value
+
+    @field_validator("rate_byte_burst")
+    @classmethod
+    def _byte_burst_fits_a_frame(cls, value: float, info: ValidationInfo) -> float:
+        max_frame = info.data.get("max_message_bytes", 0)
+        if value < max_frame:
+            raise ValueError(
+                f"must be at least COLLAB_MAX_MESSAGE_BYTES ({max_frame}) "
+                "or the largest allowed frame could never be sent"
+            )
+        return value
+
+    @property
+    def auth_configured(self) -> bool:
+        """False: development mode, anonymous users may edit."""
+        return bool(self.supabase_url or self.supabase_jwks_url or self.supabase_jwt_secret)
 
     @property
     def is_postgres(self) -> bool:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import structlog
 from starlette.responses import PlainTextResponse
@@ -18,7 +19,8 @@ from collab_server.connection import Connection
 from collab_server.document import LiveDocument
 from collab_server.errors import InvalidDocumentName, ProtocolError, Rejected
 from collab_server.hooks import ConnectPayload, Hooks
-from collab_server.identity import Authenticator
+from collab_server.identity import Authenticator, Credentials
+from collab_server.limits import ConnectionCap, ConnectionRate, RateLimits
 from collab_server.metrics import Metrics
 from collab_server.names import validate_document_name
 from collab_server.protocol import CloseCode
@@ -42,6 +44,13 @@ _HTTP_STATUS: dict[int, int] = {
 class SyncLimits:
     max_message_bytes: int
     send_backlog_bytes: int
+    rates: RateLimits = field(default_factory=RateLimits)
+
+
+def request_credentials(websocket: WebSocket) -> Credentials:
+    # `?name=` only matters to the development-mode authenticator; verified users get
+    # their name from our people records or their token.
+    return Credentials(request_token(websocket), websocket.query_params.get("name") or None)
 
 
 def request_token(websocket: WebSocket) -> str | None:
@@ -77,6 +86,7 @@ class SyncEndpoint:
         self.authenticator = authenticator
         self.metrics = metrics
         self.limits = limits
+        self.connection_cap = ConnectionCap(limits.rates.max_connections_per_user)
 
     async def handle(self, websocket: WebSocket) -> None:
         raw_name = websocket.path_params.get("name", "")
@@ -89,7 +99,9 @@ class SyncEndpoint:
             await refuse(websocket, CloseCode.GOING_AWAY, "server is shutting down")
             return
         try:
-            identity = await self.authenticator.authenticate(request_token(websocket), name)
+            identity = await self.authenticator.authenticate(request_credentials(websocket), name)
+            self.connection_cap.acquire(identity.user_id)
+            counted_user = identity.user_id
             connection = Connection(
                 websocket, name, identity, backlog_limit=self.limits.send_backlog_bytes
             )
@@ -98,6 +110,7 @@ class SyncEndpoint:
                 live = await self.registry.acquire(name)
             except BaseException:
                 connection.abort()
+                self.connection_cap.release(counted_user)
                 raise
         except Rejected as exc:
             log.info("connection_refused", document=name, code=exc.code, reason=exc.reason)
@@ -108,12 +121,17 @@ class SyncEndpoint:
             await refuse(websocket, CloseCode.INTERNAL_ERROR, "document unavailable")
             return
 
-        await websocket.accept()
-        await self.registry.connect(live, connection)
-        log.info("connected", document=name, connection=connection.id, user=identity.user_id)
+        expiry: asyncio.TimerHandle | None = None
         try:
+            await websocket.accept()
+            await self.registry.connect(live, connection)
+            log.info("connected", document=name, connection=connection.id, user=identity.user_id)
+            expiry = self._close_on_expiry(connection)
             await self._pump(websocket, connection, live)
         finally:
+            if expiry is not None:
+                expiry.cancel()
+            self.connection_cap.release(counted_user)
             await self.registry.disconnect(live, connection)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(connection.closed(), 2.0)
@@ -125,8 +143,21 @@ class SyncEndpoint:
                 code=connection.close_code,
             )
 
+    def _close_on_expiry(self, connection: Connection) -> asyncio.TimerHandle | None:
+        """A socket lives no longer than its token: the client reconnects with a fresh one."""
+        expires_at = connection.identity.expires_at
+        if expires_at is None:
+            return None
+        return asyncio.get_running_loop().call_later(
+            max(0.0, expires_at - time.time()),
+            connection.close,
+            CloseCode.UNAUTHORIZED,
+            "token expired",
+        )
+
     async def _pump(self, websocket: WebSocket, connection: Connection, live: LiveDocument) -> None:
         max_bytes = self.limits.max_message_bytes
+        rate = ConnectionRate(self.limits.rates)
         while connection.is_open:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
@@ -144,6 +175,11 @@ class SyncEndpoint:
             if len(frame) > max_bytes:
                 self._reject(
                     connection, CloseCode.MESSAGE_TOO_BIG, "frame over size limit", "too_big"
+                )
+                return
+            if not rate.allow(len(frame)):
+                self._reject(
+                    connection, CloseCode.RATE_LIMITED, "message rate limit exceeded", "rate"
                 )
                 return
             try:

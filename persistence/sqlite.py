@@ -60,6 +60,10 @@ class SQLiteStore:
                     (migration.version, migration.name, time.time()),
                 )
 
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[aiosqlite.Connection]:
+        """A write transaction that takes turns with the store's own (used by the access store)."""
+        return self._transaction()
+
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         db = self.db

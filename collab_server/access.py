@@ -1,0 +1,439 @@
+"""Who may open which document: members with roles, people records, and the authenticator.
+
+`AccessStore` is the persistence interface (SQLite and Postgres implementations live in
+`persistence/`, beside the documents). `AccessAuthenticator` combines token verification and
+membership into the `Identity` of a connection; `MembershipEnforcer` keeps live connections
+honest when a membership is revoked or downgraded (at once through our API, and by a periodic
+recheck for changes made directly in the database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import zoneinfo
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+import phonenumbers
+import structlog
+
+from collab_server.auth import TokenVerifier, VerifiedToken
+from collab_server.connection import Connection
+from collab_server.errors import Rejected
+from collab_server.hooks import ConnectPayload, Extension
+from collab_server.identity import (
+    DEV_USER_PREFIX,
+    Credentials,
+    Identity,
+    Role,
+    anonymous_identity,
+)
+from collab_server.protocol import CloseCode
+
+if TYPE_CHECKING:
+    from collab_server.registry import Registry
+
+log = structlog.get_logger("collab.access")
+
+
+# -- records ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    document: str
+    user_id: str
+    role: Role
+    digest: bool = False  # this person receives change digests of the document
+
+    def to_json(self) -> dict[str, Any]:
+        return {"user_id": self.user_id, "role": self.role.value, "digest": self.digest}
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentAccess:
+    """A document someone may open, with their effective role."""
+
+    name: str
+    role: Role
+    updated_at: float | None  # epoch seconds of the last stored change; None: nothing stored
+
+
+class Language(StrEnum):
+    ARABIC = "ar"
+    ENGLISH = "en"
+
+
+@dataclass(frozen=True, slots=True)
+class Channels:
+    whatsapp: bool = False
+    email: bool = False
+    in_app: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    user_id: str
+    name: str
+    phone: str | None  # E.164
+    email: str | None
+    language: Language = Language.ENGLISH
+    timezone: str = "UTC"  # IANA name
+    channels: Channels = field(default_factory=Channels)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "name": self.name,
+            "phone": self.phone,
+            "email": self.email,
+            "language": self.language.value,
+            "timezone": self.timezone,
+            "channels": {
+                "whatsapp": self.channels.whatsapp,
+                "email": self.channels.email,
+                "in_app": self.channels.in_app,
+            },
+        }
+
+
+class InvalidRecord(ValueError):
+    """A record failed validation; `problems` maps each field to a message for the user."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in problems.items()))
+        self.problems = problems
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_MAX_NAME = 200
+_PERSON_FIELDS = {"name", "phone", "email", "language", "timezone", "channels"}
+_CHANNELS = ("whatsapp", "email", "in_app")
+
+
+def person_from_json(user_id: str, body: object) -> Person:
+    """Validate a people record sent by a client; raises InvalidRecord naming each bad field."""
+    if not isinstance(body, dict):
+        raise InvalidRecord({"body": "must be a JSON object"})
+    problems: dict[str, str] = {}
+    for unknown in sorted(set(body) - _PERSON_FIELDS):
+        problems[unknown] = "unknown field"
+
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name) > _MAX_NAME:
+        problems["name"] = f"required: a non-empty string of at most {_MAX_NAME} characters"
+
+    phone = body.get("phone")
+    if phone is not None:
+        phone = _e164(phone)
+        if phone is None:
+            problems["phone"] = "must be a valid E.164 phone number such as +971501234567"
+
+    email = body.get("email")
+    if email is not None and (not isinstance(email, str) or not _EMAIL.match(email)):
+        problems["email"] = "must be an e-mail address such as name@example.org"
+
+    language = body.get("language", Language.ENGLISH.value)
+    if language not in Language._value2member_map_:
+        problems["language"] = "must be 'ar' or 'en'"
+
+    timezone = body.get("timezone", "UTC")
+    if not _is_time_zone(timezone):
+        problems["timezone"] = "must be an IANA time zone such as Asia/Dubai"
+
+    channels = _channels(body.get("channels", {}), problems)
+    if channels.whatsapp and not phone and "phone" not in problems:
+        problems["channels.whatsapp"] = "needs a phone number"
+    if channels.email and not email and "email" not in problems:
+        problems["channels.email"] = "needs an e-mail address"
+
+    if problems:
+        raise InvalidRecord(problems)
+    assert isinstance(name, str)
+    return Person(
+        user_id=user_id,
+        name=name.strip(),
+        phone=phone,
+        email=email,
+        language=Language(language),
+        timezone=str(timezone),
+        channels=channels,
+    )
+
+
+def _e164(value: object) -> str | None:
+    if not isinstance(value, str) or not value.startswith("+"):
+        return None
+    try:
+        parsed = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    formatted = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return formatted if formatted == value else None
+
+
+def _is_time_zone(value: object) -> bool:
+    if not isinstance(value, str) or not value:
+        return False
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _channels(value: object, problems: dict[str, str]) -> Channels:
+    if not isinstance(value, dict):
+        problems["channels"] = "must be an object with whatsapp, email and in_app booleans"
+        return Channels()
+    for unknown in sorted(set(value) - set(_CHANNELS)):
+        problems[f"channels.{unknown}"] = "unknown channel"
+    flags: dict[str, bool] = {}
+    defaults = Channels()
+    for name in _CHANNELS:
+        flag = value.get(name, getattr(defaults, name))
+        if not isinstance(flag, bool):
+            problems[f"channels.{name}"] = "must be true or false"
+            continue
+        flags[name] = flag
+    return Channels(**flags)
+
+
+# -- the store interface ----------------------------------------------------------------------
+
+
+class AccessStore(Protocol):
+    """Members and people, stored beside the documents (opened and migrated by the store)."""
+
+    async def member(self, document: str, user_id: str) -> Member | None: ...
+
+    async def members(self, document: str) -> list[Member]: ...
+
+    async def memberships_of(self, user_ids: Collection[str]) -> list[Member]:
+        """Every membership of these users (one query for the periodic recheck)."""
+
+    async def put_member(self, member: Member) -> bool:
+        """Insert or replace; True when the person was not a member before."""
+
+    async def remove_member(self, document: str, user_id: str) -> bool:
+        """True when there was a membership to remove."""
+
+    async def claim_document(self, document: str, user_id: str) -> bool:
+        """Make `user_id` the owner if the document has no members yet; True if it did."""
+
+    async def documents_for(self, user_id: str | None) -> list[DocumentAccess]:
+        """Documents `user_id` is a member of; None: every document (for admins)."""
+
+    async def person(self, user_id: str) -> Person | None: ...
+
+    async def put_person(self, person: Person) -> None: ...
+
+
+class MemoryAccessStore:
+    """In-process AccessStore for `memory://` stores and development runs."""
+
+    def __init__(self) -> None:
+        self._members: dict[tuple[str, str], Member] = {}
+        self._people: dict[str, Person] = {}
+
+    async def member(self, document: str, user_id: str) -> Member | None:
+        return self._members.get((document, user_id))
+
+    async def members(self, document: str) -> list[Member]:
+        return sorted(
+            (m for m in self._members.values() if m.document == document), key=lambda m: m.user_id
+        )
+
+    async def memberships_of(self, user_ids: Collection[str]) -> list[Member]:
+        wanted = set(user_ids)
+        return [m for m in self._members.values() if m.user_id in wanted]
+
+    async def put_member(self, member: Member) -> bool:
+        key = (member.document, member.user_id)
+        created = key not in self._members
+        self._members[key] = member
+        return created
+
+    async def remove_member(self, document: str, user_id: str) -> bool:
+        return self._members.pop((document, user_id), None) is not None
+
+    async def claim_document(self, document: str, user_id: str) -> bool:
+        if any(m.document == document for m in self._members.values()):
+            return False
+        self._members[(document, user_id)] = Member(document, user_id, Role.OWNER)
+        return True
+
+    async def documents_for(self, user_id: str | None) -> list[DocumentAccess]:
+        found: dict[str, Role] = {}
+        for m in self._members.values():
+            if user_id is None:
+                found[m.document] = Role.OWNER
+            elif m.user_id == user_id:
+                found[m.document] = m.role
+        return [DocumentAccess(name, role, None) for name, role in sorted(found.items())]
+
+    async def person(self, user_id: str) -> Person | None:
+        return self._people.get(user_id)
+
+    async def put_person(self, person: Person) -> None:
+        self._people[person.user_id] = person
+
+
+# -- who is calling ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The verified user behind an HTTP API request."""
+
+    user_id: str
+    is_admin: bool
+
+
+class NotAMember(Rejected):
+    def __init__(self, reason: str = "not a member of this document") -> None:
+        super().__init__(CloseCode.FORBIDDEN, reason)
+
+
+class AccessAuthenticator:
+    """Token + membership -> Identity. Without a verifier it is the development mode:
+    anonymous editors known by the display name they typed, and every API caller an admin.
+    """
+
+    def __init__(self, access: AccessStore, verifier: TokenVerifier | None) -> None:
+        self.access = access
+        self.verifier = verifier
+
+    @property
+    def development_mode(self) -> bool:
+        return self.verifier is None
+
+    async def authenticate(self, credentials: Credentials, document: str) -> Identity:
+        if self.verifier is None:
+            return anonymous_identity(credentials.display_name)
+        token = await self.verifier.verify(credentials.token)
+        name = await self._display_name(token)
+        if token.is_admin:
+            if await self.access.claim_document(document, token.user_id):
+                log.info("document_claimed", document=document, user=token.user_id)
+            return Identity(
+                token.user_id, name, Role.OWNER, is_admin=True, expires_at=token.expires_at
+            )
+        member = await self.access.member(document, token.user_id)
+        if member is None:
+            log.info("not_a_member", document=document, user=token.user_id)
+            raise NotAMember()
+        return Identity(token.user_id, name, member.role, expires_at=token.expires_at)
+
+    async def caller(self, credentials: Credentials) -> Caller:
+        if self.verifier is None:
+            return Caller(anonymous_identity(credentials.display_name).user_id or "dev", True)
+        token = await self.verifier.verify(credentials.token)
+        return Caller(token.user_id, token.is_admin)
+
+    async def _display_name(self, token: VerifiedToken) -> str:
+        person = await self.access.person(token.user_id)
+        if person is not None:
+            return person.name
+        return token.full_name or token.email or token.user_id
+
+
+# -- live connections follow membership changes -----------------------------------------------
+
+
+class MembershipEnforcer(Extension):
+    """Closes (4403) or downgrades live connections whose membership was revoked or changed."""
+
+    name = "membership"
+
+    def __init__(self, access: AccessStore, recheck_seconds: float) -> None:
+        self.access = access
+        self.recheck_seconds = recheck_seconds
+        self._registry: Registry | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def attach(self, registry: Registry) -> None:
+        self._registry = registry
+
+    async def on_connect(self, payload: ConnectPayload) -> None:
+        # Started by the first connection: that is when there is something to watch.
+        if self._task is None:
+            self._task = asyncio.create_task(self._recheck_loop(), name="membership-recheck")
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def apply(self, document: str, user_id: str, role: Role | None) -> int:
+        """A membership changed through our API: apply it to live connections now."""
+        if self._registry is None:
+            return 0
+        live = self._registry.get_live(document)
+        if live is None:
+            return 0
+        affected = 0
+        for connection in list(live.connections):
+            identity = connection.identity
+            if identity.user_id == user_id and _is_member_identity(identity):
+                affected += self._enforce(connection, role)
+        return affected
+
+    async def recheck(self) -> int:
+        """Compare every live member connection with the database (catches direct edits)."""
+        if self._registry is None:
+            return 0
+        watched = [
+            connection
+            for live in self._registry.live_documents.values()
+            for connection in live.connections
+            if _is_member_identity(connection.identity)
+        ]
+        if not watched:
+            return 0
+        users = {c.identity.user_id for c in watched if c.identity.user_id is not None}
+        roles = {(m.document, m.user_id): m.role for m in await self.access.memberships_of(users)}
+        affected = 0
+        for connection in watched:
+            role = roles.get((connection.document, connection.identity.user_id or ""))
+            affected += self._enforce(connection, role)
+        return affected
+
+    def _enforce(self, connection: Connection, role: Role | None) -> int:
+        identity = connection.identity
+        if role is None:
+            log.info("membership_revoked", document=connection.document, user=identity.user_id)
+            connection.close(CloseCode.FORBIDDEN, "membership revoked")
+            return 1
+        if role is identity.role:
+            return 0
+        log.info(
+            "membership_changed",
+            document=connection.document,
+            user=identity.user_id,
+            role=role.value,
+        )
+        connection.identity = replace(identity, role=role)
+        return 1
+
+    async def _recheck_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.recheck_seconds)
+            try:
+                await self.recheck()
+            except Exception:
+                log.exception("membership_recheck_failed")
+
+
+def _is_member_identity(identity: Identity) -> bool:
+    """Connections whose access rests on a membership (not admins, not development users)."""
+    user_id = identity.user_id
+    return user_id is not None and not identity.is_admin and not user_id.startswith(DEV_USER_PREFIX)

@@ -1,0 +1,80 @@
+"""What every API router shares: the caller's credentials, JSON bodies, error responses.
+
+Errors are JSON: `{"error": "..."}`, plus `"problems": {field: message}` for a 422.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from collab_server.errors import Rejected
+from collab_server.identity import Credentials
+from collab_server.protocol import CloseCode
+
+log = structlog.get_logger("collab.api")
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+_STATUS_OF_CLOSE_CODE: dict[int, int] = {
+    CloseCode.UNAUTHORIZED: 401,
+    CloseCode.FORBIDDEN: 403,
+    CloseCode.RATE_LIMITED: 429,
+    CloseCode.BAD_REQUEST: 400,
+}
+_MAX_BODY_BYTES = 64 * 1024
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, problems: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.problems = problems
+
+
+def request_credentials(request: Request) -> Credentials:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    token = value.strip() if scheme.lower() == "bearer" else ""
+    return Credentials(
+        token or request.query_params.get("token") or None,
+        request.query_params.get("name") or None,
+    )
+
+
+async def json_body(request: Request) -> Any:
+    raw = await request.body()
+    if len(raw) > _MAX_BODY_BYTES:
+        raise ApiError(413, "request body too large")
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise ApiError(400, "request body must be JSON") from None
+
+
+def json_errors(handler: Handler) -> Handler:
+    """Turn refusals and API errors into JSON responses with the right status."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except Rejected as exc:
+            status = _STATUS_OF_CLOSE_CODE.get(exc.code, 403)
+            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+            log.info("api_refused", path=request.url.path, status=status, reason=exc.reason)
+            return JSONResponse({"error": exc.reason}, status_code=status, headers=headers)
+        except ApiError as exc:
+            body: dict[str, Any] = {"error": exc.message}
+            if exc.problems:
+                body["problems"] = exc.problems
+            return JSONResponse(body, status_code=exc.status)
+
+    return wrapped

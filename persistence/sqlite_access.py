@@ -1,0 +1,158 @@
+"""Members and people in the SQLite file of the documents (tables from 002_access.sql).
+
+It shares the SQLiteStore's one connection, so its writes take turns with group commits.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection
+from typing import Any
+
+from collab_server.access import Channels, DocumentAccess, Language, Member, Person
+from collab_server.identity import Role
+from persistence.sqlite import SQLiteStore
+
+_PERSON_COLUMNS = (
+    "user_id, name, phone, email, language, timezone, notify_whatsapp, notify_email, notify_in_app"
+)
+
+
+class SQLiteAccessStore:
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+
+    async def member(self, document: str, user_id: str) -> Member | None:
+        async with self._store.db.execute(
+            "SELECT document, user_id, role, digest FROM members "
+            "WHERE document = ? AND user_id = ?",
+            (document, user_id),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return _member(row) if row else None
+
+    async def members(self, document: str) -> list[Member]:
+        async with self._store.db.execute(
+            "SELECT document, user_id, role, digest FROM members WHERE document = ? "
+            "ORDER BY user_id",
+            (document,),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [_member(row) for row in rows]
+
+    async def memberships_of(self, user_ids: Collection[str]) -> list[Member]:
+        found: list[Member] = []
+        ids = list(user_ids)
+        # SQLite binds at most 999 variables in older builds: query in slices.
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            async with self._store.db.execute(
+                f"SELECT document, user_id, role, digest FROM members WHERE user_id IN ({marks})",
+                chunk,
+            ) as cursor:
+                found += [_member(row) for row in await cursor.fetchall()]
+        return found
+
+    async def put_member(self, member: Member) -> bool:
+        now = time.time()
+        async with self._store.transaction() as db:
+            async with db.execute(
+                "SELECT 1 FROM members WHERE document = ? AND user_id = ?",
+                (member.document, member.user_id),
+            ) as cursor:
+                existed = await cursor.fetchone() is not None
+            await db.execute(
+                "INSERT INTO members (document, user_id, role, digest, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (document, user_id) DO UPDATE SET "
+                "role = excluded.role, digest = excluded.digest, updated_at = excluded.updated_at",
+                (member.document, member.user_id, member.role.value, int(member.digest), now, now),
+            )
+        return not existed
+
+    async def remove_member(self, document: str, user_id: str) -> bool:
+        async with self._store.transaction() as db:
+            cursor = await db.execute(
+                "DELETE FROM members WHERE document = ? AND user_id = ?", (document, user_id)
+            )
+            removed = cursor.rowcount > 0
+            await cursor.close()
+        return removed
+
+    async def claim_document(self, document: str, user_id: str) -> bool:
+        now = time.time()
+        async with self._store.transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO members (document, user_id, role, digest, created_at, updated_at) "
+                "SELECT ?, ?, 'owner', 0, ?, ? "
+                "WHERE NOT EXISTS (SELECT 1 FROM members WHERE document = ?)",
+                (document, user_id, now, now, document),
+            )
+            claimed = cursor.rowcount > 0
+            await cursor.close()
+        return claimed
+
+    async def documents_for(self, user_id: str | None) -> list[DocumentAccess]:
+        if user_id is None:
+            sql = (
+                "SELECT n.name, 'owner', d.updated_at FROM "
+                "(SELECT name FROM documents UNION SELECT document FROM members) AS n "
+                "LEFT JOIN documents AS d ON d.name = n.name ORDER BY n.name"
+            )
+            params: tuple[Any, ...] = ()
+        else:
+            sql = (
+                "SELECT m.document, m.role, d.updated_at FROM members AS m "
+                "LEFT JOIN documents AS d ON d.name = m.document "
+                "WHERE m.user_id = ? ORDER BY m.document"
+            )
+            params = (user_id,)
+        async with self._store.db.execute(sql, params) as cursor:
+            rows = await cursor.fetchall()
+        return [DocumentAccess(r[0], Role(r[1]), r[2]) for r in rows]
+
+    async def person(self, user_id: str) -> Person | None:
+        async with self._store.db.execute(
+            f"SELECT {_PERSON_COLUMNS} FROM people WHERE user_id = ?", (user_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        return Person(
+            user_id=row[0],
+            name=row[1],
+            phone=row[2],
+            email=row[3],
+            language=Language(row[4]),
+            timezone=row[5],
+            channels=Channels(bool(row[6]), bool(row[7]), bool(row[8])),
+        )
+
+    async def put_person(self, person: Person) -> None:
+        channels = person.channels
+        async with self._store.transaction() as db:
+            await db.execute(
+                f"INSERT INTO people ({_PERSON_COLUMNS}, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
+                "name = excluded.name, phone = excluded.phone, email = excluded.email, "
+                "language = excluded.language, timezone = excluded.timezone, "
+                "notify_whatsapp = excluded.notify_whatsapp, "
+                "notify_email = excluded.notify_email, notify_in_app = excluded.notify_in_app, "
+                "updated_at = excluded.updated_at",
+                (
+                    person.user_id,
+                    person.name,
+                    person.phone,
+                    person.email,
+                    person.language.value,
+                    person.timezone,
+                    int(channels.whatsapp),
+                    int(channels.email),
+                    int(channels.in_app),
+                    time.time(),
+                ),
+            )
+
+
+def _member(row: Any) -> Member:
+    return Member(row[0], row[1], Role(row[2]), bool(row[3]))

@@ -1,0 +1,105 @@
+"""The AccessStore contract (members, people), run against SQLite and the real PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from collab_server.access import AccessStore, Channels, Language, Member, Person
+from collab_server.app import access_store_for
+from collab_server.identity import Role
+from collab_server.settings import Settings
+from collab_server.store import DocumentStore, UpdateRecord
+from persistence import store_from_settings
+
+
+@pytest.fixture
+def access(store: DocumentStore) -> AccessStore:
+    return access_store_for(store)
+
+
+async def test_members_are_stored_replaced_and_removed(access: AccessStore) -> None:
+    assert await access.put_member(Member("iep/1", "t1", Role.EDITOR, digest=True))
+    assert await access.put_member(Member("iep/1", "p1", Role.VIEWER))
+    assert not await access.put_member(Member("iep/1", "t1", Role.OWNER))
+    assert await access.member("iep/1", "t1") == Member("iep/1", "t1", Role.OWNER, False)
+    assert await access.member("iep/2", "t1") is None
+    assert [m.user_id for m in await access.members("iep/1")] == ["p1", "t1"]
+    assert await access.remove_member("iep/1", "p1")
+    assert not await access.remove_member("iep/1", "p1")
+    assert await access.members("iep/1") == [Member("iep/1", "t1", Role.OWNER, False)]
+
+
+async def test_memberships_of_many_users_come_back_in_one_call(access: AccessStore) -> None:
+    for i in range(3):
+        await access.put_member(Member(f"iep/{i}", "t1", Role.EDITOR))
+    await access.put_member(Member("iep/0", "p1", Role.VIEWER))
+    await access.put_member(Member("iep/0", "other", Role.VIEWER))
+    found = {(m.document, m.user_id) for m in await access.memberships_of(["t1", "p1", "gone"])}
+    assert found == {("iep/0", "t1"), ("iep/1", "t1"), ("iep/2", "t1"), ("iep/0", "p1")}
+    assert await access.memberships_of([]) == []
+
+
+async def test_only_the_first_claim_of_a_document_makes_an_owner(access: AccessStore) -> None:
+    assert await access.claim_document("iep/new", "admin-1")
+    assert not await access.claim_document("iep/new", "admin-2")
+    assert await access.members("iep/new") == [Member("iep/new", "admin-1", Role.OWNER)]
+    await access.put_member(Member("iep/taken", "t1", Role.EDITOR))
+    assert not await access.claim_document("iep/taken", "admin-1")
+
+
+async def test_documents_for_a_user_and_for_admins(
+    access: AccessStore, store: DocumentStore
+) -> None:
+    await access.put_member(Member("iep/b", "t1", Role.EDITOR))
+    await access.put_member(Member("iep/a", "t1", Role.VIEWER))
+    await access.put_member(Member("iep/c", "p1", Role.VIEWER))
+    stored_at = time.time()
+    # iep/a has content; iep/orphan has content but no members (only admins see it).
+    await store.append(
+        [
+            UpdateRecord("iep/a", 1, b"\x00\x00", "t1", stored_at),
+            UpdateRecord("iep/orphan", 1, b"\x00\x00", None, stored_at),
+        ]
+    )
+    mine = await access.documents_for("t1")
+    assert [(d.name, d.role) for d in mine] == [("iep/a", Role.VIEWER), ("iep/b", Role.EDITOR)]
+    assert mine[0].updated_at == pytest.approx(stored_at, abs=1)
+    assert mine[1].updated_at is None
+    everything = await access.documents_for(None)
+    assert [d.name for d in everything] == ["iep/a", "iep/b", "iep/c", "iep/orphan"]
+    assert await access.documents_for("nobody") == []
+
+
+async def test_people_records_round_trip_and_replace(access: AccessStore) -> None:
+    huda = Person(
+        user_id="u1",
+        name="هدى",
+        phone="+971501234567",
+        email="huda@example.org",
+        language=Language.ARABIC,
+        timezone="Asia/Dubai",
+        channels=Channels(whatsapp=True, email=False, in_app=True),
+    )
+    assert await access.person("u1") is None
+    await access.put_person(huda)
+    assert await access.person("u1") == huda
+    moved = Person("u1", "Huda", None, "huda@example.org", Language.ENGLISH, "Europe/London")
+    await access.put_person(moved)
+    assert await access.person("u1") == moved
+
+
+async def test_access_tables_survive_a_restart(store_settings: Settings) -> None:
+    first = store_from_settings(store_settings)
+    await first.open()
+    await access_store_for(first).put_member(Member("iep/1", "t1", Role.EDITOR, True))
+    await first.aclose()
+    again = store_from_settings(store_settings)
+    await again.open()
+    try:
+        assert await access_store_for(again).member("iep/1", "t1") == Member(
+            "iep/1", "t1", Role.EDITOR, True
+        )
+    finally:
+        await again.aclose()
