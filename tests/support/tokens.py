@@ -7,7 +7,10 @@ Tokens are real JWTs signed with ES256 keys (published in the JWKS) or the HS256
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import hmac
 import json
 import threading
 import time
@@ -153,7 +156,6 @@ def fake_supabase() -> Iterator[FakeSupabase]:
 
 def unsigned_token(claims: dict[str, Any]) -> str:
     """`alg: none`: PyJWT refuses to produce one, so assemble it by hand."""
-    import base64
 
     def part(value: dict[str, Any]) -> str:
         raw = json.dumps(value, separators=(",", ":")).encode()
@@ -164,10 +166,6 @@ def unsigned_token(claims: dict[str, Any]) -> str:
 
 def hs256_with_public_key(supabase: FakeSupabase, claims: dict[str, Any]) -> str:
     """The algorithm-confusion attack: HMAC keyed with the published public key."""
-    import base64
-    import hashlib
-    import hmac
-
     key = supabase.keys[0]
 
     def b64(raw: bytes) -> str:
