@@ -162,28 +162,63 @@ class TokenVerifier:
             raise self._fail("malformed token") from None
         key = await self._pick_key(header)
         try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key.key,
-                algorithms=[key.algorithm],
-                audience=self._audience,
-                issuer=self._issuer,
-                leeway=self._leeway,
-                options={"require": ["exp", "sub", "aud"]},
-            )
-        except jwt.ExpiredSignatureError:
-            raise self._fail("token expired") from None
-        except jwt.InvalidAudienceError:
-            raise self._fail("wrong audience") from None
-        except jwt.InvalidIssuerError:
-            raise self._fail("wrong issuer") from None
-        except jwt.InvalidAlgorithmError:
-            raise self._fail("algorithm not allowed for this key") from None
-        except jwt.InvalidSignatureError:
-            raise self._fail("bad signature") from None
+            claims = self._decode(token, key, strict=True)
+        except (
+            jwt.InvalidAudienceError,
+            jwt.InvalidIssuerError,
+            jwt.MissingRequiredClaimError,
+        ) as exc:
+            claims = self._service_role_claims(token, key, exc)
         except jwt.PyJWTError as exc:
-            raise self._fail(f"invalid token ({type(exc).__name__})") from None
+            raise self._refusal(exc) from None
         return _verified(claims)
+
+    def _decode(self, token: str, key: _Key, *, strict: bool) -> dict[str, Any]:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key.key,
+            algorithms=[key.algorithm],
+            audience=self._audience if strict else None,
+            issuer=self._issuer if strict else None,
+            leeway=self._leeway,
+            options={
+                "require": ["exp", "sub", "aud"] if strict else ["exp"],
+                "verify_aud": strict,
+                "verify_iss": strict,
+            },
+        )
+        return claims
+
+    def _service_role_claims(
+        self, token: str, key: _Key, strict_error: jwt.PyJWTError
+    ) -> dict[str, Any]:
+        """Supabase's service-role key is a JWT without `sub` or `aud`, issued by "supabase".
+
+        It is accepted, as admin, when its signature and expiry hold; any other token that
+        failed the audience, issuer or required-claim checks stays refused.
+        """
+        try:
+            claims = self._decode(token, key, strict=False)
+        except jwt.PyJWTError as exc:
+            raise self._refusal(exc) from None
+        if claims.get("role") != SERVICE_ROLE:
+            raise self._refusal(strict_error) from None
+        return {"sub": SERVICE_ROLE, **claims}
+
+    def _refusal(self, exc: jwt.PyJWTError) -> Unauthenticated:
+        if isinstance(exc, jwt.ExpiredSignatureError):
+            return self._fail("token expired")
+        if isinstance(exc, jwt.InvalidAudienceError):
+            return self._fail("wrong audience")
+        if isinstance(exc, jwt.InvalidIssuerError):
+            return self._fail("wrong issuer")
+        if isinstance(exc, jwt.InvalidAlgorithmError):
+            return self._fail("algorithm not allowed for this key")
+        if isinstance(exc, jwt.InvalidSignatureError):
+            return self._fail("bad signature")
+        if isinstance(exc, jwt.MissingRequiredClaimError):
+            return self._fail(f"token lacks the {exc.claim} claim")
+        return self._fail(f"invalid token ({type(exc).__name__})")
 
     async def _pick_key(self, header: dict[str, Any]) -> _Key:
         kid = header.get("kid")

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 
 import httpx
+import jwt
 import pytest
 import structlog
 import websockets
@@ -154,6 +155,26 @@ async def test_admin_comes_from_app_metadata_or_service_role_never_user_metadata
     assert (await check.verify(supabase.token(role="service_role"))).is_admin
     self_declared = supabase.token(user_metadata={"role": "admin"})
     assert not (await check.verify(self_declared)).is_admin
+
+
+async def test_the_legacy_service_role_key_is_an_admin_but_other_claimless_tokens_are_not(
+    supabase: FakeSupabase,
+) -> None:
+    now = int(time.time())
+    service_key = {"iss": "supabase", "role": "service_role", "iat": now, "exp": now + 3600}
+    check = verifier(supabase)
+    token = await check.verify(jwt.encode(service_key, HS256_SECRET, algorithm="HS256"))
+    assert (token.user_id, token.is_admin) == ("service_role", True)
+    anon_key = {**service_key, "role": "anon"}
+    assert await rejected(check, jwt.encode(anon_key, HS256_SECRET, algorithm="HS256")) == (
+        "token lacks the sub claim"
+    )
+    expired = {**service_key, "exp": now - 60}
+    assert await rejected(check, jwt.encode(expired, HS256_SECRET, algorithm="HS256")) == (
+        "token expired"
+    )
+    forged = jwt.encode(service_key, "a-guessed-secret-of-enough-length-000", algorithm="HS256")
+    assert await rejected(check, forged) == "bad signature"
 
 
 async def test_refusals_at_the_upgrade_and_on_the_api_never_log_the_token(
