@@ -43,3 +43,25 @@ bench: $(STAMP) node-deps
 
 clean:
 	rm -rf $(VENV) tests/interop/node_modules data
+
+# The browser editor: its npm dependencies, and `make bundle` to rebuild the committed bundle
+# in collab_server/static/ after changing static/ (tests fail while it is stale).
+node-deps: static/node_modules/.installed
+unit: static/node_modules/.installed
+
+static/node_modules/.installed: static/package.json static/package-lock.json
+	cd static && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+bundle: static/node_modules/.installed
+	cd static && node build.mjs
+
+# Debian's Chromium drives tests/browser; a browser build is never downloaded.
+browser-deps:
+	@test -x /usr/bin/chromium || { apt-get update && \
+		apt-get install -y --no-install-recommends chromium chromium-driver; }
+
+test: browser-deps
+
+browser: $(STAMP) node-deps browser-deps
+	$(BIN)/pytest -m browser

@@ -145,9 +145,11 @@ def create_app(
 
 def build_app(settings: Settings) -> Starlette:
     """The composition root: settings -> store, extensions, authenticator -> app."""
+    from collab_server.web import WebConfig, web_routes
     from persistence import store_from_settings
 
     store = store_from_settings(settings)
+    editor = web_routes(WebConfig.from_settings(settings))
     access = access_store_for(store)
     authenticator = AccessAuthenticator(access, verifier_from_settings(settings))
     enforcer = (
@@ -160,7 +162,7 @@ def build_app(settings: Settings) -> Starlette:
         store=store,
         extensions=[enforcer] if enforcer else [],
         authenticator=authenticator,
-        extra_routes=api_routes(authenticator, access, enforcer),
+        extra_routes=[*editor, *api_routes(authenticator, access, enforcer)],
     )
     if enforcer is not None:
         enforcer.attach(app.state.collab.registry)

@@ -1,0 +1,33 @@
+// Builds the editor into the Python package so `pip install .` serves it without Node.
+// Usage: node build.mjs [outdir]   (default ../collab_server/static). Output is deterministic.
+import { build } from 'esbuild'
+import { copyFile, mkdir } from 'node:fs/promises'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const outdir = path.resolve(process.argv[2] || path.join(here, '..', 'collab_server', 'static'))
+
+await mkdir(outdir, { recursive: true })
+await build({
+  absWorkingDir: here,
+  entryPoints: { app: 'src/main.js' },
+  bundle: true,
+  format: 'esm',
+  target: ['es2020'],
+  minify: true,
+  legalComments: 'none',
+  charset: 'utf8',
+  outdir,
+  logLevel: 'warning',
+})
+await build({
+  absWorkingDir: here,
+  entryPoints: { app: 'src/app.css' },
+  bundle: true,
+  minify: true,
+  charset: 'utf8',
+  outdir,
+  logLevel: 'warning',
+})
+await copyFile(path.join(here, 'index.html'), path.join(outdir, 'index.html'))

@@ -1,0 +1,248 @@
+// Entry point: `/` lists the IEPs the user may open, `/doc/{name}` edits one.
+import * as Y from 'yjs'
+import { IndexeddbPersistence } from 'y-indexeddb'
+import { applyLanguage, installLanguageSwitch, label, language, t } from './i18n.js'
+import { loadConfig, signIn } from './session.js'
+import { Connection, ConnectionState } from './connection.js'
+import { Presence } from './presence.js'
+import { IepForm } from './form.js'
+import { ensureSections, missingSections, section } from './schema.js'
+
+const DOC_PREFIX = '/doc/'
+const REFUSED_KEY = 'iep-write-refused'
+
+async function main () {
+  installLanguageSwitch()
+  const app = document.getElementById('app')
+  const config = await loadConfig()
+  const session = await signIn(config, app)
+  showSignedIn(session)
+  if (location.pathname.startsWith(DOC_PREFIX)) {
+    const name = decodeURIComponent(location.pathname.slice(DOC_PREFIX.length))
+    await documentPage(app, name, session)
+  } else {
+    await listPage(app, config, session)
+  }
+  applyLanguage()
+}
+
+function showSignedIn (session) {
+  const who = document.getElementById('signed-in-as')
+  const name = document.createElement('bdi')
+  name.textContent = session.name
+  const out = label('button', 'signOut', 'secondary')
+  out.type = 'button'
+  out.addEventListener('click', () => session.signOut())
+  who.replaceChildren(name, out)
+}
+
+function docHref (name) {
+  return DOC_PREFIX + name.split('/').map(encodeURIComponent).join('/')
+}
+
+// -- the list -----------------------------------------------------------------------------
+
+async function fetchDocuments (session) {
+  try {
+    const response = await fetch('/api/documents', { headers: { accept: 'application/json', ...session.authHeaders() } })
+    if (!response.ok) return null
+    const body = await response.json()
+    return Array.isArray(body.documents) ? body.documents : null
+  } catch {
+    return null
+  }
+}
+
+async function listPage (app, config, session) {
+  const documents = await fetchDocuments(session)
+  const listCard = document.createElement('section')
+  listCard.className = 'card'
+  listCard.append(label('h1', 'documents'))
+  if (documents === null) {
+    listCard.append(label('p', 'listUnavailable', 'hint'))
+  } else if (documents.length === 0) {
+    listCard.append(label('p', 'noDocuments', 'hint'))
+  } else {
+    const list = document.createElement('ul')
+    list.className = 'documents'
+    for (const entry of documents) {
+      const item = document.createElement('li')
+      const link = document.createElement('a')
+      link.href = docHref(entry.name)
+      const name = document.createElement('bdi')
+      name.textContent = entry.name
+      link.append(name)
+      const role = label('span', `role_${entry.role}`, `role role-${entry.role}`)
+      item.append(link, ' ', role)
+      if (entry.updated_at) {
+        const when = document.createElement('time')
+        when.dateTime = entry.updated_at
+        when.textContent = new Date(entry.updated_at).toLocaleString(language())
+        item.append(' ', when)
+      }
+      list.append(item)
+    }
+    listCard.append(list)
+  }
+
+  const openCard = nameForm('openByName', 'documentName', 'open', (value) => {
+    location.href = docHref(value)
+  })
+  const children = [listCard, openCard]
+  const mayCreate = config.mode === 'development' || documents === null ||
+    documents.some((entry) => entry.role === 'owner' || entry.role === 'editor')
+  if (mayCreate) {
+    const year = new Date().getFullYear()
+    children.push(nameForm('newIep', 'studentSlug', 'create', (value) => {
+      const slug = value.toLowerCase().replace(/[^a-z0-9_-]+/g, '-').replace(/^-+|-+$/g, '') || 'student'
+      location.href = `${docHref(`centre/${slug}/iep-${year}`)}?title=${encodeURIComponent(value)}`
+    }))
+  }
+  app.replaceChildren(...children)
+}
+
+function nameForm (headingKey, fieldKey, buttonKey, onSubmit) {
+  const form = document.createElement('form')
+  form.className = 'card inline-form'
+  form.append(label('h2', headingKey))
+  const input = document.createElement('input')
+  input.dir = 'auto'
+  input.required = true
+  input.id = `${headingKey}-input`
+  const caption = label('label', fieldKey)
+  caption.htmlFor = input.id
+  const submit = label('button', buttonKey)
+  submit.type = 'submit'
+  form.append(caption, input, submit)
+  form.addEventListener('submit', (event) => {
+    event.preventDefault()
+    if (input.value.trim()) onSubmit(input.value.trim())
+  })
+  return form
+}
+
+// -- one IEP ------------------------------------------------------------------------------
+
+async function fetchAccess (name, session) {
+  try {
+    const response = await fetch(`/api/access/${name}`, { headers: { accept: 'application/json', ...session.authHeaders() } })
+    if (response.ok) return await response.json()
+  } catch {
+    // The server answers for itself over the socket.
+  }
+  return { role: null, canWrite: true }
+}
+
+function setStatus (state) {
+  const status = document.getElementById('connection-status')
+  status.dataset.state = state
+  status.dataset.i18n = state
+  status.textContent = t(state)
+}
+
+async function documentPage (app, name, session) {
+  setStatus(ConnectionState.CONNECTING)
+  const access = await fetchAccess(name, session)
+  let readOnly = !access.canWrite
+
+  const doc = new Y.Doc()
+  // Offline edits survive a closed tab; kept per user so one person's drafts never go out
+  // under another's credentials.
+  const local = new IndexeddbPersistence(`iep:${session.userKey}:${name}`, doc)
+
+  const page = document.createElement('div')
+  page.className = 'doc-page'
+  const banner = document.createElement('div')
+  banner.className = 'banners'
+  const presenceBar = document.createElement('div')
+  presenceBar.className = 'presence-bar'
+  presenceBar.id = 'presence-bar'
+  const heading = document.createElement('h1')
+  heading.className = 'doc-title'
+  const headingText = document.createElement('bdi')
+  heading.append(headingText)
+  const docName = document.createElement('p')
+  docName.className = 'doc-name'
+  const docNameText = document.createElement('bdi')
+  docNameText.dir = 'ltr'
+  docNameText.textContent = name
+  docName.append(docNameText)
+  const form = document.createElement('div')
+  form.className = 'iep-form'
+  page.append(banner, presenceBar, heading, docName, form)
+  app.replaceChildren(page)
+
+  const showTitle = () => {
+    const title = section(doc, 'meta')?.get('title')
+    const hasTitle = typeof title === 'string' && title.trim() !== ''
+    headingText.textContent = hasTitle ? title : name
+    docName.hidden = !hasTitle
+    document.title = headingText.textContent
+  }
+
+  const readOnlyBanner = label('p', 'readOnly', 'banner read-only-banner')
+  readOnlyBanner.setAttribute('role', 'note')
+  const refusedBanner = label('p', 'writeRefused', 'banner refused-banner')
+  refusedBanner.setAttribute('role', 'alert')
+
+  let iepForm = null
+  let presence = null
+  const enterReadOnly = () => {
+    readOnly = true
+    if (!readOnlyBanner.isConnected) banner.prepend(readOnlyBanner)
+    iepForm?.setReadOnly(true)
+  }
+
+  const connection = new Connection(doc, name, session, {
+    onState: setStatus,
+    onPermissionDenied: async () => {
+      // The server kept nothing: drop the refused change from this device too and start
+      // again from what the server holds.
+      enterReadOnly()
+      if (refusedBanner.isConnected) return
+      banner.append(refusedBanner)
+      sessionStorage.setItem(REFUSED_KEY, name)
+      await local.clearData()
+      location.reload()
+    },
+  })
+  presence = new Presence(connection.awareness, session, presenceBar, form)
+  iepForm = new IepForm(doc, connection.awareness, form, {
+    readOnly,
+    onRendered: () => {
+      showTitle()
+      presence.render()
+    },
+  })
+  if (readOnly) enterReadOnly()
+  if (sessionStorage.getItem(REFUSED_KEY) === name) {
+    sessionStorage.removeItem(REFUSED_KEY)
+    banner.append(refusedBanner)
+  }
+
+  const params = new URLSearchParams(location.search)
+  const createMissing = () => {
+    if (!readOnly && missingSections(doc).length > 0) {
+      ensureSections(doc, { title: params.get('title') || '', language: language() })
+    }
+  }
+  connection.provider.on('sync', (synced) => {
+    if (synced) createMissing()
+  })
+  doc.getMap('iep').observeDeep(showTitle)
+  await local.whenSynced
+  showTitle()
+  connection.start()
+
+  // A handle for diagnosing a page from the browser console.
+  window.iepEditor = { doc, provider: connection.provider, awareness: connection.awareness, name, local }
+}
+
+main().catch((error) => {
+  console.error(error)
+  const app = document.getElementById('app')
+  const message = document.createElement('p')
+  message.className = 'banner refused-banner'
+  message.textContent = String(error.message || error)
+  app.replaceChildren(message)
+})

@@ -1,0 +1,139 @@
+"""Debian's headless Chromium (never a downloaded browser) against a server on loopback.
+
+The server runs in a thread with its own event loop, so the synchronous Playwright API can
+drive the browser from the test while the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from starlette.applications import Starlette
+
+from collab_server.app import build_app
+from collab_server.settings import Settings
+from tests.support.servers import ROOT, free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+WAIT_MS = 10_000
+
+
+@dataclass
+class ThreadedServer:
+    app: Starlette
+    port: int
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+
+
+def start_server(settings: Settings, port: int | None = None) -> ThreadedServer:
+    """The real composition root (`build_app`), served on a loopback port (default: free)."""
+    app = build_app(settings)
+    port = port or free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, lifespan="on", ws="websockets"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("server did not start")
+        time.sleep(0.02)
+    return ThreadedServer(app, port, server, thread)
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium` (make browser-deps)")
+    with sync_playwright() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    launched = playwright.chromium.launch(
+        executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+    )
+    yield launched
+    launched.close()
+
+
+ContextFactory = Callable[..., BrowserContext]
+
+
+@pytest.fixture
+def new_context(browser: Browser) -> Iterator[ContextFactory]:
+    """A fresh browser profile (own storage, own IndexedDB), closed after the test."""
+    opened: list[BrowserContext] = []
+
+    def open_context(
+        *, name: str | None = None, language: str = "en", storage: Sequence[tuple[str, str]] = ()
+    ) -> BrowserContext:
+        context = browser.new_context(viewport={"width": 1100, "height": 900})
+        context.set_default_timeout(WAIT_MS)
+        values = [("iep-ui-language", language), *storage]
+        if name is not None:
+            values.append(("iep-display-name", name))
+        # Only the first load: later reloads keep what the page itself stored.
+        script = "".join(
+            f"if (localStorage.getItem({json.dumps(k)}) === null) "
+            f"localStorage.setItem({json.dumps(k)}, {json.dumps(v)});"
+            for k, v in values
+        )
+        script = f"if (location.protocol === 'http:') {{ {script} }}"
+        context.add_init_script(script)
+        # Page errors end up in the test's output, where a failure can be read.
+        context.on(
+            "page", lambda page: page.on("pageerror", lambda error: print("pageerror:", error))
+        )
+        context.on("console", lambda message: print("console:", message.type, message.text))
+        opened.append(context)
+        return context
+
+    yield open_context
+    for context in opened:
+        context.close()
+
+
+@pytest.fixture
+def shot(request: pytest.FixtureRequest) -> Callable[[Page, str], None]:
+    """Save a screenshot as a test artifact: test-artifacts/browser/<test>/<nn>-<step>.png."""
+    folder = ARTIFACTS / request.node.name
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()
+    counter = iter(range(1, 100))
+
+    def take(page: Page, step: str) -> None:
+        page.screenshot(path=str(folder / f"{next(counter):02d}-{step}.png"), full_page=True)
+
+    return take

@@ -1,0 +1,150 @@
+"""A parent (viewer) follows the IEP live but cannot change it, in supabase sign-in mode.
+
+Real signed tokens (the loopback Supabase stand-in's JWKS), real memberships set through the
+members API, and a supabase-js session in the browser's storage as after a sign-in.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import BrowserContext, Page, expect
+
+from collab_server.settings import load_settings
+from tests.browser.conftest import ContextFactory, ThreadedServer, start_server
+from tests.support.tokens import FakeSupabase, auth_settings, bearer, fake_supabase
+
+pytestmark = pytest.mark.browser
+
+Shot = Callable[[Page, str], None]
+DOC = "centre/noor/iep-2026"
+SESSION_KEY = "iep-collab-auth"  # the storageKey the page gives supabase-js
+ENABLED_CONTROLS = ".iep-form :is(input, textarea, select, button):enabled"
+
+
+@pytest.fixture(scope="module")
+def supabase() -> Iterator[FakeSupabase]:
+    with fake_supabase() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, supabase: FakeSupabase
+) -> Iterator[ThreadedServer]:
+    database = tmp_path_factory.mktemp("read-only") / "collab.db"
+    base = load_settings({}, database_url=f"sqlite:///{database}")
+    settings = auth_settings(base, supabase, supabase_anon_key="anon-key-for-tests")
+    running = start_server(settings)
+    admin = bearer(supabase.admin_token("admin-1"))
+    for user_id, role in (("therapist-1", "editor"), ("parent-1", "viewer")):
+        response = httpx.put(
+            f"{running.http}/api/documents/{DOC}/members/{user_id}",
+            json={"role": role},
+            headers=admin,
+        )
+        assert response.status_code in (200, 201), response.text
+    yield running
+    running.stop()
+
+
+def signed_in(
+    new_context: ContextFactory, supabase: FakeSupabase, user_id: str, full_name: str
+) -> BrowserContext:
+    """A browser profile holding a supabase-js session, as after signing in."""
+    token = supabase.token(user_id, user_metadata={"full_name": full_name})
+    now = int(time.time())
+    user: dict[str, Any] = {
+        "id": user_id,
+        "aud": "authenticated",
+        "role": "authenticated",
+        "email": f"{user_id}@example.org",
+        "user_metadata": {"full_name": full_name},
+        "app_metadata": {},
+        "created_at": "2026-01-01T00:00:00Z",
+    }
+    session = {
+        "access_token": token,
+        "token_type": "bearer",
+        "expires_in": 3600,
+        "expires_at": now + 3600,
+        "refresh_token": "not-used-in-this-test",
+        "user": user,
+    }
+    return new_context(storage=[(SESSION_KEY, json.dumps(session))])
+
+
+def open_doc(context: BrowserContext, server: ThreadedServer) -> Page:
+    page = context.new_page()
+    page.goto(f"{server.http}/doc/{DOC}")
+    expect(page.locator("#connection-status")).to_have_attribute("data-state", "connected")
+    expect(page.locator("[data-field='student/name'] input")).to_be_attached()
+    return page
+
+
+def test_viewer_follows_live_but_cannot_write(
+    server: ThreadedServer, supabase: FakeSupabase, new_context: ContextFactory, shot: Shot
+) -> None:
+    therapist = open_doc(signed_in(new_context, supabase, "therapist-1", "Layla ليلى"), server)
+    therapist.locator("[data-field='student/name'] input").fill("Amal")
+    parent = open_doc(signed_in(new_context, supabase, "parent-1", "Huda هدى"), server)
+
+    # Clearly marked, nothing to type into or click.
+    expect(parent.locator(".read-only-banner")).to_be_visible()
+    expect(parent.locator("[data-field='student/name'] input")).to_have_value("Amal")
+    expect(parent.locator(ENABLED_CONTROLS)).to_have_count(0)
+    expect(parent.locator("[data-section=notes] .cm-content")).to_have_attribute(
+        "contenteditable", "false"
+    )
+    # Live updates and presence both ways.
+    therapist.locator("[data-field='student/grade'] input").fill("4")
+    expect(parent.locator("[data-field='student/grade'] input")).to_have_value("4")
+    expect(therapist.locator("#presence-bar .person", has_text="Huda هدى")).to_be_visible()
+    shot(parent, "viewer-read-only")
+
+    # A write forced from the page's own script is refused by the server and goes nowhere.
+    parent.evaluate(
+        "window.iepEditor.doc.getMap('iep').get('student').set('name', 'Changed by a viewer')"
+    )
+    expect(parent.locator(".refused-banner")).to_be_visible()
+    # The page drops the refused change and shows what the server holds.
+    expect(parent.locator("[data-field='student/name'] input")).to_have_value("Amal")
+    expect(parent.locator(".read-only-banner")).to_be_visible()
+    shot(parent, "viewer-write-refused")
+    therapist.locator("[data-field='student/grade'] input").fill("5")
+    expect(parent.locator("[data-field='student/grade'] input")).to_have_value("5")
+    expect(therapist.locator("[data-field='student/name'] input")).to_have_value("Amal")
+    # What the server holds, seen by a fresh profile with no local copy.
+    fresh = open_doc(signed_in(new_context, supabase, "therapist-1", "Layla ليلى"), server)
+    expect(fresh.locator("[data-field='student/grade'] input")).to_have_value("5")
+    expect(fresh.locator("[data-field='student/name'] input")).to_have_value("Amal")
+
+
+def test_sign_in_form_when_no_session(server: ThreadedServer, new_context: ContextFactory) -> None:
+    page = new_context().new_page()
+    page.goto(f"{server.http}/doc/{DOC}")
+    expect(page.locator("form.sign-in #email")).to_be_visible()
+    expect(page.locator("form.sign-in #password")).to_be_visible()
+
+
+def test_document_list_shows_each_person_their_role(
+    server: ThreadedServer, supabase: FakeSupabase, new_context: ContextFactory, shot: Shot
+) -> None:
+    therapist = signed_in(new_context, supabase, "therapist-1", "Layla ليلى").new_page()
+    therapist.goto(server.http)
+    entry = therapist.locator(".documents li", has_text=DOC)
+    expect(entry.locator(".role")).to_have_text("editor")
+    expect(therapist.locator("form", has_text="New IEP")).to_be_visible()
+
+    parent = signed_in(new_context, supabase, "parent-1", "Huda هدى").new_page()
+    parent.goto(server.http)
+    expect(parent.locator(".documents li", has_text=DOC).locator(".role")).to_have_text("viewer")
+    expect(parent.locator("form", has_text="New IEP")).to_have_count(0)
+    shot(parent, "parent-list")
+    parent.locator(".documents a", has_text=DOC).click()
+    expect(parent.locator(".read-only-banner")).to_be_visible()
