@@ -18,6 +18,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -162,6 +163,85 @@ class Settings(BaseSettings):
         "json", validation_alias=AliasChoices("COLLAB_LOG_FORMAT", "log_format")
     )
 
+    # -- parents' digests and their channels (integrations/) --------------------------------
+    whatsapp_api_url: str = Field(
+        "https://graph.facebook.com/v21.0",
+        validation_alias=AliasChoices("WHATSAPP_API_URL", "whatsapp_api_url"),
+    )
+    whatsapp_access_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("WHATSAPP_ACCESS_TOKEN", "whatsapp_access_token")
+    )
+    whatsapp_phone_number_id: str | None = Field(
+        None,
+        validation_alias=AliasChoices("WHATSAPP_PHONE_NUMBER_ID", "whatsapp_phone_number_id"),
+    )
+    whatsapp_app_secret: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("WHATSAPP_APP_SECRET", "whatsapp_app_secret")
+    )
+    whatsapp_verify_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("WHATSAPP_VERIFY_TOKEN", "whatsapp_verify_token")
+    )
+    whatsapp_digest_template: str | None = Field(
+        None,
+        validation_alias=AliasChoices("WHATSAPP_DIGEST_TEMPLATE", "whatsapp_digest_template"),
+    )
+    whatsapp_rate_per_second: float = Field(
+        80.0,
+        gt=0,
+        validation_alias=AliasChoices(
+            "COLLAB_WHATSAPP_RATE_PER_SECOND", "whatsapp_rate_per_second"
+        ),
+    )
+    smtp_url: SecretStr | None = Field(None, validation_alias=AliasChoices("SMTP_URL", "smtp_url"))
+    email_from: str | None = Field(None, validation_alias=AliasChoices("EMAIL_FROM", "email_from"))
+    supabase_service_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("SUPABASE_SERVICE_ROLE_KEY", "supabase_service_key"),
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8000", validation_alias=AliasChoices("COLLAB_PUBLIC_URL", "public_url")
+    )
+    digest_debounce_seconds: float = Field(
+        600.0,
+        ge=0,
+        validation_alias=AliasChoices("COLLAB_DIGEST_DEBOUNCE_SECONDS", "digest_debounce_seconds"),
+    )
+    digest_max_wait_seconds: float = Field(
+        3600.0,
+        gt=0,
+        validation_alias=AliasChoices("COLLAB_DIGEST_MAX_WAIT_SECONDS", "digest_max_wait_seconds"),
+    )
+    # Empty disables quiet hours (so an empty value is kept, see EMPTY_IS_A_VALUE).
+    quiet_hours: str = Field(
+        "21:00-08:00",
+        pattern=r"^(|\s*\d{1,2}:\d{2}\s*-\s*\d{1,2}:\d{2}\s*)$",
+        validation_alias=AliasChoices("COLLAB_QUIET_HOURS", "quiet_hours"),
+    )
+
+    @model_validator(mode="after")
+    def _channels_complete(self) -> Settings:
+        whatsapp = {
+            "WHATSAPP_ACCESS_TOKEN": self.whatsapp_access_token,
+            "WHATSAPP_PHONE_NUMBER_ID": self.whatsapp_phone_number_id,
+            "WHATSAPP_APP_SECRET": self.whatsapp_app_secret,
+            "WHATSAPP_VERIFY_TOKEN": self.whatsapp_verify_token,
+            "WHATSAPP_DIGEST_TEMPLATE": self.whatsapp_digest_template,
+        }
+        if any(whatsapp.values()):
+            missing = [name for name, value in whatsapp.items() if not value]
+            if missing:
+                raise ValueError("WhatsApp is partly configured; also set " + ", ".join(missing))
+        if self.smtp_url is not None:
+            if not self.smtp_url.get_secret_value().startswith(("smtp://", "smtps://")):
+                raise ValueError("SMTP_URL must look like smtp://user:pass@host:port")
+            if not self.email_from:
+                raise ValueError("SMTP_URL is set; also set EMAIL_FROM")
+        return self
+
+    @property
+    def whatsapp_configured(self) -> bool:
+        return self.whatsapp_access_token is not None
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -215,6 +295,10 @@ ENV_NAMES: dict[str, str] = {
 }
 
 
+# Variables where an empty value means something (COLLAB_QUIET_HOURS= disables quiet hours).
+EMPTY_IS_A_VALUE = frozenset({"COLLAB_QUIET_HOURS"})
+
+
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Build Settings from `environ` (default: the process environment) plus overrides.
 
@@ -222,7 +306,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     """
     source = os.environ if environ is None else environ
     known = set(ENV_NAMES.values())
-    values: dict[str, object] = {k: v for k, v in source.items() if k in known and v != ""}
+    values: dict[str, object] = {
+        k: v for k, v in source.items() if k in known and (v != "" or k in EMPTY_IS_A_VALUE)
+    }
     values.update(overrides)
     try:
         return Settings(**values)  # type: ignore[arg-type]
@@ -231,5 +317,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "?"
             variable = ENV_NAMES.get(field, field)
+            if not error["loc"]:  # a check across several variables names them itself
+                problems.append(str(error["msg"]).removeprefix("Value error, "))
+                continue
             problems.append(f"{variable}: {error['msg']}")
         raise ConfigError("invalid configuration; set " + "; ".join(problems)) from None

@@ -1,0 +1,285 @@
+"""What the integrations need from outside, as small interfaces and frozen records.
+
+The composition root implements `RecipientDirectory` (from the access store) and
+`NotificationStore` (in `persistence/`); integrations never import either implementation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+
+class Channel(StrEnum):
+    WHATSAPP = "whatsapp"
+    EMAIL = "email"
+    IN_APP = "in_app"
+
+
+# Fallback order when a person enables several channels.
+CHANNEL_ORDER = (Channel.WHATSAPP, Channel.EMAIL, Channel.IN_APP)
+
+
+class Language(StrEnum):
+    ARABIC = "ar"
+    ENGLISH = "en"
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    user_id: str
+    name: str
+    language: Language = Language.ENGLISH
+    timezone: str = "UTC"
+    phone: str | None = None  # E.164, e.g. "+966500000001"
+    email: str | None = None
+    channels: frozenset[Channel] = frozenset({Channel.IN_APP})
+    whatsapp_opted_out: bool = False
+
+    def delivery_channels(self) -> tuple[Channel, ...]:
+        """Enabled channels that can reach this person, in fallback order."""
+        usable = []
+        for channel in CHANNEL_ORDER:
+            if channel not in self.channels:
+                continue
+            if channel is Channel.WHATSAPP and (not self.phone or self.whatsapp_opted_out):
+                continue
+            if channel is Channel.EMAIL and not self.email:
+                continue
+            usable.append(channel)
+        return tuple(usable)
+
+
+class RecipientDirectory(Protocol):
+    """People and document membership, as the access store knows them."""
+
+    async def digest_recipients(self, document: str) -> Sequence[Person]:
+        """Members of `document` whose membership has `digest: true`."""
+
+    async def editors(self, document: str) -> Sequence[Person]:
+        """Members who may edit `document` (they receive parents' replies)."""
+
+    async def documents_of(self, user_id: str) -> Sequence[str]:
+        """Documents where this person receives digests."""
+
+    async def person(self, user_id: str) -> Person | None: ...
+
+    async def person_by_phone(self, phone: str) -> Person | None:
+        """`phone` in E.164."""
+
+    async def set_whatsapp_opt_out(self, user_id: str, opted_out: bool) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Epoch seconds."""
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+
+class OutboxState(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class MessageKind(StrEnum):
+    DIGEST = "digest"
+    CONFIRMATION = "confirmation"  # opt-out / opt-in replies: WhatsApp only, never digests
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """What to say, rendered once for one person; each channel picks the form it needs."""
+
+    language: Language
+    subject: str
+    text: str  # full multi-line text (WhatsApp free-form, email, in-app)
+    template_params: tuple[str, ...] = ()  # flattened for the approved WhatsApp template
+    link: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    key: str  # idempotency key: the same digest is never written twice
+    document: str
+    recipient_id: str
+    kind: MessageKind
+    message: Message
+    channels: tuple[Channel, ...]  # remaining channels, current first
+    state: OutboxState = OutboxState.PENDING
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    last_error: str | None = None
+    provider_message_id: str | None = None
+    delivery_status: str | None = None
+    use_template: bool = False
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    @property
+    def channel(self) -> Channel | None:
+        return self.channels[0] if self.channels else None
+
+
+@dataclass(frozen=True, slots=True)
+class DigestWindow:
+    """An open debounce window, persisted so a restart still sends the digest."""
+
+    document: str
+    recipient_id: str
+    first_at: float
+    last_at: float
+    from_seq: int  # log entries after this belong to the window
+    through_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class InAppNotification:
+    id: int
+    user_id: str
+    document: str
+    kind: str
+    title: str
+    body: str
+    created_at: float
+    data: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEvent:
+    id: int
+    body: bytes
+    received_at: float
+
+
+class NotificationStore(Protocol):
+    """Durable state of the notification integrations (implemented in `persistence/`)."""
+
+    async def open(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+    # -- digest windows
+    async def save_window(self, window: DigestWindow) -> None: ...
+
+    async def windows(self) -> list[DigestWindow]: ...
+
+    async def close_window(self, window: DigestWindow, entry: OutboxEntry | None) -> bool:
+        """Write `entry` to the outbox and drop the window, atomically; False if the key exists."""
+
+    # -- outbox
+    async def enqueue(self, entry: OutboxEntry) -> bool:
+        """Insert unless the key exists; True if inserted."""
+
+    async def due(self, now: float, limit: int) -> list[OutboxEntry]:
+        """Pending entries whose next attempt is due, and SENDING ones claimed before `now`."""
+
+    async def update(self, entry: OutboxEntry) -> None: ...
+
+    async def entry(self, key: str) -> OutboxEntry | None: ...
+
+    async def entries(self, document: str) -> list[OutboxEntry]: ...
+
+    async def entry_by_provider_id(self, provider_message_id: str) -> OutboxEntry | None: ...
+
+    # -- WhatsApp state
+    async def touch_inbound(self, phone: str, at: float) -> None: ...
+
+    async def last_inbound(self, phone: str) -> float | None: ...
+
+    async def advance_status(
+        self, message_id: str, status: str, rank: int, at: float, error: str | None
+    ) -> bool:
+        """Record a delivery status if it moves forward; False for duplicates and stale ones."""
+
+    async def first_seen(self, message_id: str, at: float) -> bool:
+        """True the first time an incoming message id is seen (Meta redelivers)."""
+
+    # -- webhook inbox
+    async def add_webhook_event(self, body: bytes, at: float) -> int: ...
+
+    async def unprocessed_webhook_events(self) -> list[WebhookEvent]: ...
+
+    async def mark_webhook_event_processed(self, event_id: int) -> None: ...
+
+    # -- in-app
+    async def add_notification(
+        self,
+        user_id: str,
+        *,
+        document: str,
+        kind: str,
+        title: str,
+        body: str,
+        at: float,
+        data: dict[str, str],
+    ) -> int: ...
+
+    async def notifications(
+        self, user_id: str, after_id: int = 0, limit: int = 100
+    ) -> list[InAppNotification]: ...
+
+
+# -- channels ---------------------------------------------------------------------------------
+
+
+class OutcomeKind(StrEnum):
+    SENT = "sent"
+    RETRY = "retry"  # transient: back off and try the same channel again
+    WINDOW_CLOSED = "window_closed"  # WhatsApp 131047: resend as the approved template
+    FAILED = "failed"  # permanent for this channel: fall back to the next one
+    HALT = "halt"  # the channel must stop sending altogether (WhatsApp 368)
+
+
+@dataclass(frozen=True, slots=True)
+class SendOutcome:
+    kind: OutcomeKind
+    provider_message_id: str | None = None
+    error: str | None = None  # e.g. "131026: Message undeliverable"; never message content
+    retry_after: float | None = None
+
+
+class ChannelSender(Protocol):
+    channel: Channel
+
+    async def send(self, entry: OutboxEntry, person: Person) -> SendOutcome: ...
+
+    async def aclose(self) -> None: ...
+
+
+# -- HTTP callers -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    user_id: str
+    is_admin: bool = False
+
+
+class CallerAuthenticator(Protocol):
+    """Turns a bearer token into the calling user; raises `collab_server.errors.Rejected`."""
+
+    async def caller(self, token: str | None) -> Caller: ...
+
+
+class Notifier(Protocol):
+    """Shows something to a user in the app."""
+
+    async def notify(
+        self,
+        user_id: str,
+        *,
+        document: str,
+        kind: str,
+        title: str,
+        body: str,
+        data: dict[str, str] | None = None,
+    ) -> int: ...

@@ -1,0 +1,365 @@
+"""The IEP schema (docs/iep-schema.md) as readers, and the change summariser.
+
+Reading is tolerant: a section of the wrong type is absent, an item without a string `id` is
+skipped, unknown keys are ignored. The summariser watches the root `iep` map with
+`observe_deep` and turns each transaction into a `ChangeSet`: per section, items added, edited
+and removed (by title), text characters inserted and deleted, scalar fields edited, and who.
+Deleted Y items read back empty, so each watch keeps an index id -> title per item section.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import structlog
+from pycrdt import Array, Doc, Map, Subscription, Text, TransactionEvent
+
+from collab_server.identity import ConnectionOrigin
+from collab_server.store import UpdateRecord
+
+log = structlog.get_logger("collab.integrations.iep")
+
+ROOT = "iep"
+EMPTY_UPDATE = b"\x00\x00"
+
+
+class Section(StrEnum):
+    META = "meta"
+    STUDENT = "student"
+    GOALS = "goals"
+    ACCOMMODATIONS = "accommodations"
+    SERVICES = "services"
+    NOTES = "notes"
+
+
+ITEM_SECTIONS = (Section.GOALS, Section.ACCOMMODATIONS, Section.SERVICES)
+FIELD_SECTIONS = (Section.META, Section.STUDENT)
+TEXT_SECTIONS = (Section.NOTES,)
+SECTION_ORDER = (
+    Section.STUDENT,
+    Section.GOALS,
+    Section.ACCOMMODATIONS,
+    Section.SERVICES,
+    Section.NOTES,
+    Section.META,
+)
+
+
+# -- schema reading ---------------------------------------------------------------------------
+
+
+def root(doc: Doc[Any]) -> Map[Any]:
+    iep: Map[Any] = doc.get(ROOT, type=Map)
+    return iep
+
+
+def _child(iep: Map[Any], key: str) -> Any:
+    try:
+        return iep.get(key)
+    except Exception:  # an unreadable value is treated like an absent one
+        return None
+
+
+def read_items(iep: Map[Any], section: Section) -> dict[str, str]:
+    """id -> title of a section's items, in array order; wrong types read as absent."""
+    array = _child(iep, section)
+    if not isinstance(array, Array):
+        return {}
+    items: dict[str, str] = {}
+    for item in array:
+        if not isinstance(item, Map):
+            continue
+        item_id = item.get("id")
+        if not isinstance(item_id, str) or not item_id:
+            continue
+        title = item.get("title")
+        items[item_id] = str(title) if isinstance(title, str | Text) else ""
+    return items
+
+
+def read_title(iep: Map[Any]) -> str:
+    meta = _child(iep, Section.META)
+    if isinstance(meta, Map):
+        title = meta.get("title")
+        if isinstance(title, str | Text):
+            return str(title)
+    return ""
+
+
+# -- changes ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Editor:
+    user_id: str | None
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRef:
+    id: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class SectionChange:
+    section: Section
+    added: tuple[ItemRef, ...] = ()
+    edited: tuple[ItemRef, ...] = ()
+    removed: tuple[ItemRef, ...] = ()
+    fields: tuple[str, ...] = ()  # edited field names (student, meta)
+    inserted_chars: int = 0
+    deleted_chars: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeSet:
+    """What one transaction changed, and who made it."""
+
+    document: str
+    editor: Editor
+    title: str  # the document's title after the change
+    sections: tuple[SectionChange, ...]
+    seq: int = 0
+    at: float = 0.0
+
+
+@dataclass
+class _Draft:
+    edited_ids: dict[Section, set[str]] = field(default_factory=dict)
+    touched_arrays: set[Section] = field(default_factory=set)
+    fields: dict[Section, set[str]] = field(default_factory=dict)
+    inserted: dict[Section, int] = field(default_factory=dict)
+    deleted: dict[Section, int] = field(default_factory=dict)
+
+
+def editor_of(origin: object) -> Editor | None:
+    """Only a client connection's verified user is an editor; server changes are not digested."""
+    if isinstance(origin, ConnectionOrigin):
+        return Editor(origin.user_id, origin.display_name)
+    return None
+
+
+def _text_delta(delta: Iterable[dict[str, Any]]) -> tuple[int, int]:
+    inserted = deleted = 0
+    for op in delta:
+        value = op.get("insert")
+        if isinstance(value, str):
+            inserted += len(value)
+        elif value is not None:
+            inserted += len(value) if isinstance(value, list) else 1
+        deleted += int(op.get("delete", 0) or 0)
+    return inserted, deleted
+
+
+class DocumentWatch:
+    """Observes one document; `take(update)` pairs a committed update with its ChangeSet."""
+
+    def __init__(self, document: str, doc: Doc[Any]) -> None:
+        self.document = document
+        self.doc = doc
+        self.iep = root(doc)
+        self.index: dict[Section, dict[str, str]] = {
+            section: read_items(self.iep, section) for section in ITEM_SECTIONS
+        }
+        self._current: ChangeSet | None = None
+        self._unpaired: deque[tuple[bytes, ChangeSet | None]] = deque()
+        self._deep: Subscription | None = self.iep.observe_deep(self._on_events)
+        self._tx: Subscription | None = doc.observe(self._on_transaction)
+
+    def close(self) -> None:
+        if self._deep is not None:
+            self.iep.unobserve(self._deep)
+            self._deep = None
+        if self._tx is not None:
+            self.doc.unobserve(self._tx)
+            self._tx = None
+        # Unpaired changes stay: their on_change hooks may still be queued behind the unload.
+
+    @property
+    def closed(self) -> bool:
+        return self._deep is None
+
+    @property
+    def drained(self) -> bool:
+        return not self._unpaired
+
+    def _on_events(self, events: Sequence[Any]) -> None:
+        # Called inside the transaction's commit: never let a reading error reach sync.
+        try:
+            self._current = self._summarise(events)
+        except Exception:
+            log.exception("change_summary_failed", document=self.document)
+            self._current = None
+
+    def _on_transaction(self, event: TransactionEvent) -> None:
+        update = event.update
+        change, self._current = self._current, None
+        if update != EMPTY_UPDATE:
+            self._unpaired.append((update, change))
+
+    def take(self, update: bytes) -> ChangeSet | None:
+        """The ChangeSet of the transaction that produced `update` (commit order)."""
+        while self._unpaired:
+            candidate, change = self._unpaired.popleft()
+            if candidate == update:
+                return change
+        return None
+
+    def take_last(self) -> ChangeSet | None:
+        """The ChangeSet of the latest transaction (replay applies one update at a time)."""
+        if not self._unpaired:
+            return None
+        change = self._unpaired[-1][1]
+        self._unpaired.clear()
+        return change
+
+    def _summarise(self, events: Sequence[Any]) -> ChangeSet | None:
+        origin = events[0].transaction.origin if events else None
+        editor = editor_of(origin)
+        draft = _Draft()
+        for event in events:
+            self._collect(event, draft)
+        sections = self._finish(draft)
+        if editor is None or not sections:
+            # Still keep the index current: a later removal must find its title.
+            return None
+        return ChangeSet(self.document, editor, read_title(self.iep), sections)
+
+    def _collect(self, event: Any, draft: _Draft) -> None:
+        path = list(event.path)
+        if not path:  # a section created or replaced as a whole
+            for key in event.keys:
+                self._whole_section(key, draft)
+            return
+        head = path[0]
+        if not isinstance(head, str):
+            return
+        try:
+            section = Section(head)
+        except ValueError:
+            return  # unknown keys are tolerated
+        if section in ITEM_SECTIONS:
+            if len(path) == 1:
+                draft.touched_arrays.add(section)
+                return
+            item_id = self._item_id_at(section, path[1])
+            if item_id is not None:
+                draft.edited_ids.setdefault(section, set()).add(item_id)
+        elif section in TEXT_SECTIONS and len(path) == 1:
+            inserted, deleted = _text_delta(getattr(event, "delta", []) or [])
+            draft.inserted[section] = draft.inserted.get(section, 0) + inserted
+            draft.deleted[section] = draft.deleted.get(section, 0) + deleted
+        elif section in FIELD_SECTIONS:
+            names = [str(path[1])] if len(path) > 1 else [str(k) for k in event.keys]
+            draft.fields.setdefault(section, set()).update(names)
+
+    def _whole_section(self, key: str, draft: _Draft) -> None:
+        try:
+            section = Section(key)
+        except ValueError:
+            return
+        if section in ITEM_SECTIONS:
+            draft.touched_arrays.add(section)
+        elif section in TEXT_SECTIONS:
+            text = _child(self.iep, section)
+            if isinstance(text, Text) and len(text):
+                draft.inserted[section] = draft.inserted.get(section, 0) + len(text)
+        elif section in FIELD_SECTIONS:
+            value = _child(self.iep, section)
+            if isinstance(value, Map) and len(value):
+                draft.fields.setdefault(section, set()).update(str(k) for k in value.keys())  # noqa: SIM118
+
+    def _item_id_at(self, section: Section, position: object) -> str | None:
+        array = _child(self.iep, section)
+        if not isinstance(array, Array) or not isinstance(position, int):
+            return None
+        if not 0 <= position < len(array):
+            return None
+        item = array[position]
+        item_id = item.get("id") if isinstance(item, Map) else None
+        return item_id if isinstance(item_id, str) else None
+
+    def _finish(self, draft: _Draft) -> tuple[SectionChange, ...]:
+        changes: list[SectionChange] = []
+        for section in SECTION_ORDER:
+            if section in ITEM_SECTIONS:
+                change = self._item_change(section, draft)
+            elif section in TEXT_SECTIONS:
+                inserted = draft.inserted.get(section, 0)
+                deleted = draft.deleted.get(section, 0)
+                change = (
+                    SectionChange(section, inserted_chars=inserted, deleted_chars=deleted)
+                    if inserted or deleted
+                    else None
+                )
+            else:
+                names = draft.fields.get(section)
+                change = SectionChange(section, fields=tuple(sorted(names))) if names else None
+            if change is not None:
+                changes.append(change)
+        return tuple(changes)
+
+    def _item_change(self, section: Section, draft: _Draft) -> SectionChange | None:
+        edited_ids = draft.edited_ids.get(section, set())
+        if section not in draft.touched_arrays and not edited_ids:
+            return None
+        before = self.index[section]
+        after = read_items(self.iep, section)
+        self.index[section] = after
+        added = [ItemRef(i, t) for i, t in after.items() if i not in before]
+        removed = [ItemRef(i, t) for i, t in before.items() if i not in after]
+        edited = [ItemRef(i, after[i]) for i in after if i in edited_ids and i in before]
+        if not (added or removed or edited):
+            return None  # e.g. a reorder: delete + insert of the same id
+        return SectionChange(section, tuple(added), tuple(edited), tuple(removed))
+
+
+NameLookup = Callable[[str | None], str]
+
+
+def replay_changes(
+    document: str,
+    history: Sequence[UpdateRecord],
+    from_seq: int,
+    through_seq: int,
+    name_of: NameLookup,
+) -> list[ChangeSet]:
+    """Rebuild the ChangeSets of log entries (from_seq, through_seq] from the attributed log.
+
+    `history` must start at the beginning of the log (kept history) for removed items to be
+    named; entries up to `from_seq` only build the state the window started from.
+    """
+    doc: Doc[Any] = Doc()
+    changes: list[ChangeSet] = []
+    watch: DocumentWatch | None = None
+    for record in history:
+        if record.seq <= from_seq:
+            doc.apply_update(record.update)
+            continue
+        if record.seq > through_seq:
+            break
+        if watch is None:
+            watch = DocumentWatch(document, doc)
+        origin = ConnectionOrigin("replay", record.user_id, name_of(record.user_id))
+        with doc.transaction(origin=origin):
+            doc.apply_update(record.update)
+        change = watch.take_last()
+        if change is not None:
+            changes.append(
+                ChangeSet(
+                    change.document,
+                    change.editor,
+                    change.title,
+                    change.sections,
+                    record.seq,
+                    record.created_at,
+                )
+            )
+    if watch is not None:
+        watch.close()
+    return changes

@@ -1,0 +1,201 @@
+"""In-app notifications: a per-user list on our server, plus Supabase Realtime broadcast.
+
+`GET /api/notifications?after=ID` returns the caller's notifications newer than ID (poll with
+the last id seen). When `SUPABASE_URL` and a service key are configured, each notification is
+also broadcast on the topic `notifications:<user_id>` through Realtime's REST endpoint, so an
+open browser hears it at once. `GET /api/notifications/outbox?document=…` (admins) shows every
+message of a document: state, channel, attempts and last error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import structlog
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from collab_server.errors import Rejected
+from integrations.contracts import (
+    Caller,
+    CallerAuthenticator,
+    Channel,
+    Clock,
+    InAppNotification,
+    NotificationStore,
+    OutboxEntry,
+    OutcomeKind,
+    Person,
+    SendOutcome,
+)
+
+log = structlog.get_logger("collab.integrations.inapp")
+
+BROADCAST_PATH = "/realtime/v1/api/broadcast"
+
+
+class SupabaseBroadcaster:
+    def __init__(
+        self,
+        supabase_url: str,
+        service_key: str,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._client = httpx.AsyncClient(
+            base_url=supabase_url.rstrip("/"),
+            headers={"apikey": service_key, "Authorization": f"Bearer {service_key}"},
+            timeout=5.0,
+            transport=transport,
+        )
+
+    async def broadcast(self, user_id: str, payload: dict[str, Any]) -> None:
+        body = {
+            "messages": [
+                {
+                    "topic": f"notifications:{user_id}",
+                    "event": "notification",
+                    "payload": payload,
+                    "private": True,
+                }
+            ]
+        }
+        response = await self._client.post(BROADCAST_PATH, json=body)
+        response.raise_for_status()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def notification_json(item: InAppNotification) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "document": item.document,
+        "kind": item.kind,
+        "title": item.title,
+        "body": item.body,
+        "created_at": item.created_at,
+        "data": item.data,
+    }
+
+
+class InAppNotifier:
+    """Writes in-app notifications and pushes them; also the IN_APP outbox channel."""
+
+    channel = Channel.IN_APP
+
+    def __init__(
+        self,
+        store: NotificationStore,
+        clock: Clock,
+        broadcaster: SupabaseBroadcaster | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.broadcaster = broadcaster
+
+    async def notify(
+        self,
+        user_id: str,
+        *,
+        document: str,
+        kind: str,
+        title: str,
+        body: str,
+        data: dict[str, str] | None = None,
+    ) -> int:
+        at = self.clock.now()
+        data = data or {}
+        notification_id = await self.store.add_notification(
+            user_id, document=document, kind=kind, title=title, body=body, at=at, data=data
+        )
+        if self.broadcaster is not None:
+            item = InAppNotification(
+                notification_id, user_id, document, kind, title, body, at, data
+            )
+            try:
+                await self.broadcaster.broadcast(user_id, notification_json(item))
+            except httpx.HTTPError as exc:
+                # The stored notification is the record; the push is a convenience.
+                log.warning("realtime_broadcast_failed", error=type(exc).__name__)
+        return notification_id
+
+    async def send(self, entry: OutboxEntry, person: Person) -> SendOutcome:
+        notification_id = await self.notify(
+            person.user_id,
+            document=entry.document,
+            kind=entry.kind.value,
+            title=entry.message.subject,
+            body=entry.message.text,
+            data={"link": entry.message.link, "key": entry.key},
+        )
+        return SendOutcome(OutcomeKind.SENT, provider_message_id=f"inapp:{notification_id}")
+
+    async def aclose(self) -> None:
+        if self.broadcaster is not None:
+            await self.broadcaster.aclose()
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return None
+
+
+async def _authenticate(authenticator: CallerAuthenticator, request: Request) -> Caller | Response:
+    try:
+        return await authenticator.caller(_bearer(request))
+    except Rejected as exc:
+        status = 403 if exc.code == 4403 else 401
+        return JSONResponse({"error": exc.reason}, status_code=status)
+
+
+def outbox_json(entry: OutboxEntry) -> dict[str, Any]:
+    return {
+        "key": entry.key,
+        "document": entry.document,
+        "recipient_id": entry.recipient_id,
+        "kind": entry.kind.value,
+        "state": entry.state.value,
+        "channel": entry.channel.value if entry.channel else None,
+        "remaining_channels": [c.value for c in entry.channels],
+        "attempts": entry.attempts,
+        "last_error": entry.last_error,
+        "delivery_status": entry.delivery_status,
+        "created_at": entry.created_at,
+        "updated_at": entry.updated_at,
+    }
+
+
+def notification_routes(
+    store: NotificationStore, authenticator: CallerAuthenticator
+) -> list[BaseRoute]:
+    async def list_notifications(request: Request) -> Response:
+        caller = await _authenticate(authenticator, request)
+        if isinstance(caller, Response):
+            return caller
+        try:
+            after = int(request.query_params.get("after", "0"))
+        except ValueError:
+            return JSONResponse({"error": "after must be an integer"}, status_code=400)
+        items = await store.notifications(caller.user_id, after)
+        return JSONResponse({"notifications": [notification_json(i) for i in items]})
+
+    async def list_outbox(request: Request) -> Response:
+        caller = await _authenticate(authenticator, request)
+        if isinstance(caller, Response):
+            return caller
+        if not caller.is_admin:
+            return JSONResponse({"error": "admins only"}, status_code=403)
+        document = request.query_params.get("document")
+        if not document:
+            return JSONResponse({"error": "document is required"}, status_code=400)
+        entries = await store.entries(document)
+        return JSONResponse({"document": document, "messages": [outbox_json(e) for e in entries]})
+
+    return [
+        Route("/api/notifications", list_notifications, methods=["GET"]),
+        Route("/api/notifications/outbox", list_outbox, methods=["GET"]),
+    ]

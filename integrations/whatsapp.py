@@ -1,0 +1,175 @@
+"""WhatsApp Cloud API delivery over httpx.
+
+Inside the 24-hour customer-service window (the person wrote to us in the last 24 h) a digest
+goes as free-form text; outside it, as the approved template `WHATSAPP_DIGEST_TEMPLATE` in the
+person's language. Errors are classified by Meta's `error.code` (and HTTP status) into the
+outbox's outcomes:
+
+    SENT           2xx with messages[0].id
+    RETRY          130429, 131056, 4, 80007, 1, 2, 131000, 131016, 5xx, timeouts, network
+    WINDOW_CLOSED  131047
+    HALT           368 (the account is restricted: stop every WhatsApp send)
+    FAILED         131026, 131048 and any other 4xx (a contract error: retrying cannot help)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import structlog
+
+from integrations.contracts import (
+    Channel,
+    Clock,
+    MessageKind,
+    NotificationStore,
+    OutboxEntry,
+    OutcomeKind,
+    Person,
+    SendOutcome,
+)
+
+log = structlog.get_logger("collab.integrations.whatsapp")
+
+GRAPH_API_URL = "https://graph.facebook.com/v21.0"
+CUSTOMER_SERVICE_WINDOW_SECONDS = 24 * 3600
+RETRYABLE_CODES = frozenset({130429, 131056, 4, 80007, 1, 2, 131000, 131016})
+WINDOW_CLOSED_CODE = 131047
+HALT_CODES = frozenset({368})
+REQUEST_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class WhatsAppConfig:
+    api_url: str
+    access_token: str
+    phone_number_id: str
+    digest_template: str
+
+
+def masked(phone: str) -> str:
+    """Enough of a number to correlate logs, never the whole of it."""
+    return f"…{phone[-3:]}" if len(phone) > 3 else "…"
+
+
+def text_payload(to: str, body: str, key: str) -> dict[str, Any]:
+    return {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+        "type": "text",
+        "text": {"preview_url": True, "body": body},
+        "biz_opaque_callback_data": key,
+    }
+
+
+def template_payload(
+    to: str, template: str, language: str, params: tuple[str, ...], key: str
+) -> dict[str, Any]:
+    return {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+        "type": "template",
+        "template": {
+            "name": template,
+            "language": {"code": language},
+            "components": [
+                {
+                    "type": "body",
+                    "parameters": [{"type": "text", "text": p} for p in params],
+                }
+            ],
+        },
+        "biz_opaque_callback_data": key,
+    }
+
+
+def classify(status: int, body: Any) -> SendOutcome:
+    if 200 <= status < 300:
+        try:
+            message_id = str(body["messages"][0]["id"])
+        except (KeyError, IndexError, TypeError):
+            return SendOutcome(OutcomeKind.RETRY, error=f"http {status}: no message id")
+        return SendOutcome(OutcomeKind.SENT, provider_message_id=message_id)
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    title = str(error.get("message", "")) if isinstance(error, dict) else ""
+    reason = f"{code}: {title}" if code is not None else f"http {status}"
+    if code == WINDOW_CLOSED_CODE:
+        return SendOutcome(OutcomeKind.WINDOW_CLOSED, error=reason)
+    if code in HALT_CODES:
+        return SendOutcome(OutcomeKind.HALT, error=reason)
+    if code in RETRYABLE_CODES or status >= 500 or status == 429:
+        return SendOutcome(OutcomeKind.RETRY, error=reason)
+    return SendOutcome(OutcomeKind.FAILED, error=reason)
+
+
+class WhatsAppSender:
+    channel = Channel.WHATSAPP
+
+    def __init__(
+        self,
+        config: WhatsAppConfig,
+        store: NotificationStore,
+        clock: Clock,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self._client = httpx.AsyncClient(
+            base_url=config.api_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {config.access_token}"},
+            timeout=REQUEST_TIMEOUT_SECONDS,
+            transport=transport,
+        )
+
+    async def window_open(self, phone: str) -> bool:
+        last = await self.store.last_inbound(phone)
+        return last is not None and self.clock.now() - last < CUSTOMER_SERVICE_WINDOW_SECONDS
+
+    async def send(self, entry: OutboxEntry, person: Person) -> SendOutcome:
+        if not person.phone:
+            return SendOutcome(OutcomeKind.FAILED, error="no phone number")
+        to = person.phone.lstrip("+")
+        # Confirmations answer a message the person just sent, so the window is open.
+        as_text = entry.kind is MessageKind.CONFIRMATION or (
+            not entry.use_template and await self.window_open(person.phone)
+        )
+        if as_text:
+            payload = text_payload(to, entry.message.text, entry.key)
+        else:
+            payload = template_payload(
+                to,
+                self.config.digest_template,
+                person.language.value,
+                entry.message.template_params,
+                entry.key,
+            )
+        try:
+            response = await self._client.post(
+                f"/{self.config.phone_number_id}/messages", json=payload
+            )
+        except httpx.TimeoutException:
+            return SendOutcome(OutcomeKind.RETRY, error="timeout")
+        except httpx.TransportError as exc:
+            return SendOutcome(OutcomeKind.RETRY, error=f"network: {type(exc).__name__}")
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        outcome = classify(response.status_code, body)
+        log.info(
+            "whatsapp_send",
+            to=masked(person.phone),
+            form="text" if as_text else "template",
+            outcome=outcome.kind.value,
+            error=outcome.error,
+        )
+        return outcome
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

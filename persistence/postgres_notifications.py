@@ -1,0 +1,274 @@
+"""PostgreSQL store for the notification integrations, in the document store's schema.
+
+A small pool of its own; tables come from `003_notifications.sql`, applied idempotently at open
+(under the same advisory lock as the document store's migrations).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+
+from collab_server.errors import StoreError
+from integrations.contracts import DigestWindow, InAppNotification, OutboxEntry, WebhookEvent
+from persistence.sqlite_notifications import (
+    ACTIVE_STATES,
+    OUTBOX_COLUMNS,
+    migration_sql,
+    notification,
+    outbox_entry,
+    outbox_row,
+)
+
+_MIGRATION_LOCK = 0x1E9C011AB  # shared with PostgresStore: migrations never race
+
+_OUTBOX_VALUES = ", ".join(f"${i}" for i in range(1, 16))
+
+
+class PostgresNotificationStore:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "collab",
+        statement_cache_size: int = 100,
+        max_pool_size: int = 3,
+    ) -> None:
+        self.dsn = dsn
+        self.schema = schema
+        self.statement_cache_size = statement_cache_size
+        self.max_pool_size = max_pool_size
+        self._pool: asyncpg.Pool | None = None
+        self.s = schema
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StoreError("notification store is not open")
+        return self._pool
+
+    async def open(self) -> None:
+        self._pool = await asyncpg.create_pool(
+            self.dsn,
+            min_size=1,
+            max_size=self.max_pool_size,
+            statement_cache_size=self.statement_cache_size,
+        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.s}")
+            await conn.execute(migration_sql("postgres").replace("{schema}", self.s))
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def _fetch(self, sql: str, *args: Any) -> list[Any]:
+        async with self.pool.acquire() as conn:
+            return list(await conn.fetch(sql, *args))
+
+    async def _status(self, sql: str, *args: Any) -> str:
+        async with self.pool.acquire() as conn:
+            result: str = await conn.execute(sql, *args)
+            return result
+
+    # -- digest windows
+
+    async def save_window(self, window: DigestWindow) -> None:
+        await self._status(
+            f"INSERT INTO {self.s}.notification_windows AS w VALUES ($1, $2, $3, $4, $5, $6) "
+            "ON CONFLICT (document, recipient_id) DO UPDATE SET last_at = excluded.last_at, "
+            "through_seq = greatest(w.through_seq, excluded.through_seq)",
+            window.document,
+            window.recipient_id,
+            window.first_at,
+            window.last_at,
+            window.from_seq,
+            window.through_seq,
+        )
+
+    async def windows(self) -> list[DigestWindow]:
+        rows = await self._fetch(
+            "SELECT document, recipient_id, first_at, last_at, from_seq, through_seq "
+            f"FROM {self.s}.notification_windows"
+        )
+        return [DigestWindow(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+    async def close_window(self, window: DigestWindow, entry: OutboxEntry | None) -> bool:
+        inserted = False
+        async with self.pool.acquire() as conn, conn.transaction():
+            if entry is not None:
+                status = await conn.execute(
+                    f"INSERT INTO {self.s}.notification_outbox ({OUTBOX_COLUMNS}) "
+                    f"VALUES ({_OUTBOX_VALUES}) ON CONFLICT (key) DO NOTHING",
+                    *outbox_row(entry),
+                )
+                inserted = status.endswith(" 1")
+            await conn.execute(
+                f"DELETE FROM {self.s}.notification_windows "
+                "WHERE document = $1 AND recipient_id = $2",
+                window.document,
+                window.recipient_id,
+            )
+        return inserted
+
+    # -- outbox
+
+    async def enqueue(self, entry: OutboxEntry) -> bool:
+        status = await self._status(
+            f"INSERT INTO {self.s}.notification_outbox ({OUTBOX_COLUMNS}) "
+            f"VALUES ({_OUTBOX_VALUES}) ON CONFLICT (key) DO NOTHING",
+            *outbox_row(entry),
+        )
+        return status.endswith(" 1")
+
+    async def due(self, now: float, limit: int) -> list[OutboxEntry]:
+        rows = await self._fetch(
+            f"SELECT {OUTBOX_COLUMNS} FROM {self.s}.notification_outbox "
+            "WHERE state = ANY($1::text[]) AND next_attempt_at <= $2 "
+            "ORDER BY next_attempt_at LIMIT $3",
+            list(ACTIVE_STATES),
+            now,
+            limit,
+        )
+        return [outbox_entry(r) for r in rows]
+
+    async def update(self, entry: OutboxEntry) -> None:
+        row = outbox_row(entry)
+        await self._status(
+            f"UPDATE {self.s}.notification_outbox SET channels = $1, state = $2, attempts = $3, "
+            "next_attempt_at = $4, last_error = $5, provider_message_id = $6, "
+            "delivery_status = $7, use_template = $8, updated_at = $9 WHERE key = $10",
+            *row[5:13],
+            row[14],
+            entry.key,
+        )
+
+    async def entry(self, key: str) -> OutboxEntry | None:
+        rows = await self._fetch(
+            f"SELECT {OUTBOX_COLUMNS} FROM {self.s}.notification_outbox WHERE key = $1", key
+        )
+        return outbox_entry(rows[0]) if rows else None
+
+    async def entries(self, document: str) -> list[OutboxEntry]:
+        rows = await self._fetch(
+            f"SELECT {OUTBOX_COLUMNS} FROM {self.s}.notification_outbox WHERE document = $1 "
+            "ORDER BY created_at, key",
+            document,
+        )
+        return [outbox_entry(r) for r in rows]
+
+    async def entry_by_provider_id(self, provider_message_id: str) -> OutboxEntry | None:
+        rows = await self._fetch(
+            f"SELECT {OUTBOX_COLUMNS} FROM {self.s}.notification_outbox "
+            "WHERE provider_message_id = $1",
+            provider_message_id,
+        )
+        return outbox_entry(rows[0]) if rows else None
+
+    # -- WhatsApp state
+
+    async def touch_inbound(self, phone: str, at: float) -> None:
+        await self._status(
+            f"INSERT INTO {self.s}.whatsapp_inbound AS w VALUES ($1, $2) ON CONFLICT (phone) "
+            "DO UPDATE SET last_inbound_at = greatest(w.last_inbound_at, excluded.last_inbound_at)",
+            phone,
+            at,
+        )
+
+    async def last_inbound(self, phone: str) -> float | None:
+        rows = await self._fetch(
+            f"SELECT last_inbound_at FROM {self.s}.whatsapp_inbound WHERE phone = $1", phone
+        )
+        return float(rows[0][0]) if rows else None
+
+    async def advance_status(
+        self, message_id: str, status: str, rank: int, at: float, error: str | None
+    ) -> bool:
+        result = await self._status(
+            f"INSERT INTO {self.s}.whatsapp_statuses AS s VALUES ($1, $2, $3, $4, $5) "
+            "ON CONFLICT (message_id) DO UPDATE SET status = excluded.status, "
+            "rank = excluded.rank, error = excluded.error, updated_at = excluded.updated_at "
+            "WHERE excluded.rank > s.rank",
+            message_id,
+            status,
+            rank,
+            error,
+            at,
+        )
+        return result.endswith(" 1")
+
+    async def first_seen(self, message_id: str, at: float) -> bool:
+        result = await self._status(
+            f"INSERT INTO {self.s}.whatsapp_seen_messages VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            message_id,
+            at,
+        )
+        return result.endswith(" 1")
+
+    # -- webhook inbox
+
+    async def add_webhook_event(self, body: bytes, at: float) -> int:
+        rows = await self._fetch(
+            f"INSERT INTO {self.s}.webhook_events (body, received_at) VALUES ($1, $2) RETURNING id",
+            body,
+            at,
+        )
+        return int(rows[0][0])
+
+    async def unprocessed_webhook_events(self) -> list[WebhookEvent]:
+        rows = await self._fetch(
+            f"SELECT id, body, received_at FROM {self.s}.webhook_events "
+            "WHERE processed_at IS NULL ORDER BY id"
+        )
+        return [WebhookEvent(int(r[0]), bytes(r[1]), float(r[2])) for r in rows]
+
+    async def mark_webhook_event_processed(self, event_id: int) -> None:
+        await self._status(
+            f"UPDATE {self.s}.webhook_events SET processed_at = extract(epoch from now()) "
+            "WHERE id = $1",
+            event_id,
+        )
+
+    # -- in-app
+
+    async def add_notification(
+        self,
+        user_id: str,
+        *,
+        document: str,
+        kind: str,
+        title: str,
+        body: str,
+        at: float,
+        data: dict[str, str],
+    ) -> int:
+        rows = await self._fetch(
+            f"INSERT INTO {self.s}.inapp_notifications "
+            "(user_id, document, kind, title, body, data, created_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            user_id,
+            document,
+            kind,
+            title,
+            body,
+            json.dumps(data, ensure_ascii=False),
+            at,
+        )
+        return int(rows[0][0])
+
+    async def notifications(
+        self, user_id: str, after_id: int = 0, limit: int = 100
+    ) -> list[InAppNotification]:
+        rows = await self._fetch(
+            "SELECT id, user_id, document, kind, title, body, data, created_at "
+            f"FROM {self.s}.inapp_notifications WHERE user_id = $1 AND id > $2 "
+            "ORDER BY id LIMIT $3",
+            user_id,
+            after_id,
+            limit,
+        )
+        return [notification(r) for r in rows]

@@ -1,0 +1,345 @@
+"""SQLite store for the notification integrations (outbox, digest windows, webhook inbox).
+
+It opens its own connection to the document store's file (WAL lets both write in turn) and
+creates its tables itself (`003_notifications.sql`, idempotent), so it works whichever store
+opened first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from collab_server.errors import StoreError
+from integrations.contracts import (
+    Channel,
+    DigestWindow,
+    InAppNotification,
+    Language,
+    Message,
+    MessageKind,
+    OutboxEntry,
+    OutboxState,
+    WebhookEvent,
+)
+from persistence.migrations import migrations_for
+
+OUTBOX_COLUMNS = (
+    "key, document, recipient_id, kind, message, channels, state, attempts, next_attempt_at, "
+    "last_error, provider_message_id, delivery_status, use_template, created_at, updated_at"
+)
+
+
+def migration_sql(backend: str) -> str:
+    for migration in migrations_for(backend):
+        if migration.name.endswith("_notifications.sql"):
+            return migration.sql
+    raise StoreError("notifications migration is missing")
+
+
+def message_json(message: Message) -> str:
+    return json.dumps(
+        {
+            "language": message.language.value,
+            "subject": message.subject,
+            "text": message.text,
+            "template_params": list(message.template_params),
+            "link": message.link,
+        },
+        ensure_ascii=False,
+    )
+
+
+def message_from_json(raw: str) -> Message:
+    data = json.loads(raw)
+    return Message(
+        Language(data["language"]),
+        data["subject"],
+        data["text"],
+        tuple(data.get("template_params", ())),
+        data.get("link", ""),
+    )
+
+
+def outbox_row(entry: OutboxEntry) -> tuple[Any, ...]:
+    return (
+        entry.key,
+        entry.document,
+        entry.recipient_id,
+        entry.kind.value,
+        message_json(entry.message),
+        ",".join(c.value for c in entry.channels),
+        entry.state.value,
+        entry.attempts,
+        entry.next_attempt_at,
+        entry.last_error,
+        entry.provider_message_id,
+        entry.delivery_status,
+        int(entry.use_template),
+        entry.created_at,
+        entry.updated_at,
+    )
+
+
+def outbox_entry(row: Sequence[Any]) -> OutboxEntry:
+    return OutboxEntry(
+        key=row[0],
+        document=row[1],
+        recipient_id=row[2],
+        kind=MessageKind(row[3]),
+        message=message_from_json(row[4]),
+        channels=tuple(Channel(c) for c in row[5].split(",") if c),
+        state=OutboxState(row[6]),
+        attempts=int(row[7]),
+        next_attempt_at=float(row[8]),
+        last_error=row[9],
+        provider_message_id=row[10],
+        delivery_status=row[11],
+        use_template=bool(row[12]),
+        created_at=float(row[13]),
+        updated_at=float(row[14]),
+    )
+
+
+def notification(row: Sequence[Any]) -> InAppNotification:
+    return InAppNotification(
+        int(row[0]), row[1], row[2], row[3], row[4], row[5], float(row[7]), json.loads(row[6])
+    )
+
+
+ACTIVE_STATES = (OutboxState.PENDING.value, OutboxState.SENDING.value)
+
+
+class SQLiteNotificationStore:
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreError("notification store is not open")
+        return self._db
+
+    async def open(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._db.execute("PRAGMA journal_mode=WAL")
+        await self._db.execute("PRAGMA synchronous=NORMAL")
+        await self._db.execute("PRAGMA busy_timeout=5000")
+        async with self._transaction() as db:
+            for statement in migration_sql("sqlite").split(";"):
+                if statement.strip():
+                    await db.execute(statement)
+
+    async def aclose(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        db = self.db
+        async with self._lock:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+            await db.execute("COMMIT")
+
+    async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        async with self._lock, self.db.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    # -- digest windows
+
+    async def save_window(self, window: DigestWindow) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO notification_windows VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (document, recipient_id) DO UPDATE SET last_at = excluded.last_at, "
+                "through_seq = max(through_seq, excluded.through_seq)",
+                (
+                    window.document,
+                    window.recipient_id,
+                    window.first_at,
+                    window.last_at,
+                    window.from_seq,
+                    window.through_seq,
+                ),
+            )
+
+    async def windows(self) -> list[DigestWindow]:
+        rows = await self._rows(
+            "SELECT document, recipient_id, first_at, last_at, from_seq, through_seq "
+            "FROM notification_windows"
+        )
+        return [DigestWindow(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+    async def close_window(self, window: DigestWindow, entry: OutboxEntry | None) -> bool:
+        inserted = False
+        async with self._transaction() as db:
+            if entry is not None:
+                cursor = await db.execute(
+                    f"INSERT OR IGNORE INTO notification_outbox ({OUTBOX_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    outbox_row(entry),
+                )
+                inserted = cursor.rowcount == 1
+            await db.execute(
+                "DELETE FROM notification_windows WHERE document = ? AND recipient_id = ?",
+                (window.document, window.recipient_id),
+            )
+        return inserted
+
+    # -- outbox
+
+    async def enqueue(self, entry: OutboxEntry) -> bool:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                f"INSERT OR IGNORE INTO notification_outbox ({OUTBOX_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                outbox_row(entry),
+            )
+            return cursor.rowcount == 1
+
+    async def due(self, now: float, limit: int) -> list[OutboxEntry]:
+        rows = await self._rows(
+            f"SELECT {OUTBOX_COLUMNS} FROM notification_outbox "
+            "WHERE state IN (?, ?) AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?",
+            (*ACTIVE_STATES, now, limit),
+        )
+        return [outbox_entry(r) for r in rows]
+
+    async def update(self, entry: OutboxEntry) -> None:
+        row = outbox_row(entry)
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE notification_outbox SET channels = ?, state = ?, attempts = ?, "
+                "next_attempt_at = ?, last_error = ?, provider_message_id = ?, "
+                "delivery_status = ?, use_template = ?, updated_at = ? WHERE key = ?",
+                (*row[5:13], row[14], entry.key),
+            )
+
+    async def entry(self, key: str) -> OutboxEntry | None:
+        rows = await self._rows(
+            f"SELECT {OUTBOX_COLUMNS} FROM notification_outbox WHERE key = ?", (key,)
+        )
+        return outbox_entry(rows[0]) if rows else None
+
+    async def entries(self, document: str) -> list[OutboxEntry]:
+        rows = await self._rows(
+            f"SELECT {OUTBOX_COLUMNS} FROM notification_outbox WHERE document = ? "
+            "ORDER BY created_at, key",
+            (document,),
+        )
+        return [outbox_entry(r) for r in rows]
+
+    async def entry_by_provider_id(self, provider_message_id: str) -> OutboxEntry | None:
+        rows = await self._rows(
+            f"SELECT {OUTBOX_COLUMNS} FROM notification_outbox WHERE provider_message_id = ?",
+            (provider_message_id,),
+        )
+        return outbox_entry(rows[0]) if rows else None
+
+    # -- WhatsApp state
+
+    async def touch_inbound(self, phone: str, at: float) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO whatsapp_inbound VALUES (?, ?) ON CONFLICT (phone) DO UPDATE SET "
+                "last_inbound_at = max(last_inbound_at, excluded.last_inbound_at)",
+                (phone, at),
+            )
+
+    async def last_inbound(self, phone: str) -> float | None:
+        rows = await self._rows(
+            "SELECT last_inbound_at FROM whatsapp_inbound WHERE phone = ?", (phone,)
+        )
+        return float(rows[0][0]) if rows else None
+
+    async def advance_status(
+        self, message_id: str, status: str, rank: int, at: float, error: str | None
+    ) -> bool:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO whatsapp_statuses VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (message_id) DO UPDATE SET status = excluded.status, "
+                "rank = excluded.rank, error = excluded.error, updated_at = excluded.updated_at "
+                "WHERE excluded.rank > whatsapp_statuses.rank",
+                (message_id, status, rank, error, at),
+            )
+            return cursor.rowcount == 1
+
+    async def first_seen(self, message_id: str, at: float) -> bool:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "INSERT OR IGNORE INTO whatsapp_seen_messages VALUES (?, ?)", (message_id, at)
+            )
+            return cursor.rowcount == 1
+
+    # -- webhook inbox
+
+    async def add_webhook_event(self, body: bytes, at: float) -> int:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO webhook_events (body, received_at) VALUES (?, ?)", (body, at)
+            )
+            return int(cursor.lastrowid or 0)
+
+    async def unprocessed_webhook_events(self) -> list[WebhookEvent]:
+        rows = await self._rows(
+            "SELECT id, body, received_at FROM webhook_events WHERE processed_at IS NULL "
+            "ORDER BY id"
+        )
+        return [WebhookEvent(int(r[0]), bytes(r[1]), float(r[2])) for r in rows]
+
+    async def mark_webhook_event_processed(self, event_id: int) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE webhook_events "
+                "SET processed_at = (julianday('now') - 2440587.5) * 86400.0 WHERE id = ?",
+                (event_id,),
+            )
+
+    # -- in-app
+
+    async def add_notification(
+        self,
+        user_id: str,
+        *,
+        document: str,
+        kind: str,
+        title: str,
+        body: str,
+        at: float,
+        data: dict[str, str],
+    ) -> int:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO inapp_notifications "
+                "(user_id, document, kind, title, body, data, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (user_id, document, kind, title, body, json.dumps(data, ensure_ascii=False), at),
+            )
+            return int(cursor.lastrowid or 0)
+
+    async def notifications(
+        self, user_id: str, after_id: int = 0, limit: int = 100
+    ) -> list[InAppNotification]:
+        rows = await self._rows(
+            "SELECT id, user_id, document, kind, title, body, data, created_at "
+            "FROM inapp_notifications WHERE user_id = ? AND id > ? ORDER BY id LIMIT ?",
+            (user_id, after_id, limit),
+        )
+        return [notification(r) for r in rows]

@@ -1,0 +1,232 @@
+"""Loopback stand-ins for the outside world: the WhatsApp Cloud API, an SMTP server, and the
+people directory the access store will provide. They follow the documented contracts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field, replace
+from email import message_from_bytes, policy
+from email.message import Message as EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from collab_server.errors import Rejected
+from collab_server.identity import Identity, Role
+from integrations.contracts import Caller, Person
+from tests.support.servers import free_port, serve_in_process
+
+# HTTP status Meta uses for each scripted error code (Cloud API error reference).
+ERROR_STATUS = {
+    130429: 429,
+    131056: 400,
+    4: 400,
+    80007: 400,
+    1: 500,
+    2: 503,
+    131000: 500,
+    131016: 503,
+    131047: 400,
+    131026: 400,
+    131048: 400,
+    368: 403,
+    100: 400,
+}
+
+
+@dataclass
+class GraphCall:
+    phone_number_id: str
+    token: str
+    body: dict[str, Any]
+
+    @property
+    def to(self) -> str:
+        return str(self.body["to"])
+
+    @property
+    def kind(self) -> str:
+        return str(self.body["type"])
+
+    @property
+    def text(self) -> str:
+        if self.kind == "text":
+            return str(self.body["text"]["body"])
+        params = self.body["template"]["components"][0]["parameters"]
+        return " | ".join(p["text"] for p in params)
+
+
+@dataclass
+class FakeGraphApi:
+    """`POST /{version}/{phone_number_id}/messages` as the Cloud API answers it."""
+
+    accepted: list[GraphCall] = field(default_factory=list)
+    rejected: list[tuple[GraphCall, int]] = field(default_factory=list)
+    script: list[int] = field(default_factory=list)  # error codes for the next requests
+    url: str = ""
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def fail_next(self, *codes: int) -> None:
+        self.script.extend(codes)
+
+    def app(self) -> Starlette:
+        async def messages(request: Request) -> Response:
+            token = request.headers.get("authorization", "").removeprefix("Bearer ")
+            body = await request.json()
+            call = GraphCall(request.path_params["phone_number_id"], token, body)
+            if token != "test-token":
+                return _error(190, "Invalid OAuth access token", 401)
+            if self.script:
+                code = self.script.pop(0)
+                self.rejected.append((call, code))
+                return _error(code, f"scripted error {code}", ERROR_STATUS.get(code, 400))
+            if body.get("messaging_product") != "whatsapp" or "to" not in body:
+                return _error(100, "Invalid parameter", 400)
+            if body["type"] == "template":
+                for param in body["template"]["components"][0]["parameters"]:
+                    text = param["text"]
+                    if "\n" in text or "\t" in text or "     " in text:
+                        return _error(132000, "Param text has newlines or tabs", 400)
+            self.accepted.append(call)
+            wamid = f"wamid.HBgM{next(self._ids):06d}"
+            return JSONResponse(
+                {
+                    "messaging_product": "whatsapp",
+                    "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+                    "messages": [{"id": wamid}],
+                }
+            )
+
+        return Starlette(
+            routes=[Route("/v21.0/{phone_number_id}/messages", messages, methods=["POST"])]
+        )
+
+    def to(self, phone: str) -> list[GraphCall]:
+        return [c for c in self.accepted if c.to == phone.lstrip("+")]
+
+
+def _error(code: int, message: str, status: int) -> JSONResponse:
+    return JSONResponse(
+        {
+            "error": {
+                "message": message,
+                "type": "OAuthException",
+                "code": code,
+                "error_data": {"messaging_product": "whatsapp", "details": message},
+                "fbtrace_id": "AbCdEf123",
+            }
+        },
+        status_code=status,
+    )
+
+
+@contextlib.asynccontextmanager
+async def graph_api() -> AsyncIterator[FakeGraphApi]:
+    fake = FakeGraphApi()
+    async with serve_in_process(fake.app()) as server:
+        fake.url = f"{server.http}/v21.0"
+        yield fake
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+
+@contextlib.contextmanager
+def smtp_server() -> Any:
+    inbox = _Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield inbox, f"smtp://127.0.0.1:{controller.port}"
+    finally:
+        controller.stop()
+
+
+class MemoryDirectory:
+    """The RecipientDirectory contract over dicts (the access store implements it for real)."""
+
+    def __init__(self) -> None:
+        self.people: dict[str, Person] = {}
+        self.digest_members: dict[str, list[str]] = {}
+        self.editor_members: dict[str, list[str]] = {}
+
+    def add(
+        self, person: Person, document: str, *, digest: bool = False, editor: bool = False
+    ) -> None:
+        self.people[person.user_id] = person
+        if digest:
+            self.digest_members.setdefault(document, []).append(person.user_id)
+        if editor:
+            self.editor_members.setdefault(document, []).append(person.user_id)
+
+    async def digest_recipients(self, document: str) -> Sequence[Person]:
+        return [self.people[u] for u in self.digest_members.get(document, [])]
+
+    async def editors(self, document: str) -> Sequence[Person]:
+        return [self.people[u] for u in self.editor_members.get(document, [])]
+
+    async def documents_of(self, user_id: str) -> Sequence[str]:
+        return [d for d, users in self.digest_members.items() if user_id in users]
+
+    async def person(self, user_id: str) -> Person | None:
+        return self.people.get(user_id)
+
+    async def person_by_phone(self, phone: str) -> Person | None:
+        return next((p for p in self.people.values() if p.phone == phone), None)
+
+    async def set_whatsapp_opt_out(self, user_id: str, opted_out: bool) -> None:
+        self.people[user_id] = replace(self.people[user_id], whatsapp_opted_out=opted_out)
+
+
+class ManualClock:
+    def __init__(self, start: float) -> None:
+        self.t = start
+
+    def now(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+class TokenUsers:
+    """Tokens `user:<id>` (and `admin:<id>`) for the sync socket and the HTTP API."""
+
+    def __init__(self, names: dict[str, str]) -> None:
+        self.names = names
+
+    async def authenticate(self, credentials: Any, document: str) -> Identity:
+        token = getattr(credentials, "token", credentials)
+        if not isinstance(token, str) or ":" not in token:
+            raise Rejected(4401, "no token")
+        _, user_id = token.split(":", 1)
+        return Identity(user_id, self.names.get(user_id, user_id), Role.EDITOR)
+
+    async def caller(self, token: str | None) -> Caller:
+        if not token or ":" not in token:
+            raise Rejected(4401, "no token")
+        kind, user_id = token.split(":", 1)
+        return Caller(user_id, is_admin=kind == "admin")
+
+
+async def wait_until(predicate: Any, timeout: float = 5.0) -> None:
+    """Poll a condition (no fixed sleeps as synchronisation)."""
+
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), timeout)
