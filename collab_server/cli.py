@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import structlog
 import uvicorn
@@ -25,6 +27,16 @@ class _DrainingServer(uvicorn.Server):
     async def shutdown(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
         await self.collab.drain()
         await super().shutdown(sockets)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            # uvicorn re-raises the captured SIGTERM after shutting down, so a clean drain would
+            # exit by signal (-15), which platforms report as a crash. A drained SIGTERM is exit 0.
+            self._captured_signals = [
+                sig for sig in self._captured_signals if sig != signal.SIGTERM
+            ]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

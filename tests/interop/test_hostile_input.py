@@ -1,0 +1,93 @@
+"""Malformed frames and bad names, from a bare `ws` socket beside real y-websocket editors."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+import pytest
+from pycrdt import Doc, Text
+
+from collab_server.protocol import CloseCode
+from collab_server.settings import load_settings
+from persistence import store_from_settings
+from tests.interop.conftest import Servers, metric, sync_url
+from tests.interop.nodeclient import node_clients
+
+pytestmark = pytest.mark.interop
+
+MAX_MESSAGE_BYTES = 4096
+
+MALFORMED = [
+    # varuint(0 = sync) then a step whose varuint never ends
+    pytest.param({"hex": "0080"}, CloseCode.INVALID_PAYLOAD, id="truncated-varint"),
+    # sync / update, 8 bytes of payload that are not a Y update
+    pytest.param(
+        {"hex": "000208" + b"garbage!".hex()}, CloseCode.INVALID_PAYLOAD, id="garbage-update"
+    ),
+    pytest.param({"hex": "07"}, CloseCode.INVALID_PAYLOAD, id="unknown-message-type"),
+    pytest.param({"text": "hello"}, CloseCode.UNSUPPORTED_DATA, id="text-frame"),
+    pytest.param(
+        {"repeat": MAX_MESSAGE_BYTES * 2, "byte": 0},
+        CloseCode.MESSAGE_TOO_BIG,
+        id="oversize-frame",
+    ),
+]
+
+
+async def test_malformed_frames_close_only_their_connection(servers: Servers) -> None:
+    server = await servers.start(COLLAB_MAX_MESSAGE_BYTES=str(MAX_MESSAGE_BYTES))
+    room = "iep/hostile"
+    async with node_clients() as editors, node_clients() as attacker:
+        await editors.open("editor", "viewer", url=sync_url(server), room=room)
+        await editors.wait_for("editor", "viewer", synced=True)
+        await editors.edit("editor", {"op": "insert", "text": "intact"})
+        await editors.wait_for("viewer", notes="intact")
+        expected = "intact"
+        updates_before = await metric(server, "collab_updates_in_total")
+
+        for case in MALFORMED:
+            frame, close_code = cast(tuple[dict[str, Any], CloseCode], case.values)
+            closed = await attacker.raw(f"{sync_url(server)}/{room}", frame)
+            assert closed["opened"], closed
+            assert closed["code"] == close_code, (case.id, closed)
+            # Nothing the bad frame carried reached the document ...
+            assert await metric(server, "collab_updates_in_total") == updates_before
+            # ... and the editors on the same document never noticed.
+            expected += f" {case.id}"
+            await editors.edit("editor", {"op": "insert", "text": f" {case.id}"})
+            await editors.wait_for("viewer", notes=expected)
+            updates_before += 1
+
+        states = await editors.states("editor", "viewer")
+        assert all(s["statuses"] == ["connecting", "connected"] for s in states.values())
+        assert all(s["closes"] == [] for s in states.values())
+        assert await asyncio.to_thread(server.terminate) == 0
+
+    stored = store_from_settings(load_settings({}, database_url=servers.store_env["DATABASE_URL"]))
+    await stored.open()
+    try:
+        record = await stored.load(room)
+    finally:
+        await stored.aclose()
+    doc: Doc[Any] = Doc()
+    if record.snapshot:
+        doc.apply_update(record.snapshot)
+    for entry in record.tail:
+        doc.apply_update(entry.update)
+    assert str(doc.get("notes", type=Text)) == expected
+    assert record.last_seq == 1 + len(MALFORMED)
+
+
+BAD_NAMES = [".hidden", "iep/bad%20name", "x" * 256]
+
+
+async def test_bad_document_names_are_refused_at_the_upgrade(servers: Servers) -> None:
+    server = await servers.start()
+    async with node_clients() as clients:
+        for name in BAD_NAMES:
+            refused = await clients.raw(f"{sync_url(server)}/{name}")
+            assert (refused["opened"], refused["httpStatus"]) == (False, 400), name
+        accepted = await clients.raw(f"{sync_url(server)}/iep/good-name", close=True)
+        assert (accepted["opened"], accepted["code"]) == (True, CloseCode.NORMAL), accepted
+    assert await metric(server, "collab_documents_loaded") == 1
