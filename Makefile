@@ -33,6 +33,9 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -m "not interop and not browser"
 
+interop: $(STAMP) node-deps
+	$(BIN)/pytest -m interop
+
 test: $(STAMP) node-deps
 	$(BIN)/ruff check collab_server persistence integrations tests bench
 	$(BIN)/mypy
