@@ -320,7 +320,10 @@ class AccessAuthenticator:
         token = await self.verifier.verify(credentials.token)
         name = await self._display_name(token)
         if token.is_admin:
-            if await self.access.claim_document(document, token.user_id):
+            # Read first: most admin connections open documents that already have members,
+            # and a claim is a write transaction.
+            unclaimed = not await self.access.members(document)
+            if unclaimed and await self.access.claim_document(document, token.user_id):
                 log.info("document_claimed", document=document, user=token.user_id)
             return Identity(
                 token.user_id, name, Role.OWNER, is_admin=True, expires_at=token.expires_at
