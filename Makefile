@@ -17,10 +17,14 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/collab-server
 
-node-deps: tests/interop/node_modules/.installed
+node-deps: tests/interop/node_modules/.installed bench/node_modules/.installed
 
 tests/interop/node_modules/.installed: tests/interop/package.json tests/interop/package-lock.json
 	cd tests/interop && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+bench/node_modules/.installed: bench/package.json bench/package-lock.json
+	cd bench && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 lint: $(STAMP)
@@ -45,7 +49,7 @@ bench: $(STAMP) node-deps
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) tests/interop/node_modules data
+	rm -rf $(VENV) tests/interop/node_modules bench/node_modules data
 
 # The browser editor: its npm dependencies, and `make bundle` to rebuild the committed bundle
 # in collab_server/static/ after changing static/ (tests fail while it is stale).

@@ -1,0 +1,60 @@
+"""The benchmark still runs end to end and reports every figure for our server.
+
+Timings are not asserted here (they belong to `make bench`); only that each workload completed
+against both of our storage configurations and produced its numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = [
+    pytest.mark.interop,
+    pytest.mark.skipif(shutil.which("node") is None, reason="Node is not installed"),
+]
+
+FIGURES = {
+    "fanout": ["p50_ms", "p99_ms", "delivered", "server_cpu_us_per_delivery"],
+    "throughput": ["updates_per_s", "server_cpu_us_per_update"],
+    "connect": ["connections_per_s", "p99_ms", "server_cpu_ms_per_connection"],
+    "memory": ["rss_kb_per_document"],
+}
+
+
+def test_quick_bench_reports_every_figure_for_our_server(tmp_path: Path) -> None:
+    if not (ROOT / "bench" / "node_modules" / "ws").is_dir():
+        pytest.fail("bench/node_modules is missing: run `make node-deps`")
+    output = tmp_path / "bench.json"
+    command = [sys.executable, "-m", "bench.run", "--quick", "--output", str(output)]
+    completed = subprocess.run(
+        [*command, "--servers", "ours-sqlite,ours-memory"],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=240,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr.decode()[-3000:]
+    report = json.loads(output.read_text())
+
+    for server in ("ours-sqlite", "ours-memory"):
+        figures = report["servers"][server]
+        assert figures["peak_rss_mb"] > 0
+        for workload, names in FIGURES.items():
+            result = figures[workload]
+            assert "error" not in result, (server, result)
+            for name in names:
+                assert isinstance(result[name], int | float), (server, workload, name, result)
+        assert figures["fanout"]["all_delivered"] is True
+        assert figures["connect"]["synced_with_full_document"] == figures["connect"]["connections"]
+    load = report["load_time"]
+    assert "error" not in load, load
+    assert load["updates_in_log"] == 300
+    assert load["synced_ms"] > 0
