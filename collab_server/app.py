@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 from starlette.applications import Starlette
@@ -40,6 +41,19 @@ log = structlog.get_logger("collab.app")
 READY_TIMEOUT_SECONDS = 2.0
 
 
+if TYPE_CHECKING:
+    from integrations import NotificationService
+
+
+class Service(Protocol):
+    """Something that runs beside the server: started once the store is open, closed after
+    the registry (e.g. the notification outbox)."""
+
+    async def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
 @dataclass
 class CollabServer:
     """What the routes and the process entry point share; lives on `app.state.collab`."""
@@ -66,6 +80,7 @@ def create_app(
     extensions: Sequence[Extension] = (),
     authenticator: Authenticator | None = None,
     extra_routes: Sequence[BaseRoute] = (),
+    services: Sequence[Service] = (),
 ) -> Starlette:
     metrics = Metrics()
     hooks = Hooks(extensions)
@@ -102,6 +117,8 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
         await registry.start()
+        for service in services:
+            await service.start()
         log.info("serving", store=type(store).__name__)
         try:
             yield
@@ -109,6 +126,8 @@ def create_app(
             if not registry.closing:
                 await server.drain()
             await registry.aclose()
+            for service in reversed(services):
+                await service.aclose()
             await hooks.aclose()
             await store.aclose()
 
@@ -157,16 +176,58 @@ def build_app(settings: Settings) -> Starlette:
         if authenticator.development_mode
         else MembershipEnforcer(access, settings.membership_recheck_seconds)
     )
+    notifications = notification_service_for(settings, store, access, authenticator)
     app = create_app(
         settings,
         store=store,
-        extensions=[enforcer] if enforcer else [],
+        extensions=[*([enforcer] if enforcer else []), notifications.extension],
         authenticator=authenticator,
-        extra_routes=[*editor, *api_routes(authenticator, access, enforcer)],
+        extra_routes=[
+            *editor,
+            *api_routes(authenticator, access, enforcer),
+            *notifications.routes(),
+        ],
+        services=[notifications],
     )
     if enforcer is not None:
         enforcer.attach(app.state.collab.registry)
     return app
+
+
+def notification_service_for(
+    settings: Settings,
+    store: DocumentStore,
+    access: AccessStore,
+    authenticator: AccessAuthenticator,
+) -> NotificationService:
+    """Parents' digests: the change observer, outbox, channels and webhook (integrations/)."""
+    from integrations import NotificationService, config_from_settings
+    from integrations.access import AccessCallers, AccessDirectory
+    from integrations.contracts import NotificationStore, SystemClock
+
+    notification_store: NotificationStore
+    if settings.is_postgres:
+        from persistence.postgres_notifications import PostgresNotificationStore
+
+        notification_store = PostgresNotificationStore(
+            settings.database_url,
+            schema=settings.db_schema,
+            statement_cache_size=settings.pg_statement_cache_size,
+        )
+    else:
+        from persistence.sqlite_notifications import SQLiteNotificationStore
+
+        path = settings.sqlite_path() if settings.database_url.startswith("sqlite://") else None
+        notification_store = SQLiteNotificationStore(path or ":memory:")
+    clock = SystemClock()
+    return NotificationService(
+        config_from_settings(settings),
+        notification_store,
+        AccessDirectory(access, notification_store, clock),
+        store.updates_since,
+        AccessCallers(authenticator),
+        clock=clock,
+    )
 
 
 def access_store_for(store: DocumentStore) -> AccessStore:

@@ -96,7 +96,8 @@ class DigestPolicy:
         return self.quiet_hours.release(due, timezone) if self.quiet_hours else due
 
     def link(self, document: str) -> str:
-        return f"{self.public_url.rstrip('/')}/?doc={quote(document, safe='/:')}"
+        # The editor's page for one document (collab_server/web.py: /doc/{name}).
+        return f"{self.public_url.rstrip('/')}/doc/{quote(document, safe='/:')}"
 
 
 # -- merging ----------------------------------------------------------------------------------

@@ -24,7 +24,6 @@ from collab_server.store import UpdateRecord
 log = structlog.get_logger("collab.integrations.iep")
 
 ROOT = "iep"
-EMPTY_UPDATE = b"\x00\x00"
 
 
 class Section(StrEnum):
@@ -167,7 +166,7 @@ class DocumentWatch:
             section: read_items(self.iep, section) for section in ITEM_SECTIONS
         }
         self._current: ChangeSet | None = None
-        self._unpaired: deque[tuple[bytes, ChangeSet | None]] = deque()
+        self._unpaired: deque[tuple[bytes, ChangeSet]] = deque()
         self._deep: Subscription | None = self.iep.observe_deep(self._on_events)
         self._tx: Subscription | None = doc.observe(self._on_transaction)
 
@@ -197,17 +196,18 @@ class DocumentWatch:
             self._current = None
 
     def _on_transaction(self, event: TransactionEvent) -> None:
-        update = event.update
         change, self._current = self._current, None
-        if update != EMPTY_UPDATE:
-            self._unpaired.append((update, change))
+        if change is not None:  # only then is the update worth encoding a second time
+            self._unpaired.append((event.update, change))
 
     def take(self, update: bytes) -> ChangeSet | None:
-        """The ChangeSet of the transaction that produced `update` (commit order)."""
-        while self._unpaired:
-            candidate, change = self._unpaired.popleft()
-            if candidate == update:
-                return change
+        """The ChangeSet of the transaction that produced `update`, if it had one.
+
+        Committed updates arrive in transaction order, so only the oldest unpaired change can
+        match; a transaction without a ChangeSet (outside `iep`, or by the server) has none.
+        """
+        if self._unpaired and self._unpaired[0][0] == update:
+            return self._unpaired.popleft()[1]
         return None
 
     def take_last(self) -> ChangeSet | None:

@@ -288,6 +288,32 @@ class SQLiteNotificationStore:
             )
             return cursor.rowcount == 1
 
+    async def remember_contact(self, phone: str, user_id: str) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO whatsapp_contacts VALUES (?, ?) "
+                "ON CONFLICT (phone) DO UPDATE SET user_id = excluded.user_id",
+                (phone, user_id),
+            )
+
+    async def contact(self, phone: str) -> str | None:
+        rows = await self._rows("SELECT user_id FROM whatsapp_contacts WHERE phone = ?", (phone,))
+        return str(rows[0][0]) if rows else None
+
+    async def set_whatsapp_opt_out(self, user_id: str, opted_out: bool, at: float) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO whatsapp_opt_outs VALUES (?, ?, ?) ON CONFLICT (user_id) DO UPDATE "
+                "SET opted_out = excluded.opted_out, updated_at = excluded.updated_at",
+                (user_id, int(opted_out), at),
+            )
+
+    async def whatsapp_opted_out(self, user_id: str) -> bool:
+        rows = await self._rows(
+            "SELECT opted_out FROM whatsapp_opt_outs WHERE user_id = ?", (user_id,)
+        )
+        return bool(rows[0][0]) if rows else False
+
     # -- webhook inbox
 
     async def add_webhook_event(self, body: bytes, at: float) -> int:

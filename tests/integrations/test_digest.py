@@ -76,7 +76,7 @@ async def test_a_burst_of_edits_becomes_one_digest_per_parent_in_their_language(
     english = message_text(harness, PARENT_EN.phone)
     for text in (arabic, english):
         assert "Ms. Huda" in text and "عمر الحربي" in text
-        assert "https://iep.example.test/?doc=centre/student-42/iep-2026" in text
+        assert "https://iep.example.test/doc/centre/student-42/iep-2026" in text
     # Outside the 24-hour window: the approved template, in each parent's language.
     ar_call, en_call = (
         harness.graph.to(PARENT_AR.phone or "")[0],

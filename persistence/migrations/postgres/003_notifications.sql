@@ -60,3 +60,12 @@ CREATE TABLE IF NOT EXISTS {schema}.inapp_notifications (
     created_at DOUBLE PRECISION NOT NULL
 );
 CREATE INDEX IF NOT EXISTS inapp_notifications_user ON {schema}.inapp_notifications (user_id, id);
+CREATE TABLE IF NOT EXISTS {schema}.whatsapp_contacts (
+    phone TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {schema}.whatsapp_opt_outs (
+    user_id TEXT PRIMARY KEY,
+    opted_out BOOLEAN NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL
+);

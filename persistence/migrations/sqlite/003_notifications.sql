@@ -60,3 +60,12 @@ CREATE TABLE IF NOT EXISTS inapp_notifications (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS inapp_notifications_user ON inapp_notifications (user_id, id);
+CREATE TABLE IF NOT EXISTS whatsapp_contacts (
+    phone TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS whatsapp_opt_outs (
+    user_id TEXT PRIMARY KEY,
+    opted_out INTEGER NOT NULL,
+    updated_at REAL NOT NULL
+);
