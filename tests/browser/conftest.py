@@ -134,6 +134,8 @@ def shot(request: pytest.FixtureRequest) -> Callable[[Page, str], None]:
     counter = iter(range(1, 100))
 
     def take(page: Page, step: str) -> None:
+        # From the top, so the sticky header is not drawn over the middle of the page.
+        page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(folder / f"{next(counter):02d}-{step}.png"), full_page=True)
 
     return take

@@ -89,6 +89,14 @@ def test_two_editors_share_goals_notes_and_presence(
     expect(goal).to_have_count(2)
     first.locator("[data-list=goals] li").last.get_by_role("button", name="Move up").click()
     expect(goal.first.locator("[data-field$='/title'] input")).to_have_value("Asks for help")
+    # Status is a choice; removing a goal removes it everywhere.
+    first.locator(f"[data-field='goals/{goal_id}/status'] select").select_option("in_progress")
+    expect(second.locator(f"[data-field='goals/{goal_id}/status'] select")).to_have_value(
+        "in_progress"
+    )
+    first.locator("[data-list=goals] li").first.get_by_role("button", name="Remove").click()
+    expect(goal).to_have_count(1)
+    expect(goal.locator("[data-field$='/title'] input")).to_have_value("Names 20 objects")
 
     # Both type into the notes at once; the text converges and keeps every keystroke.
     first.locator("[data-section=notes] .cm-content").click()
