@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import structlog
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -35,6 +36,7 @@ from collab_server.registry import Registry, RegistryLimits
 from collab_server.settings import Settings
 from collab_server.store import DocumentStore
 from collab_server.sync_endpoint import SyncEndpoint, SyncLimits
+from collab_server.wire import ExposeServerSend
 
 log = structlog.get_logger("collab.app")
 
@@ -157,7 +159,7 @@ def create_app(
         WebSocketRoute("/sync/{name:path}", sync.handle),
         *extra_routes,
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(ExposeServerSend)])
     app.state.collab = server
     return app
 

@@ -97,8 +97,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         port=port,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
         http="httptools",
-        ws="websockets",
+        ws="websockets-sansio",
         ws_max_size=settings.max_message_bytes,
+        # Yjs updates are small binary deltas: compressing each costs more CPU than it saves.
+        ws_per_message_deflate=False,
         ws_ping_interval=settings.ping_interval_seconds,
         ws_ping_timeout=settings.ping_timeout_seconds,
         lifespan="on",

@@ -1,8 +1,9 @@
 """One socket on one document: identity, ordered outgoing frames, close.
 
-The document never awaits a socket: `send` appends to this connection's backlog and a writer
-task drains it, so one slow reader cannot stall a broadcast. A reader whose backlog passes the
-limit is closed (1013) instead of growing memory without bound.
+The document never awaits a socket. With the socket's transport at hand (uvicorn), `send`
+writes the already framed bytes straight to it; otherwise it appends to a backlog that a
+writer task drains through ASGI. Either way one slow reader cannot stall a broadcast, and a
+reader whose unsent bytes pass the limit is closed (1013) instead of growing memory unbounded.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import structlog
 
 from collab_server.identity import ConnectionOrigin, Identity
 from collab_server.protocol import CloseCode
+from collab_server.wire import FrameTransport, frame_binary
 
 log = structlog.get_logger("collab.connection")
 
@@ -30,7 +32,13 @@ class Socket(Protocol):
 
 class Connection:
     def __init__(
-        self, socket: Socket, document: str, identity: Identity, *, backlog_limit: int
+        self,
+        socket: Socket,
+        document: str,
+        identity: Identity,
+        *,
+        backlog_limit: int,
+        transport: FrameTransport | None = None,
     ) -> None:
         self.id = uuid.uuid4().hex[:16]
         self.document = document
@@ -38,18 +46,35 @@ class Connection:
         self.origin = ConnectionOrigin(self.id, identity.user_id, identity.display_name)
         self.close_code: int | None = None
         self._socket = socket
+        self._transport = transport
         self._backlog: deque[bytes] = deque()
         self._backlog_bytes = 0
         self._backlog_limit = backlog_limit
         self._wakeup = asyncio.Event()
         self._writer = asyncio.create_task(self._write_loop(), name=f"writer-{self.id}")
 
+    def use_transport(self, transport: FrameTransport | None) -> None:
+        """Write frames straight to the socket from now on (after the handshake)."""
+        if self._backlog:
+            return  # keep order: frames already queued go out through ASGI first
+        self._transport = transport
+
     @property
     def is_open(self) -> bool:
         return self.close_code is None
 
-    def send(self, frame: bytes) -> None:
+    def send(self, frame: bytes, wire: bytes | None = None) -> None:
+        """Queue one protocol message; `wire` is the same message already framed, if known."""
         if self.close_code is not None:
+            return
+        transport = self._transport
+        if transport is not None:
+            if transport.is_closing():
+                self.abort()
+                return
+            transport.write(wire if wire is not None else frame_binary(frame))
+            if transport.get_write_buffer_size() > self._backlog_limit:
+                self.close(CloseCode.TRY_AGAIN_LATER, "reader too slow")
             return
         self._backlog.append(frame)
         self._backlog_bytes += len(frame)
@@ -74,6 +99,7 @@ class Connection:
         """The peer is gone: stop writing."""
         if self.close_code is None:
             self.close_code = CloseCode.GOING_AWAY
+        self._transport = None
         self._backlog.clear()
         self._writer.cancel()
 

@@ -36,6 +36,7 @@ from collab_server.protocol import (
     encode_sync,
 )
 from collab_server.store import StoredDocument
+from collab_server.wire import frame_binary
 
 log = structlog.get_logger("collab.document")
 
@@ -152,10 +153,11 @@ class LiveDocument:
         await waiter
 
     def broadcast(self, frame: bytes, exclude: Connection | None = None) -> int:
+        wire = frame_binary(frame)  # framed once for every reader
         sent = 0
         for connection in self.connections:
             if connection is not exclude:
-                connection.send(frame)
+                connection.send(frame, wire)
                 sent += 1
         return sent
 

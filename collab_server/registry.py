@@ -302,8 +302,12 @@ class Registry:
         except Exception:
             self.metrics.store_failures.labels("compact").inc()
             log.exception("compaction_failed", document=live.name)
+            return
         finally:
             live.compacting = False
+        # Updates committed while this compaction ran may already be over the threshold again.
+        if self._live.get(live.name) is live:
+            self._maybe_compact(live)
 
     # -- lifetime -------------------------------------------------------------------------
 

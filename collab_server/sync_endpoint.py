@@ -25,6 +25,7 @@ from collab_server.metrics import Metrics
 from collab_server.names import validate_document_name
 from collab_server.protocol import CloseCode
 from collab_server.registry import Registry
+from collab_server.wire import find_transport
 
 log = structlog.get_logger("collab.sync")
 
@@ -124,6 +125,7 @@ class SyncEndpoint:
         expiry: asyncio.TimerHandle | None = None
         try:
             await websocket.accept()
+            connection.use_transport(await find_transport(websocket.scope))
             await self.registry.connect(live, connection)
             log.info("connected", document=name, connection=connection.id, user=identity.user_id)
             expiry = self._close_on_expiry(connection)

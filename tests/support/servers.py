@@ -51,7 +51,7 @@ async def serve_in_process(app: Starlette, **config: object) -> AsyncIterator[In
             port=port,
             log_config=None,
             lifespan="on",
-            ws="websockets",
+            ws="websockets-sansio",
             **config,  # type: ignore[arg-type]
         )
     )
