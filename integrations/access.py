@@ -30,6 +30,7 @@ class AccessDirectory:
         self.access = access_store
         self.store = store
         self.clock = clock
+        self._contacts: dict[str, str] = {}  # phones already written to the index
 
     async def _person(self, record: access.Person) -> Person:
         channels = {
@@ -41,8 +42,9 @@ class AccessDirectory:
             )
             if enabled
         }
-        if record.phone:
+        if record.phone and self._contacts.get(record.phone) != record.user_id:
             await self.store.remember_contact(record.phone, record.user_id)
+            self._contacts[record.phone] = record.user_id
         return Person(
             user_id=record.user_id,
             name=record.name,

@@ -63,6 +63,17 @@ def _child(iep: Map[Any], key: str) -> Any:
         return None
 
 
+def item_ref(item: object) -> ItemRef | None:
+    """An item's id and title; None for anything that is not an item map with a string id."""
+    if not isinstance(item, Map):
+        return None
+    item_id = item.get("id")
+    if not isinstance(item_id, str) or not item_id:
+        return None
+    title = item.get("title")
+    return ItemRef(item_id, str(title) if isinstance(title, str | Text) else "")
+
+
 def read_items(iep: Map[Any], section: Section) -> dict[str, str]:
     """id -> title of a section's items, in array order; wrong types read as absent."""
     array = _child(iep, section)
@@ -70,13 +81,9 @@ def read_items(iep: Map[Any], section: Section) -> dict[str, str]:
         return {}
     items: dict[str, str] = {}
     for item in array:
-        if not isinstance(item, Map):
-            continue
-        item_id = item.get("id")
-        if not isinstance(item_id, str) or not item_id:
-            continue
-        title = item.get("title")
-        items[item_id] = str(title) if isinstance(title, str | Text) else ""
+        ref = item_ref(item)
+        if ref is not None:
+            items[ref.id] = ref.title
     return items
 
 
@@ -129,7 +136,7 @@ class ChangeSet:
 
 @dataclass
 class _Draft:
-    edited_ids: dict[Section, set[str]] = field(default_factory=dict)
+    edited: dict[Section, dict[str, str]] = field(default_factory=dict)  # id -> title
     touched_arrays: set[Section] = field(default_factory=set)
     fields: dict[Section, set[str]] = field(default_factory=dict)
     inserted: dict[Section, int] = field(default_factory=dict)
@@ -165,6 +172,7 @@ class DocumentWatch:
         self.index: dict[Section, dict[str, str]] = {
             section: read_items(self.iep, section) for section in ITEM_SECTIONS
         }
+        self.title = read_title(self.iep)
         self._current: ChangeSet | None = None
         self._unpaired: deque[tuple[bytes, ChangeSet]] = deque()
         self._deep: Subscription | None = self.iep.observe_deep(self._on_events)
@@ -225,10 +233,12 @@ class DocumentWatch:
         for event in events:
             self._collect(event, draft)
         sections = self._finish(draft)
+        if Section.META in draft.fields:
+            self.title = read_title(self.iep)
         if editor is None or not sections:
             # Still keep the index current: a later removal must find its title.
             return None
-        return ChangeSet(self.document, editor, read_title(self.iep), sections)
+        return ChangeSet(self.document, editor, self.title, sections)
 
     def _collect(self, event: Any, draft: _Draft) -> None:
         path = list(event.path)
@@ -247,9 +257,12 @@ class DocumentWatch:
             if len(path) == 1:
                 draft.touched_arrays.add(section)
                 return
-            item_id = self._item_id_at(section, path[1])
-            if item_id is not None:
-                draft.edited_ids.setdefault(section, set()).add(item_id)
+            # The event's target is the item map itself when a field was set on it; deeper
+            # edits (a nested type inside an item) look the item up by position.
+            target = event.target if len(path) == 2 else self._item_at(section, path[1])
+            ref = item_ref(target)
+            if ref is not None:
+                draft.edited.setdefault(section, {})[ref.id] = ref.title
         elif section in TEXT_SECTIONS and len(path) == 1:
             inserted, deleted = _text_delta(getattr(event, "delta", []) or [])
             draft.inserted[section] = draft.inserted.get(section, 0) + inserted
@@ -274,19 +287,24 @@ class DocumentWatch:
             if isinstance(value, Map) and len(value):
                 draft.fields.setdefault(section, set()).update(str(k) for k in value.keys())  # noqa: SIM118
 
-    def _item_id_at(self, section: Section, position: object) -> str | None:
+    def _item_at(self, section: Section, position: object) -> Any:
         array = _child(self.iep, section)
         if not isinstance(array, Array) or not isinstance(position, int):
             return None
-        if not 0 <= position < len(array):
-            return None
-        item = array[position]
-        item_id = item.get("id") if isinstance(item, Map) else None
-        return item_id if isinstance(item_id, str) else None
+        return array[position] if 0 <= position < len(array) else None
 
     def _finish(self, draft: _Draft) -> tuple[SectionChange, ...]:
         changes: list[SectionChange] = []
+        touched = (
+            draft.touched_arrays
+            | draft.edited.keys()
+            | draft.fields.keys()
+            | draft.inserted.keys()
+            | draft.deleted.keys()
+        )
         for section in SECTION_ORDER:
+            if section not in touched:
+                continue
             if section in ITEM_SECTIONS:
                 change = self._item_change(section, draft)
             elif section in TEXT_SECTIONS:
@@ -305,18 +323,23 @@ class DocumentWatch:
         return tuple(changes)
 
     def _item_change(self, section: Section, draft: _Draft) -> SectionChange | None:
-        edited_ids = draft.edited_ids.get(section, set())
-        if section not in draft.touched_arrays and not edited_ids:
-            return None
+        edited_titles = draft.edited.get(section, {})
+        if section not in draft.touched_arrays:
+            # Field edits only (the common, per-keystroke case): no need to read the array.
+            if not edited_titles:
+                return None
+            self.index[section].update(edited_titles)
+            edited = tuple(ItemRef(i, t) for i, t in edited_titles.items())
+            return SectionChange(section, edited=edited)
         before = self.index[section]
         after = read_items(self.iep, section)
         self.index[section] = after
         added = [ItemRef(i, t) for i, t in after.items() if i not in before]
         removed = [ItemRef(i, t) for i, t in before.items() if i not in after]
-        edited = [ItemRef(i, after[i]) for i in after if i in edited_ids and i in before]
-        if not (added or removed or edited):
+        edited_list = [ItemRef(i, after[i]) for i in edited_titles if i in after and i in before]
+        if not (added or removed or edited_list):
             return None  # e.g. a reorder: delete + insert of the same id
-        return SectionChange(section, tuple(added), tuple(edited), tuple(removed))
+        return SectionChange(section, tuple(added), tuple(edited_list), tuple(removed))
 
 
 NameLookup = Callable[[str | None], str]

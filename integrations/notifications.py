@@ -33,7 +33,7 @@ from integrations.contracts import (
 )
 from integrations.digest import DigestPolicy, DigestScheduler, HistoryReader, QuietHours
 from integrations.email import EmailSender, SmtpConfig
-from integrations.iep import DocumentWatch
+from integrations.iep import ChangeSet, DocumentWatch
 from integrations.inapp import InAppNotifier, SupabaseBroadcaster, notification_routes
 from integrations.outbox import Outbox, OutboxPolicy
 from integrations.webhook import WhatsAppWebhook
@@ -45,7 +45,11 @@ HISTORY_LIMIT = 1_000_000
 
 
 class DigestExtension(Extension):
-    """Watches each live document and hands attributed, durable changes to the scheduler."""
+    """Watches each live document and hands attributed, durable changes to the scheduler.
+
+    Recording (directory look-ups, a window write) runs on the extension's own queue, so the
+    core's hook runner, shared by every document, never waits on the notification database.
+    """
 
     name = "digests"
     priority = 200
@@ -53,6 +57,8 @@ class DigestExtension(Extension):
     def __init__(self, scheduler: DigestScheduler) -> None:
         self.scheduler = scheduler
         self._watches: dict[str, list[DocumentWatch]] = {}
+        self._queue: asyncio.Queue[ChangeSet] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
 
     async def on_load(self, payload: LoadPayload) -> None:
         watches = [w for w in self._watches.get(payload.document, []) if not w.drained]
@@ -68,8 +74,30 @@ class DigestExtension(Extension):
             break
         if change is None:
             return
-        change = dataclasses.replace(change, seq=payload.seq, at=payload.at)
-        await self.scheduler.record(change)
+        self._queue.put_nowait(dataclasses.replace(change, seq=payload.seq, at=payload.at))
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._record_changes(), name="digest-record")
+
+    async def _record_changes(self) -> None:
+        while True:
+            change = await self._queue.get()
+            try:
+                await self.scheduler.record(change)
+            except Exception:
+                log.exception("digest_record_failed", document=change.document, seq=change.seq)
+            finally:
+                self._queue.task_done()
+
+    async def aclose(self, drain_seconds: float = 5.0) -> None:
+        """Record what is queued (bounded), then stop."""
+        if self._worker is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), drain_seconds)
+        self._worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._worker
+        self._worker = None
 
     async def on_unload(self, payload: UnloadPayload) -> None:
         for watch in self._watches.get(payload.document, []):
@@ -189,6 +217,7 @@ class NotificationService:
             self._wake.clear()
 
     async def aclose(self) -> None:
+        await self.extension.aclose()  # before the store closes: queued changes get windows
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

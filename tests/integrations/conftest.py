@@ -22,6 +22,7 @@ from integrations.contracts import Channel, Language, NotificationStore, Person
 from integrations.digest import DigestPolicy, QuietHours
 from integrations.email import SmtpConfig
 from integrations.notifications import NotificationConfig, NotificationService
+from integrations.outbox import OutboxPolicy
 from integrations.whatsapp import WhatsAppConfig
 from persistence import store_from_settings
 from tests.integrations.fakes import (
@@ -79,6 +80,7 @@ class Harness:
     directory: MemoryDirectory
     graph: FakeGraphApi
     smtp_url: str | None = None
+    supabase_url: str | None = None
     service: NotificationService | None = None
     server: InProcessServer | None = None
     store: DocumentStore | None = None
@@ -99,6 +101,9 @@ class Harness:
             smtp=SmtpConfig.from_url(self.smtp_url, "IEP <iep@example.test>")
             if self.smtp_url
             else None,
+            supabase_url=self.supabase_url,
+            supabase_service_key="service-role-key" if self.supabase_url else None,
+            outbox=OutboxPolicy(rate_per_second=digest.get("rate", 80.0)),
             poll_interval_seconds=None,
         )
 

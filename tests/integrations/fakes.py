@@ -135,6 +135,33 @@ async def graph_api() -> AsyncIterator[FakeGraphApi]:
         yield fake
 
 
+@dataclass
+class FakeRealtime:
+    """Supabase Realtime's REST broadcast endpoint (`POST /realtime/v1/api/broadcast`)."""
+
+    broadcasts: list[dict[str, Any]] = field(default_factory=list)
+    url: str = ""
+
+    def app(self) -> Starlette:
+        async def broadcast(request: Request) -> Response:
+            key = request.headers.get("apikey")
+            if key != "service-role-key" or request.headers.get("authorization") != f"Bearer {key}":
+                return JSONResponse({"message": "Invalid authentication credentials"}, 401)
+            body = await request.json()
+            self.broadcasts.extend(body["messages"])
+            return Response(status_code=202)
+
+        return Starlette(routes=[Route("/realtime/v1/api/broadcast", broadcast, methods=["POST"])])
+
+
+@contextlib.asynccontextmanager
+async def realtime() -> AsyncIterator[FakeRealtime]:
+    fake = FakeRealtime()
+    async with serve_in_process(fake.app()) as server:
+        fake.url = server.http
+        yield fake
+
+
 class _Inbox:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []

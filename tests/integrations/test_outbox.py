@@ -265,3 +265,15 @@ async def test_368_stops_every_whatsapp_send_and_alerts(harness: Harness) -> Non
         await service.tick()
     assert len(h.alerts) == 1 and "368" in h.alerts[0]
     assert len(h.graph.rejected) == 1 and h.graph.accepted == []  # the other parent was spared
+
+
+async def test_the_global_rate_cap_defers_what_exceeds_it(harness: Harness) -> None:
+    h = harness
+    async with h.running(rate=1.0) as service:  # one message per second overall
+        await huda_edits(h)
+        h.clock.advance(601)
+        assert await service.tick() == 1
+        assert await service.tick() == 0  # the bucket is empty: no send, no error
+        h.clock.advance(1)
+        assert await service.tick() == 1
+    assert len(h.graph.accepted) == 2 and h.graph.rejected == []

@@ -22,6 +22,7 @@ from tests.integrations.conftest import (
     sign,
     status_event,
 )
+from tests.integrations.fakes import realtime, wait_until
 from tests.integrations.test_outbox import huda_edits, layla_entry
 
 LAYLA_PHONE = PARENT_AR.phone or ""
@@ -199,3 +200,15 @@ async def test_stop_and_start_in_arabic_and_english(harness: Harness) -> None:
     assert layla_texts[0].startswith("لن تصلك") and layla_texts[1].startswith("ستصلك")
     assert john_texts[0].startswith("You will no longer") and "again" in john_texts[1]
     assert all(c.kind == "text" for c in h.graph.accepted)
+
+
+async def test_replies_are_also_broadcast_on_supabase_realtime(harness: Harness) -> None:
+    async with realtime() as fake:
+        harness.supabase_url = fake.url
+        async with harness.running():
+            await post_webhook(harness, inbound_text(JOHN_PHONE, "See you Monday", "wamid.R1"))
+            await wait_until(lambda: len(fake.broadcasts) == 2)
+    topics = sorted(b["topic"] for b in fake.broadcasts)
+    assert topics == ["notifications:t-huda", "notifications:t-omar"]
+    assert all(b["event"] == "notification" for b in fake.broadcasts)
+    assert fake.broadcasts[0]["payload"]["body"] == "See you Monday"
