@@ -164,7 +164,7 @@ export class IepForm {
     presence.dataset.presenceFor = 'notes'
     row.append(mount, presence)
     body.replaceChildren(row)
-    this.notes = new NotesEditor(mount, ytext, this.awareness, this.readOnly)
+    this.notes = new NotesEditor(mount, ytext, this.awareness, this.readOnly, t('notes'))
   }
 
   renderList (key, body, list, cleanups) {

@@ -10,6 +10,7 @@ import { ensureSections, missingSections, section } from './schema.js'
 
 const DOC_PREFIX = '/doc/'
 const REFUSED_KEY = 'iep-write-refused'
+const LOCAL_PREFIX = 'iep:'
 
 async function main () {
   installLanguageSwitch()
@@ -32,8 +33,23 @@ function showSignedIn (session) {
   name.textContent = session.name
   const out = label('button', 'signOut', 'secondary')
   out.type = 'button'
-  out.addEventListener('click', () => session.signOut())
+  out.addEventListener('click', async () => {
+    await forgetLocalCopies()
+    await session.signOut()
+  })
   who.replaceChildren(name, out)
+}
+
+/** IEPs hold children's records: signing out leaves no copy on a shared computer. */
+async function forgetLocalCopies () {
+  if (!indexedDB.databases) return
+  const databases = await indexedDB.databases()
+  await Promise.all(databases
+    .filter(({ name }) => name && name.startsWith(LOCAL_PREFIX))
+    .map(({ name }) => new Promise((resolve) => {
+      const request = indexedDB.deleteDatabase(name)
+      request.onsuccess = request.onerror = request.onblocked = resolve
+    })))
 }
 
 function docHref (name) {
@@ -148,7 +164,7 @@ async function documentPage (app, name, session) {
   const doc = new Y.Doc()
   // Offline edits survive a closed tab; kept per user so one person's drafts never go out
   // under another's credentials.
-  const local = new IndexeddbPersistence(`iep:${session.userKey}:${name}`, doc)
+  const local = new IndexeddbPersistence(`${LOCAL_PREFIX}${session.userKey}:${name}`, doc)
 
   const page = document.createElement('div')
   page.className = 'doc-page'

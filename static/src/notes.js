@@ -6,7 +6,7 @@ import { yCollab, yUndoManagerKeymap } from 'y-codemirror.next'
 import * as Y from 'yjs'
 
 export class NotesEditor {
-  constructor (parent, ytext, awareness, readOnly) {
+  constructor (parent, ytext, awareness, readOnly, label) {
     this.editable = new Compartment()
     this.view = new EditorView({
       parent,
@@ -16,7 +16,7 @@ export class NotesEditor {
           keymap.of([...yUndoManagerKeymap, ...defaultKeymap]),
           EditorView.lineWrapping,
           EditorView.perLineTextDirection.of(true),
-          EditorView.contentAttributes.of({ dir: 'auto', 'aria-multiline': 'true', role: 'textbox' }),
+          EditorView.contentAttributes.of({ dir: 'auto', 'aria-multiline': 'true', role: 'textbox', 'aria-label': label }),
           this.editable.of(editability(readOnly)),
           yCollab(ytext, awareness, { undoManager: new Y.UndoManager(ytext) }),
         ],

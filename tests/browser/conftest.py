@@ -103,13 +103,14 @@ def new_context(browser: Browser) -> Iterator[ContextFactory]:
         values = [("iep-ui-language", language), *storage]
         if name is not None:
             values.append(("iep-display-name", name))
-        # Only the first load: later reloads keep what the page itself stored.
-        script = "".join(
-            f"if (localStorage.getItem({json.dumps(k)}) === null) "
-            f"localStorage.setItem({json.dumps(k)}, {json.dumps(v)});"
-            for k, v in values
+        # Only a tab's first load: reloads keep what the page itself stored or removed.
+        seed = "".join(
+            f"localStorage.setItem({json.dumps(k)}, {json.dumps(v)});" for k, v in values
         )
-        script = f"if (location.protocol === 'http:') {{ {script} }}"
+        script = (
+            "if (location.protocol === 'http:' && !sessionStorage.getItem('seeded')) "
+            f"{{ {seed} sessionStorage.setItem('seeded', '1'); }}"
+        )
         context.add_init_script(script)
         # Page errors end up in the test's output, where a failure can be read.
         context.on(

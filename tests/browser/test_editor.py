@@ -175,6 +175,13 @@ def test_edits_survive_reload_from_the_server(
         "Speech therapy"
     )
 
+    # Signing out leaves no copy of the IEP in the browser.
+    local_copies = "indexedDB.databases().then(all => all.filter(d => d.name.startsWith('iep:')))"
+    assert page.evaluate(local_copies)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.locator("#display-name")).to_be_visible()
+    assert page.evaluate(local_copies) == []
+
 
 def test_new_iep_from_the_list_page(server: ThreadedServer, new_context: ContextFactory) -> None:
     page = new_context(name=LAYLA).new_page()
