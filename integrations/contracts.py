@@ -219,6 +219,9 @@ class NotificationStore(Protocol):
 
     async def mark_webhook_event_processed(self, event_id: int) -> None: ...
 
+    async def prune_webhook_state(self, before: float) -> None:
+        """Forget processed webhook bodies and seen message ids received before `before`."""
+
     # -- in-app
     async def add_notification(
         self,

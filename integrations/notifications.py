@@ -10,9 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 import structlog
@@ -131,7 +130,7 @@ class NotificationService:
         config: NotificationConfig,
         store: NotificationStore,
         directory: RecipientDirectory,
-        history: Callable[[str, int, int], Any],
+        history: Callable[[str, int, int], Awaitable[Sequence[UpdateRecord]]],
         authenticator: CallerAuthenticator,
         *,
         clock: Clock | None = None,
@@ -144,8 +143,7 @@ class NotificationService:
         self.authenticator = authenticator
 
         async def read_history(document: str, after_seq: int) -> Sequence[UpdateRecord]:
-            records: Sequence[UpdateRecord] = await history(document, after_seq, HISTORY_LIMIT)
-            return records
+            return await history(document, after_seq, HISTORY_LIMIT)
 
         reader: HistoryReader = read_history
         self.scheduler = DigestScheduler(store, directory, reader, config.digest, self.clock)
@@ -239,7 +237,7 @@ def config_from_settings(
         return value.get_secret_value() if value is not None else None
 
     whatsapp = None
-    if settings.whatsapp_access_token is not None:
+    if settings.whatsapp_configured and settings.whatsapp_access_token is not None:
         whatsapp = WhatsAppConfig(
             api_url=settings.whatsapp_api_url,
             access_token=settings.whatsapp_access_token.get_secret_value(),

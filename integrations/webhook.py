@@ -42,6 +42,9 @@ from integrations.contracts import (
 log = structlog.get_logger("collab.integrations.webhook")
 
 SIGNATURE_HEADER = "x-hub-signature-256"
+# Meta redelivers for up to 7 days: remember message ids a little longer, then forget the
+# stored bodies (they hold parents' numbers and words).
+RETENTION_SECONDS = 8 * 24 * 3600
 STATUS_RANK = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
 STOP_WORDS = frozenset({"stop", "إيقاف", "ايقاف", "توقف"})
 START_WORDS = frozenset({"start", "ابدأ", "ابدا", "إبدأ"})
@@ -142,6 +145,8 @@ class WhatsAppWebhook:
                     log.exception("webhook_event_failed", event_id=event.id)
                 await self.store.mark_webhook_event_processed(event.id)
                 processed += 1
+            if processed:
+                await self.store.prune_webhook_state(self.clock.now() - RETENTION_SECONDS)
         return processed
 
     async def _process(self, event: WebhookEvent) -> None:

@@ -263,6 +263,17 @@ class PostgresNotificationStore:
             event_id,
         )
 
+    async def prune_webhook_state(self, before: float) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                f"DELETE FROM {self.s}.webhook_events "
+                "WHERE processed_at IS NOT NULL AND received_at < $1",
+                before,
+            )
+            await conn.execute(
+                f"DELETE FROM {self.s}.whatsapp_seen_messages WHERE seen_at < $1", before
+            )
+
     # -- in-app
 
     async def add_notification(

@@ -338,6 +338,14 @@ class SQLiteNotificationStore:
                 (event_id,),
             )
 
+    async def prune_webhook_state(self, before: float) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "DELETE FROM webhook_events WHERE processed_at IS NOT NULL AND received_at < ?",
+                (before,),
+            )
+            await db.execute("DELETE FROM whatsapp_seen_messages WHERE seen_at < ?", (before,))
+
     # -- in-app
 
     async def add_notification(

@@ -121,8 +121,10 @@ async def test_a_parents_reply_reaches_the_editors_in_app_once(harness: Harness)
     assert parent.json()["notifications"] == []
 
 
-async def test_statuses_only_move_forward_and_duplicates_are_ignored(harness: Harness) -> None:
-    h = harness
+async def test_statuses_only_move_forward_and_duplicates_are_ignored(
+    backend_harness: Harness,
+) -> None:
+    h = backend_harness
     async with h.running() as service:
         await huda_edits(h)
         h.clock.advance(601)
@@ -174,8 +176,8 @@ async def opt(h: Harness, phone: str, word: str, message_id: str) -> None:
     await h.service.tick()
 
 
-async def test_stop_and_start_in_arabic_and_english(harness: Harness) -> None:
-    h = harness
+async def test_stop_and_start_in_arabic_and_english(backend_harness: Harness) -> None:
+    h = backend_harness
     async with h.running() as service:
         await opt(h, LAYLA_PHONE, "إيقاف", "wamid.S1")
         assert h.directory.people[PARENT_AR.user_id].whatsapp_opted_out
@@ -212,3 +214,24 @@ async def test_replies_are_also_broadcast_on_supabase_realtime(harness: Harness)
     assert topics == ["notifications:t-huda", "notifications:t-omar"]
     assert all(b["event"] == "notification" for b in fake.broadcasts)
     assert fake.broadcasts[0]["payload"]["body"] == "See you Monday"
+
+
+async def test_redeliveries_within_a_week_are_deduped_and_old_state_is_forgotten(
+    harness: Harness,
+) -> None:
+    h = harness
+    body = inbound_text(JOHN_PHONE, "Hello", "wamid.OLD")
+    async with h.running() as service:
+        assert service.webhook is not None and service.store is not None
+        await post_webhook(h, body)
+        await service.webhook.process_pending()
+        h.clock.advance(7 * 24 * 3600)
+        await post_webhook(h, body)  # Meta's last retry: still a duplicate
+        await service.webhook.process_pending()
+        assert not await service.store.first_seen("wamid.OLD", h.clock.now())
+        h.clock.advance(2 * 24 * 3600)
+        await post_webhook(h, inbound_text(JOHN_PHONE, "Hi", "wamid.NEW"))
+        await service.webhook.process_pending()
+        assert await service.store.first_seen("wamid.OLD", h.clock.now())  # forgotten
+        huda = await get(h, "/api/notifications", headers={"authorization": "Bearer user:t-huda"})
+    assert [n["body"] for n in huda.json()["notifications"]] == ["Hello", "Hi"]
