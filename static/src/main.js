@@ -151,6 +151,7 @@ async function fetchAccess (name, session) {
 
 function setStatus (state) {
   const status = document.getElementById('connection-status')
+  status.hidden = false
   status.dataset.state = state
   status.dataset.i18n = state
   status.textContent = t(state)
