@@ -67,6 +67,27 @@ def servers(tmp_path: Path) -> Iterator[Servers]:
     started.stop_all()
 
 
+# Small enough that the oversize-frame case stays cheap; every protocol test fits under it.
+SHARED_MAX_MESSAGE_BYTES = 64 * 1024
+
+
+@pytest.fixture(scope="session")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server process for the protocol tests (each uses its own rooms and never stops it):
+    starting a server costs seconds on a busy machine. Storage tests start their own."""
+    cwd = tmp_path_factory.mktemp("shared-server")
+    server = ServerProcess(
+        {
+            "DATABASE_URL": f"sqlite:///{cwd}/collab.db",
+            "COLLAB_MAX_MESSAGE_BYTES": str(SHARED_MAX_MESSAGE_BYTES),
+        },
+        cwd,
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def durable_servers(store_settings: Settings, tmp_path: Path) -> Iterator[Servers]:
     """Server processes on each real store: SQLite, and PostgreSQL in a fresh schema."""
@@ -80,14 +101,14 @@ def durable_servers(store_settings: Settings, tmp_path: Path) -> Iterator[Server
 
 @pytest.fixture(scope="session")
 def lone_client_run(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
 ) -> Iterator[Future[lone_client.LoneClientReport] | None]:
     if not any(item.name == LONE_CLIENT_TEST for item in request.session.items):
         yield None
         return
-    cwd = tmp_path_factory.mktemp("lone-client")
+    server: ServerProcess = request.getfixturevalue("shared_server")
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lone-client") as pool:
-        yield pool.submit(lone_client.run, cwd)
+        yield pool.submit(lone_client.run, sync_url(server))
 
 
 @pytest.fixture(autouse=True)

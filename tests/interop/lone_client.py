@@ -9,11 +9,9 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from tests.interop.nodeclient import node_clients
-from tests.support.servers import ServerProcess
 
 ALONE_SECONDS = 45.0
 
@@ -23,36 +21,27 @@ class LoneClientReport:
     alone_seconds: float
     dropped_early: bool  # the link went down before ALONE_SECONDS
     state: dict[str, Any]
-    server_log: str
 
 
-def run(cwd: Path) -> LoneClientReport:
-    return asyncio.run(_run(cwd))
+def run(url: str) -> LoneClientReport:
+    return asyncio.run(_run(url))
 
 
-async def _run(cwd: Path) -> LoneClientReport:
-    server = ServerProcess({"DATABASE_URL": f"sqlite:///{cwd}/collab.db"}, cwd)
-    server.start()
-    try:
-        async with node_clients() as clients:
-            await clients.open(
-                "lone",
-                url=f"ws://127.0.0.1:{server.port}/sync",
-                room="iep/lone-reader",
-                awareness={"user": {"name": "Ms. Huda"}},
-            )
-            await clients.wait_for("lone", synced=True)
-            began = time.monotonic()
-            # Waits for a disconnect that must not come; returns early if it does.
-            reply = await clients.call(
-                "waitFor",
-                ids=["lone"],
-                cond={"connected": False},
-                timeoutMs=int(ALONE_SECONDS * 1000),
-                timeout=ALONE_SECONDS + 10,
-            )
-            alone = time.monotonic() - began
-            state = await clients.state("lone")
-    finally:
-        server.stop()
-    return LoneClientReport(alone, bool(reply["ok"]), state, server.log())
+async def _run(url: str) -> LoneClientReport:
+    async with node_clients() as clients:
+        await clients.open(
+            "lone", url=url, room="iep/lone-reader", awareness={"user": {"name": "Ms. Huda"}}
+        )
+        await clients.wait_for("lone", synced=True)
+        began = time.monotonic()
+        # Waits for a disconnect that must not come; returns early if it does.
+        reply = await clients.call(
+            "waitFor",
+            ids=["lone"],
+            cond={"connected": False},
+            timeoutMs=int(ALONE_SECONDS * 1000),
+            timeout=ALONE_SECONDS + 10,
+        )
+        alone = time.monotonic() - began
+        state = await clients.state("lone")
+    return LoneClientReport(alone, bool(reply["ok"]), state)

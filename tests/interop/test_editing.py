@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.interop.conftest import Servers, sync_url
+from tests.interop.conftest import sync_url
 from tests.interop.nodeclient import NodeClients, node_clients
+from tests.support.servers import ServerProcess
 
 pytestmark = pytest.mark.interop
 
@@ -20,8 +21,8 @@ def document_of(state: dict[str, Any]) -> dict[str, Any]:
     return {key: state[key] for key in ("notes", "meta", "items")}
 
 
-async def test_three_concurrent_editors_converge(servers: Servers) -> None:
-    server = await servers.start()
+async def test_three_concurrent_editors_converge(shared_server: ServerProcess) -> None:
+    server = shared_server
     names = ("amal", "ben", "carla")
     async with contextlib.AsyncExitStack() as stack:
         editors = [await stack.enter_async_context(node_clients()) for _ in names]
@@ -60,8 +61,8 @@ async def test_three_concurrent_editors_converge(servers: Servers) -> None:
     ]
 
 
-async def test_late_joiner_gets_the_full_document(servers: Servers) -> None:
-    server = await servers.start()
+async def test_late_joiner_gets_the_full_document(shared_server: ServerProcess) -> None:
+    server = shared_server
     async with node_clients() as writer_process, node_clients() as late_process:
         await writer_process.open("writer", url=sync_url(server), room="iep/late")
         await writer_process.wait_for("writer", synced=True)
@@ -79,8 +80,8 @@ async def test_late_joiner_gets_the_full_document(servers: Servers) -> None:
         assert document_of(await late_process.state("late")) == document_of(written)
 
 
-async def test_offline_edits_merge_on_reconnect(servers: Servers) -> None:
-    server = await servers.start()
+async def test_offline_edits_merge_on_reconnect(shared_server: ServerProcess) -> None:
+    server = shared_server
     async with node_clients() as laptop, node_clients() as desk:
         await laptop.open("laptop", url=sync_url(server), room="iep/offline")
         await desk.open("desk", url=sync_url(server), room="iep/offline")
@@ -107,9 +108,9 @@ async def test_offline_edits_merge_on_reconnect(servers: Servers) -> None:
 
 
 async def test_fifty_readers_joining_at_once_all_sync_and_receive_updates(
-    servers: Servers,
+    shared_server: ServerProcess,
 ) -> None:
-    server = await servers.start()
+    server = shared_server
     readers = [f"reader{i:02d}" for i in range(50)]
     async with node_clients() as writer_process, node_clients() as reader_process:
         await writer_process.open("writer", url=sync_url(server), room="iep/crowd")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, cast
 
 import pytest
@@ -11,12 +10,11 @@ from pycrdt import Doc, Text
 from collab_server.protocol import CloseCode
 from collab_server.settings import load_settings
 from persistence import store_from_settings
-from tests.interop.conftest import Servers, metric, sync_url
+from tests.interop.conftest import SHARED_MAX_MESSAGE_BYTES, metric, sync_url
 from tests.interop.nodeclient import node_clients
+from tests.support.servers import ServerProcess
 
 pytestmark = pytest.mark.interop
-
-MAX_MESSAGE_BYTES = 4096
 
 MALFORMED = [
     # varuint(0 = sync) then a step whose varuint never ends
@@ -28,15 +26,17 @@ MALFORMED = [
     pytest.param({"hex": "07"}, CloseCode.INVALID_PAYLOAD, id="unknown-message-type"),
     pytest.param({"text": "hello"}, CloseCode.UNSUPPORTED_DATA, id="text-frame"),
     pytest.param(
-        {"repeat": MAX_MESSAGE_BYTES * 2, "byte": 0},
+        {"repeat": SHARED_MAX_MESSAGE_BYTES + 1, "byte": 0},
         CloseCode.MESSAGE_TOO_BIG,
         id="oversize-frame",
     ),
 ]
 
 
-async def test_malformed_frames_close_only_their_connection(servers: Servers) -> None:
-    server = await servers.start(COLLAB_MAX_MESSAGE_BYTES=str(MAX_MESSAGE_BYTES))
+async def test_malformed_frames_close_only_their_connection(
+    shared_server: ServerProcess,
+) -> None:
+    server = shared_server
     room = "iep/hostile"
     async with node_clients() as editors, node_clients() as attacker:
         await editors.open("editor", "viewer", url=sync_url(server), room=room)
@@ -62,9 +62,9 @@ async def test_malformed_frames_close_only_their_connection(servers: Servers) ->
         states = await editors.states("editor", "viewer")
         assert all(s["statuses"] == ["connecting", "connected"] for s in states.values())
         assert all(s["closes"] == [] for s in states.values())
-        assert await asyncio.to_thread(server.terminate) == 0
 
-    stored = store_from_settings(load_settings({}, database_url=servers.store_env["DATABASE_URL"]))
+    # Read the store itself (beside the running server): only the editors' updates are there.
+    stored = store_from_settings(load_settings({}, database_url=server.env["DATABASE_URL"]))
     await stored.open()
     try:
         record = await stored.load(room)
@@ -82,12 +82,13 @@ async def test_malformed_frames_close_only_their_connection(servers: Servers) ->
 BAD_NAMES = [".hidden", "iep/bad%20name", "x" * 256]
 
 
-async def test_bad_document_names_are_refused_at_the_upgrade(servers: Servers) -> None:
-    server = await servers.start()
+async def test_bad_document_names_are_refused_at_the_upgrade(
+    shared_server: ServerProcess,
+) -> None:
+    server = shared_server
     async with node_clients() as clients:
         for name in BAD_NAMES:
             refused = await clients.raw(f"{sync_url(server)}/{name}")
             assert (refused["opened"], refused["httpStatus"]) == (False, 400), name
         accepted = await clients.raw(f"{sync_url(server)}/iep/good-name", close=True)
         assert (accepted["opened"], accepted["code"]) == (True, CloseCode.NORMAL), accepted
-    assert await metric(server, "collab_documents_loaded") == 1

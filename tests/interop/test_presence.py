@@ -9,16 +9,17 @@ from concurrent.futures import Future
 import pytest
 
 from tests.interop import lone_client
-from tests.interop.conftest import Servers, sync_url
+from tests.interop.conftest import sync_url
 from tests.interop.nodeclient import node_clients
+from tests.support.servers import ServerProcess
 
 pytestmark = pytest.mark.interop
 
 
 async def test_joiner_sees_everyone_and_a_killed_client_leaves_within_a_second(
-    servers: Servers,
+    shared_server: ServerProcess,
 ) -> None:
-    server = await servers.start()
+    server = shared_server
     url, room = sync_url(server), "iep/presence"
     async with node_clients() as watcher, node_clients() as doomed, node_clients() as joiner:
         await watcher.open("huda", url=url, room=room, awareness={"user": {"name": "Ms. Huda"}})
@@ -54,7 +55,7 @@ async def test_lone_client_stays_connected(
     # Started in the background with the first interop test (see conftest.py).
     assert lone_client_run is not None
     report = await asyncio.wrap_future(lone_client_run)
-    assert not report.dropped_early, report.server_log
+    assert not report.dropped_early, report.state
     assert report.alone_seconds >= lone_client.ALONE_SECONDS - 1
     assert report.state["connected"], report.state
     assert report.state["statuses"] == ["connecting", "connected"], report.state

@@ -34,7 +34,7 @@ class Peer {
       WebSocketPolyfill: WebSocket,
       params,
       disableBc: true,
-      connect: false
+      connect: false // connected below, once every status is being recorded
     })
     if (awareness !== null) this.provider.awareness.setLocalState(awareness)
     this.provider.on('status', ({ status }) => {
