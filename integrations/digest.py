@@ -91,8 +91,11 @@ class DigestPolicy:
     quiet_hours: QuietHours | None = None
     public_url: str = "http://127.0.0.1:8000"
 
+    def due_ignoring_quiet_hours(self, window: DigestWindow) -> float:
+        return min(window.last_at + self.debounce_seconds, window.first_at + self.max_wait_seconds)
+
     def due_at(self, window: DigestWindow, timezone: str) -> float:
-        due = min(window.last_at + self.debounce_seconds, window.first_at + self.max_wait_seconds)
+        due = self.due_ignoring_quiet_hours(window)
         return self.quiet_hours.release(due, timezone) if self.quiet_hours else due
 
     def link(self, document: str) -> str:
@@ -369,6 +372,7 @@ class _OpenWindow:
     window: DigestWindow
     changes: list[ChangeSet]
     complete: bool  # False after a restart: the changes are rebuilt from the log
+    not_before: float = 0.0  # known not due before this (saves look-ups on every tick)
 
 
 class DigestScheduler:
@@ -421,6 +425,7 @@ class DigestScheduler:
                         last_at=now,
                         through_seq=max(open_window.window.through_seq, change.seq),
                     )
+                    open_window.not_before = 0.0
                 open_window.changes.append(change)
                 await self.store.save_window(open_window.window)
 
@@ -429,17 +434,34 @@ class DigestScheduler:
         written = 0
         async with self._lock:
             for key, open_window in list(self._windows.items()):
-                person = await self.directory.person(open_window.window.recipient_id)
-                if person is None:
-                    await self.store.close_window(open_window.window, None)
+                now = self.clock.now()
+                window = open_window.window
+                if max(open_window.not_before, self.policy.due_ignoring_quiet_hours(window)) > now:
+                    continue  # quiet hours only ever delay: no look-up needed yet
+                try:
+                    closed, wrote = await self._close_if_due(open_window, now)
+                except Exception:
+                    # One broken window (e.g. an unreadable log) must not hold up the others.
+                    log.exception("digest_close_failed", document=window.document)
+                    open_window.not_before = now + 60
+                    continue
+                written += wrote
+                if closed:
                     del self._windows[key]
-                    continue
-                if self.policy.due_at(open_window.window, person.timezone) > self.clock.now():
-                    continue
-                if await self._close(open_window, person):
-                    written += 1
-                del self._windows[key]
         return written
+
+    async def _close_if_due(self, open_window: _OpenWindow, now: float) -> tuple[bool, bool]:
+        """(closed, a digest was written)."""
+        window = open_window.window
+        person = await self.directory.person(window.recipient_id)
+        if person is None:
+            await self.store.close_window(window, None)
+            return True, False
+        due = self.policy.due_at(window, person.timezone)
+        if due > now:
+            open_window.not_before = due
+            return False, False
+        return True, await self._close(open_window, person)
 
     async def _close(self, open_window: _OpenWindow, person: Person) -> bool:
         window = open_window.window
