@@ -211,11 +211,15 @@ class DocumentWatch:
     def take(self, update: bytes) -> ChangeSet | None:
         """The ChangeSet of the transaction that produced `update`, if it had one.
 
-        Committed updates arrive in transaction order, so only the oldest unpaired change can
-        match; a transaction without a ChangeSet (outside `iep`, or by the server) has none.
+        Committed updates arrive in transaction order; a transaction without a ChangeSet
+        (outside `iep`, or by the server) finds none.
         """
-        if self._unpaired and self._unpaired[0][0] == update:
-            return self._unpaired.popleft()[1]
+        for position, (candidate, _) in enumerate(self._unpaired):
+            if candidate == update:
+                # Anything older was never committed (it would have come first): drop it.
+                for _ in range(position):
+                    self._unpaired.popleft()
+                return self._unpaired.popleft()[1]
         return None
 
     def take_last(self) -> ChangeSet | None:
