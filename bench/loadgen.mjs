@@ -27,6 +27,8 @@ const MARKER = Buffer.from('@BM')
 const CLOCK_TICKS_PER_SECOND = 100 // `getconf CLK_TCK` on Linux
 
 const config = JSON.parse(process.argv[2])
+// Sockets the server closed on us: any wait fails at once with the code instead of timing out.
+const unexpectedCloses = []
 const dialect = config.dialect // "y-websocket" | "hocuspocus"
 const deadlineAt = performance.now() + (config.timeoutSeconds ?? 120) * 1000
 
@@ -55,6 +57,10 @@ function remainingMs () {
 async function waitFor (condition, what, timeoutMs = remainingMs()) {
   const until = performance.now() + timeoutMs
   while (!condition()) {
+    if (unexpectedCloses.length) {
+      const { name, code, reason } = unexpectedCloses[0]
+      throw new Error(`server closed a socket on ${name} while waiting for ${what}: ${code} ${reason}`)
+    }
     if (performance.now() > until) throw new Error(`timed out waiting for ${what}`)
     await sleep(2)
   }
@@ -125,6 +131,7 @@ class Client {
     this.syncedAt = null
     this.step2Bytes = 0
     this.closed = false
+    this.closing = false
     this.error = null
   }
 
@@ -163,8 +170,9 @@ class Client {
       })
       ws.on('message', (data) => this.receive(data))
       ws.on('error', (error) => { this.error = error; reject(error) })
-      ws.on('close', () => {
+      ws.on('close', (code, reason) => {
         this.closed = true
+        if (!this.closing) unexpectedCloses.push({ name: this.name, code, reason: String(reason) })
         if (this.syncedAt === null) reject(new Error(`closed before synced: ${this.name}`))
       })
     })
@@ -205,6 +213,7 @@ class Client {
   }
 
   close () {
+    this.closing = true
     if (this.ws && !this.closed) this.ws.close()
   }
 }
@@ -278,7 +287,7 @@ async function fanout ({ readers: readerCount, updates, rate }) {
   const expected = readerCount * updates
   try {
     await waitFor(() => delivered >= expected, 'fan-out deliveries', Math.min(30000, remainingMs()))
-  } catch { /* reported as delivered < expected */ }
+  } catch (error) { if (unexpectedCloses.length) throw error } // else: delivered < expected
   const cpu = serverCpuSeconds() - cpuBefore
   const elapsed = (performance.now() - started) / 1000
   closeAll([writer, ...readers])
@@ -332,7 +341,7 @@ async function throughput ({ rooms, updatesPerWriter, inFlight }) {
   const expected = writers.length * updatesPerWriter
   try {
     await waitFor(() => totalAcked >= expected, 'throughput echoes', remainingMs())
-  } catch { /* reported as acknowledged < expected */ }
+  } catch (error) { if (unexpectedCloses.length) throw error } // else: acknowledged < expected
   const elapsed = (performance.now() - started) / 1000
   const cpu = serverCpuSeconds() - cpuBefore
   closeAll(writers)
@@ -413,9 +422,9 @@ async function prewrite ({ name, updates, inFlight }) {
   await reader.connect()
   await writer.connect()
   const started = performance.now()
-  while (writer.sent < updates && remainingMs() > 0) {
+  while (writer.sent < updates) {
+    await waitFor(() => writer.sent - received < inFlight, 'room in the pre-write window')
     while (writer.sent < updates && writer.sent - received < inFlight) writer.write()
-    await sleep(1)
   }
   await waitFor(() => received >= updates, 'pre-written updates')
   const elapsed = (performance.now() - started) / 1000
