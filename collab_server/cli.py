@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import ipaddress
 import os
 import signal
@@ -37,6 +38,18 @@ class _DrainingServer(uvicorn.Server):
             self._captured_signals = [
                 sig for sig in self._captured_signals if sig != signal.SIGTERM
             ]
+
+
+def tune_garbage_collector() -> None:
+    """Fewer, cheaper cyclic collections: the joins profile spent ~20 % of CPU in the GC.
+
+    Everything alive at start (modules, app) is frozen out of collection, and the youngest
+    generation is collected every 50,000 net allocations instead of 700: a server holding
+    thousands of sockets and tasks otherwise rescans them over and over.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -110,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     server = _DrainingServer(config)
     server.collab = app.state.collab
+    tune_garbage_collector()
     server.run()
     if not server.started:
         sys.exit(3)

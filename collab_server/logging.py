@@ -28,3 +28,11 @@ def configure_logging(level: str, fmt: str) -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(name)s %(message)s")
+    logging.getLogger("uvicorn.error").addFilter(_drop_per_connection_lines)
+
+
+def _drop_per_connection_lines(record: logging.LogRecord) -> bool:
+    # uvicorn logs every WebSocket open/accept/close; our "connected"/"disconnected" lines
+    # say the same with the document and user, so these only cost CPU on busy joins.
+    message = record.msg if isinstance(record.msg, str) else ""
+    return not (message.startswith('%s - "WebSocket') or message.startswith("connection "))
