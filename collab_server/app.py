@@ -27,6 +27,7 @@ from collab_server.access import (
 )
 from collab_server.api import api_routes
 from collab_server.auth import verifier_from_settings
+from collab_server.cluster import DocumentOwnership, NodeFanOut
 from collab_server.hooks import Extension, Hooks
 from collab_server.identity import AnonymousAuthenticator, Authenticator
 from collab_server.limits import RateLimits
@@ -83,6 +84,8 @@ def create_app(
     authenticator: Authenticator | None = None,
     extra_routes: Sequence[BaseRoute] = (),
     services: Sequence[Service] = (),
+    fanout: NodeFanOut | None = None,
+    ownership: DocumentOwnership | None = None,
 ) -> Starlette:
     metrics = Metrics()
     hooks = Hooks(extensions)
@@ -93,7 +96,7 @@ def create_app(
         group_commit_window_seconds=settings.group_commit_window_ms / 1000,
         store_retry_max_seconds=settings.store_retry_max_seconds,
     )
-    registry = Registry(store, hooks, metrics, limits)
+    registry = Registry(store, hooks, metrics, limits, fanout=fanout, ownership=ownership)
     server = CollabServer(
         settings, store, hooks, registry, metrics, authenticator or AnonymousAuthenticator()
     )

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from collab_server.cluster import DocumentOwnership, NodeFanOut, SingleNode
 from collab_server.connection import Connection
 from collab_server.document import AwarenessChange, LiveDocument
 from collab_server.errors import Rejected
@@ -31,7 +32,7 @@ from collab_server.hooks import (
     StorePayload,
     UnloadPayload,
 )
-from collab_server.identity import ConnectionOrigin, Origin
+from collab_server.identity import ConnectionOrigin, Origin, PeerNodeOrigin
 from collab_server.metrics import Metrics
 from collab_server.protocol import CloseCode, SyncStep, encode_sync
 from collab_server.store import DocumentStore, UpdateRecord
@@ -57,9 +58,18 @@ class _Pending:
 
 class Registry:
     def __init__(
-        self, store: DocumentStore, hooks: Hooks, metrics: Metrics, limits: RegistryLimits
+        self,
+        store: DocumentStore,
+        hooks: Hooks,
+        metrics: Metrics,
+        limits: RegistryLimits,
+        *,
+        fanout: NodeFanOut | None = None,
+        ownership: DocumentOwnership | None = None,
     ) -> None:
         self.store = store
+        self.fanout: NodeFanOut = fanout or SingleNode()
+        self.ownership: DocumentOwnership = ownership or SingleNode()
         self.hooks = hooks
         self.metrics = metrics
         self.limits = limits
@@ -78,6 +88,7 @@ class Registry:
     async def start(self) -> None:
         self._committer = asyncio.create_task(self._commit_loop(), name="group-commit")
         self._hook_runner = asyncio.create_task(self._run_hooks(), name="hooks")
+        await self.fanout.start(self._deliver_remote)
 
     # -- documents ------------------------------------------------------------------------
 
@@ -111,6 +122,14 @@ class Registry:
         return live
 
     async def _load(self, name: str) -> LiveDocument:
+        await self.ownership.acquire(name)
+        try:
+            return await self._load_owned(name)
+        except BaseException:
+            await self.ownership.release(name)
+            raise
+
+    async def _load_owned(self, name: str) -> LiveDocument:
         started = time.perf_counter()
         stored = await self.store.load(name)
         self.metrics.store_latency.labels("load").observe(time.perf_counter() - started)
@@ -188,11 +207,17 @@ class Registry:
         self.metrics.documents_loaded.set(len(self._live))
         await self.hooks.on_unload(UnloadPayload(live.name, live.doc))
         live.release()
+        await self.ownership.release(live.name)
         log.info("document_unloaded", document=live.name)
 
     # -- changes and group commit ---------------------------------------------------------
 
     def _on_update(self, live: LiveDocument, update: bytes, origin: Origin) -> None:
+        if isinstance(origin, PeerNodeOrigin):
+            # Stored by the node that owns the document before it was published.
+            sent = live.broadcast(encode_sync(SyncStep.UPDATE, update))
+            self.metrics.updates_out.inc(sent)
+            return
         live.last_seq += 1
         user_id = origin.user_id if isinstance(origin, ConnectionOrigin) else None
         record = UpdateRecord(live.name, live.last_seq, update, user_id, time.time())
@@ -243,6 +268,7 @@ class Registry:
                 exclude = live.connection_by_id(item.origin.connection_id)
             sent = live.broadcast(encode_sync(SyncStep.UPDATE, record.update), exclude)
             self.metrics.updates_out.inc(sent)
+            self.fanout.publish_update(live.name, record.update)
             if self.hooks.has("on_change"):
                 change = ChangePayload(
                     live.name, item.origin, record.update, record.seq, record.created_at
@@ -260,6 +286,16 @@ class Registry:
                 )
                 self._hook_queue.put_nowait(functools.partial(self.hooks.on_store, store_payload))
             self._maybe_compact(live)
+
+    def _deliver_remote(self, document: str, update: bytes, origin: PeerNodeOrigin) -> None:
+        """Another node's durable update: apply it if this node has the document live."""
+        live = self._live.get(document)
+        if live is None:
+            return  # not live here: the next load reads it from the store
+        try:
+            live.apply(update, origin)
+        except ValueError:
+            log.error("remote_update_invalid", document=document, node=origin.node_id)
 
     async def _run_hooks(self) -> None:
         # One queue keeps hook calls in commit order without stalling the committer.
@@ -339,6 +375,7 @@ class Registry:
 
     async def aclose(self) -> None:
         self.closing = True
+        await self.fanout.aclose()
         flushed = await self.flush()
         if not flushed:
             log.error("shutdown_with_unstored_updates", pending=len(self._pending))
