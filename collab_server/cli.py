@@ -13,11 +13,12 @@ from collections.abc import Iterator, Sequence
 
 import structlog
 import uvicorn
+from starlette.applications import Starlette
 
 from collab_server.app import CollabServer, build_app
 from collab_server.errors import ConfigError
 from collab_server.logging import configure_logging
-from collab_server.settings import load_settings
+from collab_server.settings import Settings, load_settings
 
 
 class _DrainingServer(uvicorn.Server):
@@ -50,6 +51,28 @@ def tune_garbage_collector() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+
+
+def server_config(app: Starlette, host: str, port: int) -> uvicorn.Config:
+    """How uvicorn serves the app; tests serve it with the same settings."""
+    settings: Settings = app.state.collab.settings
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop" if sys.platform != "win32" else "asyncio",
+        http="httptools",
+        ws="websockets-sansio",
+        ws_max_size=settings.max_message_bytes,
+        # Yjs updates are small binary deltas: compressing each costs more CPU than it saves.
+        ws_per_message_deflate=False,
+        ws_ping_interval=settings.ping_interval_seconds,
+        ws_ping_timeout=settings.ping_timeout_seconds,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -104,23 +127,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             host=args.host,
         )
     app = build_app(settings)
-    config = uvicorn.Config(
-        app,
-        host=args.host,
-        port=port,
-        loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http="httptools",
-        ws="websockets-sansio",
-        ws_max_size=settings.max_message_bytes,
-        # Yjs updates are small binary deltas: compressing each costs more CPU than it saves.
-        ws_per_message_deflate=False,
-        ws_ping_interval=settings.ping_interval_seconds,
-        ws_ping_timeout=settings.ping_timeout_seconds,
-        lifespan="on",
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    config = server_config(app, args.host, port)
     server = _DrainingServer(config)
     server.collab = app.state.collab
     tune_garbage_collector()

@@ -152,11 +152,14 @@ class Registry:
 
     async def disconnect(self, live: LiveDocument, connection: Connection) -> None:
         if connection not in live.connections:
+            # Acquired but never joined (the handshake failed): still let the document go.
+            if not live.connections:
+                self._schedule_unload(live)
             return
         change = live.leave(connection)
         self.metrics.connections.dec()
         if change is not None:
-            self._notify_awareness(live, connection, change)
+            self.notify_awareness(live, connection, change)
         if self.hooks.has("on_disconnect"):
             payload = DisconnectPayload(
                 live.name,
@@ -169,11 +172,6 @@ class Registry:
             self._schedule_unload(live)
 
     def notify_awareness(
-        self, live: LiveDocument, connection: Connection, change: AwarenessChange
-    ) -> None:
-        self._notify_awareness(live, connection, change)
-
-    def _notify_awareness(
         self, live: LiveDocument, connection: Connection, change: AwarenessChange
     ) -> None:
         if self.hooks.has("on_awareness"):

@@ -20,6 +20,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_
 from starlette.applications import Starlette
 
 from collab_server.app import build_app
+from collab_server.cli import server_config
 from collab_server.settings import Settings
 from tests.support.servers import ROOT, free_port
 
@@ -56,10 +57,7 @@ def start_server(settings: Settings, port: int | None = None) -> ThreadedServer:
     """The real composition root (`build_app`), served on a loopback port (default: free)."""
     app = build_app(settings)
     port = port or free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, lifespan="on", ws="websockets"
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(server_config(app, "127.0.0.1", port))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
     deadline = time.monotonic() + 15

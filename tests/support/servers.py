@@ -18,6 +18,8 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 
+from collab_server.cli import server_config
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -42,19 +44,15 @@ class InProcessServer:
 
 
 @contextlib.asynccontextmanager
-async def serve_in_process(app: Starlette, **config: object) -> AsyncIterator[InProcessServer]:
+async def serve_in_process(app: Starlette) -> AsyncIterator[InProcessServer]:
+    """Serve `app` in this event loop; our app with the production uvicorn settings."""
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_config=None,
-            lifespan="on",
-            ws="websockets-sansio",
-            **config,  # type: ignore[arg-type]
-        )
+    config = (
+        server_config(app, "127.0.0.1", port)
+        if hasattr(app.state, "collab")
+        else uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
     )
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
