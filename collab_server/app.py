@@ -46,6 +46,7 @@ READY_TIMEOUT_SECONDS = 2.0
 
 if TYPE_CHECKING:
     from integrations import NotificationService
+    from integrations.contracts import NotificationStore
 
 
 class Service(Protocol):
@@ -208,22 +209,9 @@ def notification_service_for(
     """Parents' digests: the change observer, outbox, channels and webhook (integrations/)."""
     from integrations import NotificationService, config_from_settings
     from integrations.access import AccessCallers, AccessDirectory
-    from integrations.contracts import NotificationStore, SystemClock
+    from integrations.contracts import SystemClock
 
-    notification_store: NotificationStore
-    if settings.is_postgres:
-        from persistence.postgres_notifications import PostgresNotificationStore
-
-        notification_store = PostgresNotificationStore(
-            settings.database_url,
-            schema=settings.db_schema,
-            statement_cache_size=settings.pg_statement_cache_size,
-        )
-    else:
-        from persistence.sqlite_notifications import SQLiteNotificationStore
-
-        path = settings.sqlite_path() if settings.database_url.startswith("sqlite://") else None
-        notification_store = SQLiteNotificationStore(path or ":memory:")
+    notification_store = notification_store_for(store)
     clock = SystemClock()
     return NotificationService(
         config_from_settings(settings),
@@ -233,6 +221,22 @@ def notification_service_for(
         AccessCallers(authenticator),
         clock=clock,
     )
+
+
+def notification_store_for(store: DocumentStore) -> NotificationStore:
+    """Outbox, digest windows and webhook inbox live beside the documents, in the same database."""
+    from persistence.postgres import PostgresStore
+    from persistence.sqlite import SQLiteStore
+    from persistence.sqlite_notifications import SQLiteNotificationStore
+
+    if isinstance(store, SQLiteStore):
+        return SQLiteNotificationStore(store)
+    if isinstance(store, PostgresStore):
+        from persistence.postgres_notifications import PostgresNotificationStore
+
+        return PostgresNotificationStore(store)
+    # memory:// keeps no tables; notifications need SQL state, so a private in-memory SQLite.
+    return SQLiteNotificationStore(SQLiteStore(":memory:"), owns_store=True)
 
 
 def access_store_for(store: DocumentStore) -> AccessStore:

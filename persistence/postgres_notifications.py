@@ -1,7 +1,7 @@
 """PostgreSQL store for the notification integrations, in the document store's schema.
 
-A small pool of its own; tables come from `003_notifications.sql`, applied idempotently at open
-(under the same advisory lock as the document store's migrations).
+It borrows the PostgresStore's pool; tables come from `003_notifications.sql`, applied by the
+store at open.
 """
 
 from __future__ import annotations
@@ -9,69 +9,36 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import asyncpg
-
-from collab_server.errors import StoreError
 from integrations.contracts import DigestWindow, InAppNotification, OutboxEntry, WebhookEvent
+from persistence.postgres import PostgresStore
 from persistence.sqlite_notifications import (
     ACTIVE_STATES,
     OUTBOX_COLUMNS,
-    migration_sql,
     notification,
     outbox_entry,
     outbox_row,
 )
 
-_MIGRATION_LOCK = 0x1E9C011AB  # shared with PostgresStore: migrations never race
-
 _OUTBOX_VALUES = ", ".join(f"${i}" for i in range(1, 16))
 
 
 class PostgresNotificationStore:
-    def __init__(
-        self,
-        dsn: str,
-        *,
-        schema: str = "collab",
-        statement_cache_size: int = 100,
-        max_pool_size: int = 3,
-    ) -> None:
-        self.dsn = dsn
-        self.schema = schema
-        self.statement_cache_size = statement_cache_size
-        self.max_pool_size = max_pool_size
-        self._pool: asyncpg.Pool | None = None
-        self.s = schema
-
-    @property
-    def pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            raise StoreError("notification store is not open")
-        return self._pool
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+        self.s = store.schema
 
     async def open(self) -> None:
-        self._pool = await asyncpg.create_pool(
-            self.dsn,
-            min_size=1,
-            max_size=self.max_pool_size,
-            statement_cache_size=self.statement_cache_size,
-        )
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.s}")
-            await conn.execute(migration_sql("postgres").replace("{schema}", self.s))
+        return None  # the pool and the tables are the document store's, opened with it
 
     async def aclose(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        return None
 
     async def _fetch(self, sql: str, *args: Any) -> list[Any]:
-        async with self.pool.acquire() as conn:
+        async with self._store.pool.acquire() as conn:
             return list(await conn.fetch(sql, *args))
 
     async def _status(self, sql: str, *args: Any) -> str:
-        async with self.pool.acquire() as conn:
+        async with self._store.pool.acquire() as conn:
             result: str = await conn.execute(sql, *args)
             return result
 
@@ -99,7 +66,7 @@ class PostgresNotificationStore:
 
     async def close_window(self, window: DigestWindow, entry: OutboxEntry | None) -> bool:
         inserted = False
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self._store.pool.acquire() as conn, conn.transaction():
             if entry is not None:
                 status = await conn.execute(
                     f"INSERT INTO {self.s}.notification_outbox ({OUTBOX_COLUMNS}) "
@@ -264,7 +231,7 @@ class PostgresNotificationStore:
         )
 
     async def prune_webhook_state(self, before: float) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self._store.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 f"DELETE FROM {self.s}.webhook_events "
                 "WHERE processed_at IS NOT NULL AND received_at < $1",

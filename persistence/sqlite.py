@@ -11,6 +11,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
@@ -61,8 +62,13 @@ class SQLiteStore:
                 )
 
     def transaction(self) -> contextlib.AbstractAsyncContextManager[aiosqlite.Connection]:
-        """A write transaction that takes turns with the store's own (used by the access store)."""
+        """A write transaction that takes turns with the store's own (access, notifications)."""
         return self._transaction()
+
+    async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """A read that waits for any open transaction, so it never sees one half done."""
+        async with self._lock, self.db.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:

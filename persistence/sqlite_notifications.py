@@ -1,22 +1,15 @@
 """SQLite store for the notification integrations (outbox, digest windows, webhook inbox).
 
-It opens its own connection to the document store's file (WAL lets both write in turn) and
-creates its tables itself (`003_notifications.sql`, idempotent), so it works whichever store
-opened first.
+It shares the SQLiteStore's one connection (tables from 003_notifications.sql, applied by the
+store at open), so its writes take turns with group commits instead of contending for the lock.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-import aiosqlite
-
-from collab_server.errors import StoreError
 from integrations.contracts import (
     Channel,
     DigestWindow,
@@ -28,19 +21,12 @@ from integrations.contracts import (
     OutboxState,
     WebhookEvent,
 )
-from persistence.migrations import migrations_for
+from persistence.sqlite import SQLiteStore
 
 OUTBOX_COLUMNS = (
     "key, document, recipient_id, kind, message, channels, state, attempts, next_attempt_at, "
     "last_error, provider_message_id, delivery_status, use_template, created_at, updated_at"
 )
-
-
-def migration_sql(backend: str) -> str:
-    for migration in migrations_for(backend):
-        if migration.name.endswith("_notifications.sql"):
-            return migration.sql
-    raise StoreError("notifications migration is missing")
 
 
 def message_json(message: Message) -> str:
@@ -117,54 +103,24 @@ ACTIVE_STATES = (OutboxState.PENDING.value, OutboxState.SENDING.value)
 
 
 class SQLiteNotificationStore:
-    def __init__(self, path: Path | str) -> None:
-        self.path = str(path)
-        self._db: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
-
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise StoreError("notification store is not open")
-        return self._db
+    def __init__(self, store: SQLiteStore, *, owns_store: bool = False) -> None:
+        self._store = store
+        # Only a store made for notifications alone (memory:// documents) is opened here;
+        # a shared one opens and closes with the documents.
+        self._owns_store = owns_store
 
     async def open(self) -> None:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path, isolation_level=None)
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.execute("PRAGMA synchronous=NORMAL")
-        await self._db.execute("PRAGMA busy_timeout=5000")
-        async with self._transaction() as db:
-            for statement in migration_sql("sqlite").split(";"):
-                if statement.strip():
-                    await db.execute(statement)
+        if self._owns_store:
+            await self._store.open()
 
     async def aclose(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
-
-    @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        db = self.db
-        async with self._lock:
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
-            await db.execute("COMMIT")
-
-    async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        async with self._lock, self.db.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        if self._owns_store:
+            await self._store.aclose()
 
     # -- digest windows
 
     async def save_window(self, window: DigestWindow) -> None:
-        async with self._transaction() as db:
+        async with self._store.transaction() as db:
             await db.execute(
                 "INSERT INTO notification_windows VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (document, recipient_id) DO UPDATE SET last_at = excluded.last_at, "
@@ -180,7 +136,7 @@ class SQLiteNotificationStore:
             )
 
     async def windows(self) -> list[DigestWindow]:
-        rows = await self._rows(
+        rows = await self._store.fetch_all(
             "SELECT document, recipient_id, first_at, last_at, from_seq, through_seq "
             "FROM notification_windows"
         )
@@ -188,7 +144,7 @@ class SQLiteNotificationStore:
 
     async def close_window(self, window: DigestWindow, entry: OutboxEntry | None) -> bool:
         inserted = False
-        async with self._transaction() as db:
+        async with self._store.transaction() as db:
             if entry is not None:
                 cursor = await db.execute(
                     f"INSERT OR IGNORE INTO notification_outbox ({OUTBOX_COLUMNS}) "
@@ -205,7 +161,7 @@ class SQLiteNotificationStore:
     # -- outbox
 
     async def enqueue(self, entry: OutboxEntry) -> bool:
-        async with self._transaction() as db:
+        async with self._store.transaction() as db:
             cursor = await db.execute(
                 f"INSERT OR IGNORE INTO notification_outbox ({OUTBOX_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -214,7 +170,7 @@ class SQLiteNotificationStore:
             return cursor.rowcount == 1
 
     async def due(self, now: float, limit: int) -> list[OutboxEntry]:
-        rows = await self._rows(
+        rows = await self._store.fetch_all(
             f"SELECT {OUTBOX_COLUMNS} FROM notification_outbox "
             "WHERE state IN (?, ?) AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?",
             (*ACTIVE_STATES, now, limit),
@@ -223,7 +179,7 @@ class SQLiteNotificationStore:
 
     async def update(self, entry: OutboxEntry) -> None:
         row = outbox_row(entry)
-        async with self._transaction() as db:
+        async with self._store.transaction() as db:
             await db.execute(
                 "UPDATE notification_outbox SET channels = ?, state = ?, attempts = ?, "
                 "next_attempt_at = ?, last_error = ?, provider_message_id = ?, "
@@ -232,13 +188,13 @@ class SQLiteNotificationStore:
             )
 
     async def entry(self, key: str) -> OutboxEntry | None:
-        rows = await self._rows(
+        rows = await self._store.fetch_all(
             f"SELECT {OUTBOX_COLUMNS} FROM notification_outbox WHERE key = ?", (key,)
         )
         return outbox_entry(rows[0]) if rows else None
 
     async def entries(self, document: str) -> list[OutboxEntry]:
-        rows = await self._rows(
+        rows = await self._store.fetch_all(
             f"SELECT {OUTBOX_COLUMNS} FROM notification_outbox WHERE document = ? "
             "ORDER BY created_at, key",
             (document,),
@@ -246,7 +202,7 @@ class SQLiteNotificationStore:
         return [outbox_entry(r) for r in rows]
 
     async def entry_by_provider_id(self, provider_message_id: str) -> OutboxEntry | None:
-        rows = await self._rows(
+        rows = await self._store.fetch_all(
             f"SELECT {OUTBOX_COLUMNS} FROM notification_outbox WHERE provider_message_id = ?",
             (provider_message_id,),
         )
@@ -255,7 +211,7 @@ class SQLiteNotificationStore:
     # -- WhatsApp state
 
     async def touch_inbound(self, phone: str, at: float) -> None:
-        async with self._transaction() as db:
+        async with self._store.transaction() as db:
             await db.execute(
                 "INSERT INTO whatsapp_inbound VALUES (?, ?) ON CONFLICT (phone) DO UPDATE SET "
                 "last_inbound_at = max(last_inbound_at, excluded.last_inbound_at)",
@@ -263,7 +219,7 @@ class SQLiteNotificationStore:
             )
 
     async def last_inbound(self, phone: str) -> float | None:
-        rows = await self._rows(
+        rows = await self._store.fetch_all(
             "SELECT last_inbound_at FROM whatsapp_inbound WHERE phone = ?", (phone,)
         )
         return float(rows[0][0]) if rows else None
@@ -271,7 +227,7 @@ class SQLiteNotificationStore:
     async def advance_status(
         self, message_id: str, status: str, rank: int, at: float, error: str | None
     ) -> bool:
-        async with self._transaction() as db:
+        async with self._store.transaction() as db:
             cursor = await db.execute(
                 "INSERT INTO whatsapp_statuses VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (message_id) DO UPDATE SET status = excluded.status, "
@@ -282,14 +238,14 @@ class SQLiteNotificationStore:
             return cursor.rowcount == 1
 
     async def first_seen(self, message_id: str, at: float) -> bool:
-        async with self._transaction() as db:
+        async with self._store.transaction() as db:
             cursor = await db.execute(
                 "INSERT OR IGNORE INTO whatsapp_seen_messages VALUES (?, ?)", (message_id, at)
             )
             return cursor.rowcount == 1
 
     async def remember_contact(self, phone: str, user_id: str) -> None:
-        async with self._transaction() as db:
+        async with self._store.transaction() as db:
             await db.execute(
                 "INSERT INTO whatsapp_contacts VALUES (?, ?) "
                 "ON CONFLICT (phone) DO UPDATE SET user_id = excluded.user_id",
@@ -297,11 +253,13 @@ class SQLiteNotificationStore:
             )
 
     async def contact(self, phone: str) -> str | None:
-        rows = await self._rows("SELECT user_id FROM whatsapp_contacts WHERE phone = ?", (phone,))
+        rows = await self._store.fetch_all(
+            "SELECT user_id FROM whatsapp_contacts WHERE phone = ?", (phone,)
+        )
         return str(rows[0][0]) if rows else None
 
     async def set_whatsapp_opt_out(self, user_id: str, opted_out: bool, at: float) -> None:
-        async with self._transaction() as db:
+        async with self._store.transaction() as db:
             await db.execute(
                 "INSERT INTO whatsapp_opt_outs VALUES (?, ?, ?) ON CONFLICT (user_id) DO UPDATE "
                 "SET opted_out = excluded.opted_out, updated_at = excluded.updated_at",
@@ -309,7 +267,7 @@ class SQLiteNotificationStore:
             )
 
     async def whatsapp_opted_out(self, user_id: str) -> bool:
-        rows = await self._rows(
+        rows = await self._store.fetch_all(
             "SELECT opted_out FROM whatsapp_opt_outs WHERE user_id = ?", (user_id,)
         )
         return bool(rows[0][0]) if rows else False
@@ -317,21 +275,21 @@ class SQLiteNotificationStore:
     # -- webhook inbox
 
     async def add_webhook_event(self, body: bytes, at: float) -> int:
-        async with self._transaction() as db:
+        async with self._store.transaction() as db:
             cursor = await db.execute(
                 "INSERT INTO webhook_events (body, received_at) VALUES (?, ?)", (body, at)
             )
             return int(cursor.lastrowid or 0)
 
     async def unprocessed_webhook_events(self) -> list[WebhookEvent]:
-        rows = await self._rows(
+        rows = await self._store.fetch_all(
             "SELECT id, body, received_at FROM webhook_events WHERE processed_at IS NULL "
             "ORDER BY id"
         )
         return [WebhookEvent(int(r[0]), bytes(r[1]), float(r[2])) for r in rows]
 
     async def mark_webhook_event_processed(self, event_id: int) -> None:
-        async with self._transaction() as db:
+        async with self._store.transaction() as db:
             await db.execute(
                 "UPDATE webhook_events "
                 "SET processed_at = (julianday('now') - 2440587.5) * 86400.0 WHERE id = ?",
@@ -339,7 +297,7 @@ class SQLiteNotificationStore:
             )
 
     async def prune_webhook_state(self, before: float) -> None:
-        async with self._transaction() as db:
+        async with self._store.transaction() as db:
             await db.execute(
                 "DELETE FROM webhook_events WHERE processed_at IS NOT NULL AND received_at < ?",
                 (before,),
@@ -359,7 +317,7 @@ class SQLiteNotificationStore:
         at: float,
         data: dict[str, str],
     ) -> int:
-        async with self._transaction() as db:
+        async with self._store.transaction() as db:
             cursor = await db.execute(
                 "INSERT INTO inapp_notifications "
                 "(user_id, document, kind, title, body, data, created_at) "
@@ -371,7 +329,7 @@ class SQLiteNotificationStore:
     async def notifications(
         self, user_id: str, after_id: int = 0, limit: int = 100
     ) -> list[InAppNotification]:
-        rows = await self._rows(
+        rows = await self._store.fetch_all(
             "SELECT id, user_id, document, kind, title, body, data, created_at "
             "FROM inapp_notifications WHERE user_id = ? AND id > ? ORDER BY id LIMIT ?",
             (user_id, after_id, limit),

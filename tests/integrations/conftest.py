@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from collab_server.app import create_app
+from collab_server.app import create_app, notification_store_for
 from collab_server.settings import Settings
 from collab_server.store import DocumentStore
-from integrations.contracts import Channel, Language, NotificationStore, Person
+from integrations.contracts import Channel, Language, Person
 from integrations.digest import DigestPolicy, QuietHours
 from integrations.email import SmtpConfig
 from integrations.notifications import NotificationConfig, NotificationService
@@ -63,16 +63,6 @@ PARENT_EN = Person(
 )
 
 
-def notification_store_for(settings: Settings) -> NotificationStore:
-    if settings.is_postgres:
-        from persistence.postgres_notifications import PostgresNotificationStore
-
-        return PostgresNotificationStore(settings.database_url, schema=settings.db_schema)
-    from persistence.sqlite_notifications import SQLiteNotificationStore
-
-    return SQLiteNotificationStore(settings.sqlite_path())
-
-
 @dataclass
 class Harness:
     settings: Settings
@@ -114,7 +104,7 @@ class Harness:
         users = TokenUsers({p.user_id: p.name for p in self.directory.people.values()})
         service = NotificationService(
             self.config(**digest),
-            notification_store_for(self.settings),
+            notification_store_for(store),
             self.directory,
             store.updates_since,
             users,
