@@ -38,6 +38,7 @@ ROOT = BENCH_DIR.parent
 LOADGEN = BENCH_DIR / "loadgen.mjs"
 RESULTS_DIR = BENCH_DIR / "results"
 START_TIMEOUT_SECONDS = 30.0
+_INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH")
 STOP_TIMEOUT_SECONDS = 20.0
 
 Result = dict[str, Any]
@@ -172,7 +173,10 @@ def started(
     """Start a server in `workdir` (its data lives there) and stop it with SIGTERM on exit."""
     port = free_port()
     log_path = workdir / f"{spec.name}-{port}.log"
-    env = {**os.environ, **spec.env(workdir), **(extra_env or {})}
+    # Only the basics pass through: a developer's DATABASE_URL, SUPABASE_* or COLLAB_* settings
+    # must not change what is measured.
+    inherited = {key: os.environ[key] for key in _INHERITED_ENV if key in os.environ}
+    env = {**inherited, **spec.env(workdir), **(extra_env or {})}
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
             spec.command(port), cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT
