@@ -46,16 +46,15 @@ class PostgresStore:
             f"SELECT seq, body, user_id, created_at FROM {s}.updates "
             "WHERE document = $1 AND seq > $2 ORDER BY seq LIMIT $3"
         )
+        # One statement: its own transaction and one round trip, however many documents.
         self._sql_append = (
-            f"INSERT INTO {s}.updates (document, seq, body, user_id, created_at) "
+            f"WITH inserted AS (INSERT INTO {s}.updates (document, seq, body, user_id, created_at) "
             "SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::text[], "
-            "$5::timestamptz[]) ON CONFLICT DO NOTHING"
-        )
-        self._sql_touch = (
+            "$5::timestamptz[]) ON CONFLICT DO NOTHING RETURNING document, seq, created_at) "
             f"INSERT INTO {s}.documents AS d (name, last_seq, updated_at) "
-            "SELECT * FROM unnest($1::text[], $2::bigint[], $3::timestamptz[]) "
+            "SELECT document, max(seq), max(created_at) FROM inserted GROUP BY document "
             "ON CONFLICT (name) DO UPDATE SET last_seq = greatest(d.last_seq, excluded.last_seq), "
-            "updated_at = excluded.updated_at"
+            "updated_at = greatest(d.updated_at, excluded.updated_at)"
         )
         self._sql_snapshot = (
             f"INSERT INTO {s}.documents AS d (name, snapshot, snapshot_seq, last_seq) "
@@ -120,10 +119,7 @@ class PostgresStore:
     async def append(self, records: Sequence[UpdateRecord]) -> None:
         if not records:
             return
-        last: dict[str, tuple[int, float]] = {}
-        for record in records:
-            last[record.document] = (record.seq, record.created_at)
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn:
             await conn.execute(
                 self._sql_append,
                 [r.document for r in records],
@@ -131,12 +127,6 @@ class PostgresStore:
                 [r.update for r in records],
                 [r.user_id for r in records],
                 [_ts(r.created_at) for r in records],
-            )
-            await conn.execute(
-                self._sql_touch,
-                list(last),
-                [seq for seq, _ in last.values()],
-                [_ts(at) for _, at in last.values()],
             )
 
     async def compact(self, document: str, snapshot: bytes, through_seq: int) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -18,6 +19,10 @@ import aiosqlite
 from collab_server.errors import StoreError
 from collab_server.store import DocumentInfo, StoredDocument, UpdateRecord
 from persistence.migrations import migrations_for
+
+_APPEND_SQL = "INSERT OR IGNORE INTO updates (document, seq, body, user_id, created_at) VALUES "
+# SQLite allows 32,766 bound values per statement; 5 per row.
+_APPEND_CHUNK = 2_000
 
 
 class SQLiteStore:
@@ -107,31 +112,20 @@ class SQLiteStore:
         return StoredDocument(bytes(snapshot) if snapshot else None, snapshot_seq, tail)
 
     async def append(self, records: Sequence[UpdateRecord]) -> None:
-        if not records:
-            return
-        last: dict[str, tuple[int, float]] = {}
-        for record in records:
-            last[record.document] = (record.seq, record.created_at)
-        async with self._transaction() as db:
-            await self._append(db, records, last)
-
-    async def _append(
-        self,
-        db: aiosqlite.Connection,
-        records: Sequence[UpdateRecord],
-        last: dict[str, tuple[int, float]],
-    ) -> None:
-        await db.executemany(
-            "INSERT OR IGNORE INTO updates (document, seq, body, user_id, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [(r.document, r.seq, r.update, r.user_id, r.created_at) for r in records],
-        )
-        await db.executemany(
-            "INSERT INTO documents (name, last_seq, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
-            "last_seq = max(last_seq, excluded.last_seq), updated_at = excluded.updated_at",
-            [(name, seq, at, at) for name, (seq, at) in last.items()],
-        )
+        # One multi-row statement per chunk: autocommit makes it one transaction and one trip
+        # to aiosqlite's thread (a trigger keeps `documents` current). Chunks need not be
+        # atomic together: every row is idempotent, so a retry after a failure is safe.
+        db = self.db
+        for start in range(0, len(records), _APPEND_CHUNK):
+            chunk = records[start : start + _APPEND_CHUNK]
+            params = [
+                value
+                for r in chunk
+                for value in (r.document, r.seq, r.update, r.user_id, r.created_at)
+            ]
+            sql = _APPEND_SQL + ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk))
+            async with self._lock:
+                await db.execute(sql, params)
 
     async def compact(self, document: str, snapshot: bytes, through_seq: int) -> None:
         now = time.time()
@@ -178,4 +172,14 @@ class SQLiteStore:
 
 
 def _statements(sql: str) -> list[str]:
-    return [part.strip() for part in sql.split(";") if part.strip()]
+    """Split a migration into statements; a trigger's body keeps its own semicolons."""
+    statements: list[str] = []
+    pending = ""
+    for line in sql.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        statements.append(pending.strip())
+    return statements
