@@ -29,6 +29,9 @@ def configure_logging(level: str, fmt: str) -> None:
     )
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(name)s %(message)s")
     logging.getLogger("uvicorn.error").addFilter(_drop_per_connection_lines)
+    # websockets' own per-socket "connection open/rejected" lines: checked by level before a
+    # record is even built, so busy joins do not pay for them.
+    logging.getLogger("websockets.server").setLevel(max(numeric, logging.WARNING))
 
 
 def _drop_per_connection_lines(record: logging.LogRecord) -> bool:
