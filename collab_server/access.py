@@ -234,6 +234,9 @@ class AccessStore(Protocol):
 
     async def put_person(self, person: Person) -> None: ...
 
+    async def person_by_phone(self, phone: str) -> Person | None:
+        """The person with this E.164 number; if several share it, the most recently updated."""
+
 
 class MemoryAccessStore:
     """In-process AccessStore for `memory://` stores and development runs."""
@@ -282,7 +285,12 @@ class MemoryAccessStore:
         return self._people.get(user_id)
 
     async def put_person(self, person: Person) -> None:
+        # Re-inserted at the end: the dict's order is the order of the last updates.
+        self._people.pop(person.user_id, None)
         self._people[person.user_id] = person
+
+    async def person_by_phone(self, phone: str) -> Person | None:
+        return next((p for p in reversed(self._people.values()) if p.phone == phone), None)
 
 
 # -- who is calling ---------------------------------------------------------------------------

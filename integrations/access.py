@@ -1,10 +1,9 @@
 """Adapters from the core's access layer (members, people, API callers) to the interfaces the
 notification integrations use.
 
-The access store knows people and memberships; WhatsApp opt-outs and the phone -> person index
-are the integrations' own state, kept in the notification store. The index is filled whenever
-a person is resolved as a digest recipient, so a parent's reply finds them; a number that never
-received a digest is unknown (its messages are logged and dropped).
+The access store knows people (and finds them by phone, so a parent can write to us before
+any digest reached them) and memberships; WhatsApp opt-outs are the integrations' own state,
+kept in the notification store.
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ class AccessDirectory:
         self.access = access_store
         self.store = store
         self.clock = clock
-        self._contacts: dict[str, str] = {}  # phones already written to the index
 
     async def _person(self, record: access.Person) -> Person:
         channels = {
@@ -42,9 +40,6 @@ class AccessDirectory:
             )
             if enabled
         }
-        if record.phone and self._contacts.get(record.phone) != record.user_id:
-            await self.store.remember_contact(record.phone, record.user_id)
-            self._contacts[record.phone] = record.user_id
         return Person(
             user_id=record.user_id,
             name=record.name,
@@ -80,8 +75,8 @@ class AccessDirectory:
         return await self._person(record) if record is not None else None
 
     async def person_by_phone(self, phone: str) -> Person | None:
-        user_id = await self.store.contact(phone)
-        return await self.person(user_id) if user_id is not None else None
+        record = await self.access.person_by_phone(phone)
+        return await self._person(record) if record is not None else None
 
     async def set_whatsapp_opt_out(self, user_id: str, opted_out: bool) -> None:
         await self.store.set_whatsapp_opt_out(user_id, opted_out, self.clock.now())

@@ -203,11 +203,6 @@ class NotificationStore(Protocol):
     async def first_seen(self, message_id: str, at: float) -> bool:
         """True the first time an incoming message id is seen (Meta redelivers)."""
 
-    async def remember_contact(self, phone: str, user_id: str) -> None:
-        """phone (E.164) -> user, so a reply from that number finds its person."""
-
-    async def contact(self, phone: str) -> str | None: ...
-
     async def set_whatsapp_opt_out(self, user_id: str, opted_out: bool, at: float) -> None: ...
 
     async def whatsapp_opted_out(self, user_id: str) -> bool: ...

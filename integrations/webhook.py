@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+import phonenumbers
 import structlog
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -68,6 +69,15 @@ def signature_valid(secret: str, body: bytes, header: str | None) -> bool:
         return False
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, header.removeprefix("sha256="))
+
+
+def e164(wa_id: str) -> str | None:
+    """Meta's `wa_id` (digits with the country code, no '+') as stored: E.164; None if invalid."""
+    try:
+        parsed = phonenumbers.parse(wa_id if wa_id.startswith("+") else f"+{wa_id}", None)
+    except phonenumbers.NumberParseException:
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def keyword(text: str) -> str:
@@ -209,7 +219,10 @@ class WhatsAppWebhook:
         now = self.clock.now()
         if not await self.store.first_seen(message_id, now):
             return
-        phone = sender if sender.startswith("+") else f"+{sender}"
+        phone = e164(sender)
+        if phone is None:
+            log.info("webhook_message_from_invalid_number")
+            return
         await self.store.touch_inbound(phone, now)
         person = await self.directory.person_by_phone(phone)
         if person is None:

@@ -57,6 +57,11 @@ class PostgresAccessStore:
             "WHERE m.user_id = $1 ORDER BY m.document"
         )
         self._sql_person = f"SELECT {_PERSON_COLUMNS} FROM {s}.people WHERE user_id = $1"
+        # A shared number belongs to whoever was updated last (ties: the larger user id).
+        self._sql_person_by_phone = (
+            f"SELECT {_PERSON_COLUMNS} FROM {s}.people WHERE phone = $1 "
+            "ORDER BY updated_at DESC, user_id DESC LIMIT 1"
+        )
         self._sql_put_person = (
             f"INSERT INTO {s}.people ({_PERSON_COLUMNS}) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (user_id) DO UPDATE SET "
@@ -120,17 +125,12 @@ class PostgresAccessStore:
     async def person(self, user_id: str) -> Person | None:
         async with self._store.pool.acquire() as conn:
             row = await conn.fetchrow(self._sql_person, user_id)
-        if row is None:
-            return None
-        return Person(
-            user_id=row["user_id"],
-            name=row["name"],
-            phone=row["phone"],
-            email=row["email"],
-            language=Language(row["language"]),
-            timezone=row["timezone"],
-            channels=Channels(row["notify_whatsapp"], row["notify_email"], row["notify_in_app"]),
-        )
+        return _person(row) if row else None
+
+    async def person_by_phone(self, phone: str) -> Person | None:
+        async with self._store.pool.acquire() as conn:
+            row = await conn.fetchrow(self._sql_person_by_phone, phone)
+        return _person(row) if row else None
 
     async def put_person(self, person: Person) -> None:
         channels = person.channels
@@ -151,3 +151,15 @@ class PostgresAccessStore:
 
 def _member(row: asyncpg.Record) -> Member:
     return Member(row["document"], row["user_id"], Role(row["role"]), row["digest"])
+
+
+def _person(row: asyncpg.Record) -> Person:
+    return Person(
+        user_id=row["user_id"],
+        name=row["name"],
+        phone=row["phone"],
+        email=row["email"],
+        language=Language(row["language"]),
+        timezone=row["timezone"],
+        channels=Channels(row["notify_whatsapp"], row["notify_email"], row["notify_in_app"]),
+    )

@@ -176,20 +176,6 @@ class PostgresNotificationStore:
         )
         return result.endswith(" 1")
 
-    async def remember_contact(self, phone: str, user_id: str) -> None:
-        await self._status(
-            f"INSERT INTO {self.s}.whatsapp_contacts VALUES ($1, $2) "
-            "ON CONFLICT (phone) DO UPDATE SET user_id = excluded.user_id",
-            phone,
-            user_id,
-        )
-
-    async def contact(self, phone: str) -> str | None:
-        rows = await self._fetch(
-            f"SELECT user_id FROM {self.s}.whatsapp_contacts WHERE phone = $1", phone
-        )
-        return str(rows[0][0]) if rows else None
-
     async def set_whatsapp_opt_out(self, user_id: str, opted_out: bool, at: float) -> None:
         await self._status(
             f"INSERT INTO {self.s}.whatsapp_opt_outs VALUES ($1, $2, $3) "

@@ -116,17 +116,17 @@ class SQLiteAccessStore:
             f"SELECT {_PERSON_COLUMNS} FROM people WHERE user_id = ?", (user_id,)
         ) as cursor:
             row = await cursor.fetchone()
-        if row is None:
-            return None
-        return Person(
-            user_id=row[0],
-            name=row[1],
-            phone=row[2],
-            email=row[3],
-            language=Language(row[4]),
-            timezone=row[5],
-            channels=Channels(bool(row[6]), bool(row[7]), bool(row[8])),
-        )
+        return _person(row) if row else None
+
+    async def person_by_phone(self, phone: str) -> Person | None:
+        # A shared number belongs to whoever was updated last (ties: the larger user id).
+        async with self._store.db.execute(
+            f"SELECT {_PERSON_COLUMNS} FROM people WHERE phone = ? "
+            "ORDER BY updated_at DESC, user_id DESC LIMIT 1",
+            (phone,),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return _person(row) if row else None
 
     async def put_person(self, person: Person) -> None:
         channels = person.channels
@@ -156,3 +156,15 @@ class SQLiteAccessStore:
 
 def _member(row: Any) -> Member:
     return Member(row[0], row[1], Role(row[2]), bool(row[3]))
+
+
+def _person(row: Any) -> Person:
+    return Person(
+        user_id=row[0],
+        name=row[1],
+        phone=row[2],
+        email=row[3],
+        language=Language(row[4]),
+        timezone=row[5],
+        channels=Channels(bool(row[6]), bool(row[7]), bool(row[8])),
+    )

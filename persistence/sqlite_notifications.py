@@ -244,20 +244,6 @@ class SQLiteNotificationStore:
             )
             return cursor.rowcount == 1
 
-    async def remember_contact(self, phone: str, user_id: str) -> None:
-        async with self._store.transaction() as db:
-            await db.execute(
-                "INSERT INTO whatsapp_contacts VALUES (?, ?) "
-                "ON CONFLICT (phone) DO UPDATE SET user_id = excluded.user_id",
-                (phone, user_id),
-            )
-
-    async def contact(self, phone: str) -> str | None:
-        rows = await self._store.fetch_all(
-            "SELECT user_id FROM whatsapp_contacts WHERE phone = ?", (phone,)
-        )
-        return str(rows[0][0]) if rows else None
-
     async def set_whatsapp_opt_out(self, user_id: str, opted_out: bool, at: float) -> None:
         async with self._store.transaction() as db:
             await db.execute(
