@@ -78,6 +78,7 @@ class LiveDocument:
     connections: set[Connection] = field(default_factory=set)
     log_counter: LogCounter = field(default_factory=LogCounter)
     compacting: bool = False
+    _connections_by_id: dict[str, Connection] = field(default_factory=dict)
     _awareness: dict[int, _AwarenessSlot] = field(default_factory=dict)
     _subscription: Subscription | None = None
     # The origin of the transaction being applied: observers get it from the transaction too.
@@ -166,15 +167,13 @@ class LiveDocument:
         return sent
 
     def connection_by_id(self, connection_id: str) -> Connection | None:
-        for connection in self.connections:
-            if connection.id == connection_id:
-                return connection
-        return None
+        return self._connections_by_id.get(connection_id)
 
     # -- connections ----------------------------------------------------------------------
 
     async def join(self, connection: Connection) -> None:
         self.connections.add(connection)
+        self._connections_by_id[connection.id] = connection
         connection.send(encode_sync(SyncStep.STEP1, self.doc.get_state()))
         if self._awareness:
             connection.send(encode_awareness(self._encode_awareness(list(self._awareness))))
@@ -182,6 +181,7 @@ class LiveDocument:
     def leave(self, connection: Connection) -> AwarenessChange | None:
         """Remove a connection and broadcast the removal of the awareness clients it owned."""
         self.connections.discard(connection)
+        self._connections_by_id.pop(connection.id, None)
         owned = [
             client_id
             for client_id, slot in self._awareness.items()

@@ -12,7 +12,7 @@ class Metrics:
         self.connections = Gauge("collab_connections", "Open WebSocket connections", registry=r)
         self.documents_loaded = Gauge("collab_documents_loaded", "Documents in memory", registry=r)
         self.updates_in = Counter(
-            "collab_updates_in", "Client updates applied to a document", registry=r
+            "collab_updates_in", "Client updates applied to a document and stored", registry=r
         )
         self.updates_out = Counter(
             "collab_updates_out", "Update frames delivered to connections", registry=r

@@ -51,6 +51,8 @@ class CloseCode(IntEnum):
     RATE_LIMITED = 4429
 
 
+_SYNC_STEPS = tuple(SyncStep)  # indexed by wire value: no Enum call per frame
+
 # lib0 varuints are JS numbers: anything past 2**53 is not a valid value.
 _MAX_VARUINT_BYTES = 8
 
@@ -148,9 +150,9 @@ def decode_message(frame: bytes) -> Message:
     message: Message
     if kind == MessageType.SYNC:
         step = reader.varuint()
-        if step not in SyncStep._value2member_map_:
+        if step >= len(_SYNC_STEPS):
             raise ProtocolError(f"unknown sync step {step}")
-        message = SyncMessage(SyncStep(step), reader.varbytes())
+        message = SyncMessage(_SYNC_STEPS[step], reader.varbytes())
     elif kind == MessageType.AWARENESS:
         message = AwarenessMessage(reader.varbytes())
     elif kind == MessageType.QUERY_AWARENESS:

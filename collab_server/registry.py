@@ -220,7 +220,6 @@ class Registry:
         user_id = origin.user_id if isinstance(origin, ConnectionOrigin) else None
         record = UpdateRecord(live.name, live.last_seq, update, user_id, time.time())
         self._pending.append(_Pending(live, record, origin))
-        self.metrics.updates_in.inc()
         self._wake_committer.set()
 
     async def _commit_loop(self) -> None:
@@ -255,6 +254,7 @@ class Registry:
 
     def _after_commit(self, batch: list[_Pending]) -> None:
         touched: dict[str, LiveDocument] = {}
+        delivered = 0
         for item in batch:
             live, record = item.live, item.record
             live.mark_durable(record.seq)
@@ -264,14 +264,15 @@ class Registry:
             exclude = None
             if isinstance(item.origin, ConnectionOrigin):
                 exclude = live.connection_by_id(item.origin.connection_id)
-            sent = live.broadcast(encode_sync(SyncStep.UPDATE, record.update), exclude)
-            self.metrics.updates_out.inc(sent)
+            delivered += live.broadcast(encode_sync(SyncStep.UPDATE, record.update), exclude)
             self.fanout.publish_update(live.name, record.update)
             if self.hooks.has("on_change"):
                 change = ChangePayload(
                     live.name, item.origin, record.update, record.seq, record.created_at
                 )
                 self._hook_queue.put_nowait(functools.partial(self.hooks.on_change, change))
+        self.metrics.updates_in.inc(len(batch))
+        self.metrics.updates_out.inc(delivered)
         for live in touched.values():
             if self.hooks.has("on_store"):
                 seqs = [i.record for i in batch if i.live is live]
