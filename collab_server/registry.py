@@ -255,6 +255,8 @@ class Registry:
     def _after_commit(self, batch: list[_Pending]) -> None:
         touched: dict[str, LiveDocument] = {}
         delivered = 0
+        changes: list[ChangePayload] = []
+        wants_changes = self.hooks.has("on_change")
         for item in batch:
             live, record = item.live, item.record
             live.mark_durable(record.seq)
@@ -266,11 +268,15 @@ class Registry:
                 exclude = live.connection_by_id(item.origin.connection_id)
             delivered += live.broadcast(encode_sync(SyncStep.UPDATE, record.update), exclude)
             self.fanout.publish_update(live.name, record.update)
-            if self.hooks.has("on_change"):
-                change = ChangePayload(
-                    live.name, item.origin, record.update, record.seq, record.created_at
+            if wants_changes:
+                changes.append(
+                    ChangePayload(
+                        live.name, item.origin, record.update, record.seq, record.created_at
+                    )
                 )
-                self._hook_queue.put_nowait(functools.partial(self.hooks.on_change, change))
+        if changes:
+            # One hook-queue entry per commit, not per update: the runner keeps their order.
+            self._hook_queue.put_nowait(functools.partial(self._emit_changes, changes))
         self.metrics.updates_in.inc(len(batch))
         self.metrics.updates_out.inc(delivered)
         for live in touched.values():
@@ -295,6 +301,10 @@ class Registry:
             live.apply(update, origin)
         except ValueError:
             log.error("remote_update_invalid", document=document, node=origin.node_id)
+
+    async def _emit_changes(self, changes: list[ChangePayload]) -> None:
+        for change in changes:
+            await self.hooks.on_change(change)
 
     async def _run_hooks(self) -> None:
         # One queue keeps hook calls in commit order without stalling the committer.
