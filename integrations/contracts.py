@@ -172,6 +172,14 @@ class NotificationStore(Protocol):
 
     async def windows(self) -> list[DigestWindow]: ...
 
+    async def save_windows(
+        self, document: str, through_seq: int, windows: Sequence[DigestWindow]
+    ) -> None:
+        """Save `windows` and raise the document's watermark to `through_seq`, atomically."""
+
+    async def watermark(self, document: str) -> int | None:
+        """The highest log seq whose change the digests recorded; None if never set."""
+
     async def close_window(self, window: DigestWindow, entry: OutboxEntry | None) -> bool:
         """Write `entry` to the outbox and drop the window, atomically; False if the key exists."""
 

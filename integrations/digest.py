@@ -408,6 +408,7 @@ class DigestScheduler:
         recipients = await self.directory.digest_recipients(change.document)
         now = self.clock.now()
         async with self._lock:
+            saved: list[DigestWindow] = []
             for person in recipients:
                 if person.user_id == change.editor.user_id:
                     continue  # their own edit: nothing to tell them
@@ -427,7 +428,18 @@ class DigestScheduler:
                     )
                     open_window.not_before = 0.0
                 open_window.changes.append(change)
-                await self.store.save_window(open_window.window)
+                saved.append(open_window.window)
+            # The watermark moves with the windows: a change is either in both or in neither.
+            await self.store.save_windows(change.document, change.seq, saved)
+
+    async def catch_up(self, document: str, after_seq: int, through_seq: int) -> list[ChangeSet]:
+        """The changes of log entries (after_seq, through_seq] whose change hook never ran.
+
+        Entries without a user are left out: in the log the server's own changes (never
+        digested) cannot be told apart from an anonymous connection's.
+        """
+        changes = await self._replay_range(document, after_seq, through_seq)
+        return [c for c in changes if c.editor.user_id is not None]
 
     async def flush_due(self) -> int:
         """Close every window that is due now; returns how many digests were written."""
@@ -496,19 +508,24 @@ class DigestScheduler:
         return inserted
 
     async def _replay(self, window: DigestWindow) -> list[ChangeSet]:
-        history = await self.history(window.document, 0)
+        return await self._replay_range(window.document, window.from_seq, window.through_seq)
+
+    async def _replay_range(
+        self, document: str, from_seq: int, through_seq: int
+    ) -> list[ChangeSet]:
+        history = await self.history(document, 0)
         names: dict[str | None, str] = {}
         for record in history:
-            if window.from_seq < record.seq <= window.through_seq and record.user_id not in names:
+            if from_seq < record.seq <= through_seq and record.user_id not in names:
                 known = await self.directory.person(record.user_id) if record.user_id else None
                 names[record.user_id] = known.name if known else (record.user_id or "anonymous")
         if history and history[0].seq > 1:
             # History was compacted away: removed items may lose their titles.
-            log.warning("digest_replay_partial_history", document=window.document)
+            log.warning("digest_replay_partial_history", document=document)
         return replay_changes(
-            window.document,
+            document,
             history,
-            window.from_seq,
-            window.through_seq,
+            from_seq,
+            through_seq,
             lambda user_id: names.get(user_id, user_id or "anonymous"),
         )

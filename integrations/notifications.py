@@ -43,11 +43,31 @@ log = structlog.get_logger("collab.integrations")
 HISTORY_LIMIT = 1_000_000
 
 
+@dataclass(frozen=True, slots=True)
+class _CatchUp:
+    """On load: record log entries after the watermark, up to the seq the document loaded at."""
+
+    document: str
+    through_seq: int
+    seen: int  # highest seq whose change hook ran in this process before the load
+
+
+@dataclass(frozen=True, slots=True)
+class _SaveWatermark:
+    """On unload: persist how far the document's changes were seen, queued after them."""
+
+    document: str
+    seen: int
+
+
 class DigestExtension(Extension):
     """Watches each live document and hands attributed, durable changes to the scheduler.
 
     Recording (directory look-ups, a window write) runs on the extension's own queue, so the
     core's hook runner, shared by every document, never waits on the notification database.
+    A per-document watermark (the highest log seq recorded) is saved with the windows; on load,
+    entries after it, committed before a crash while their change hook was still queued, are
+    replayed into windows, so a parent never misses them (docs/decisions.md).
     """
 
     name = "digests"
@@ -56,13 +76,19 @@ class DigestExtension(Extension):
     def __init__(self, scheduler: DigestScheduler) -> None:
         self.scheduler = scheduler
         self._watches: dict[str, list[DocumentWatch]] = {}
-        self._queue: asyncio.Queue[ChangeSet] = asyncio.Queue()
+        self._queue: asyncio.Queue[ChangeSet | _CatchUp | _SaveWatermark] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        self._seen: dict[str, int] = {}  # highest seq whose on_change ran, set before queueing
+        self._recorded: dict[str, int] = {}  # watermark: every change up to it is in a window
+        self._saved: dict[str, int] = {}  # the watermark as last written
+        self._closed = False
 
     async def on_load(self, payload: LoadPayload) -> None:
         watches = [w for w in self._watches.get(payload.document, []) if not w.drained]
         watches.append(DocumentWatch(payload.document, payload.doc))
         self._watches[payload.document] = watches
+        seen = self._seen.get(payload.document, 0)
+        self._enqueue(_CatchUp(payload.document, payload.last_seq, seen))
 
     async def on_change(self, payload: ChangePayload) -> None:
         change = None
@@ -71,32 +97,10 @@ class DigestExtension(Extension):
                 continue
             change = watch.take(payload.update)
             break
+        self._seen[payload.document] = max(self._seen.get(payload.document, 0), payload.seq)
         if change is None:
             return
-        self._queue.put_nowait(dataclasses.replace(change, seq=payload.seq, at=payload.at))
-        if self._worker is None:
-            self._worker = asyncio.create_task(self._record_changes(), name="digest-record")
-
-    async def _record_changes(self) -> None:
-        while True:
-            change = await self._queue.get()
-            try:
-                await self.scheduler.record(change)
-            except Exception:
-                log.exception("digest_record_failed", document=change.document, seq=change.seq)
-            finally:
-                self._queue.task_done()
-
-    async def aclose(self, drain_seconds: float = 5.0) -> None:
-        """Record what is queued (bounded), then stop."""
-        if self._worker is None:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), drain_seconds)
-        self._worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._worker
-        self._worker = None
+        self._enqueue(dataclasses.replace(change, seq=payload.seq, at=payload.at))
 
     async def on_unload(self, payload: UnloadPayload) -> None:
         for watch in self._watches.get(payload.document, []):
@@ -109,6 +113,97 @@ class DigestExtension(Extension):
             self._watches[payload.document] = remaining
         else:
             self._watches.pop(payload.document, None)
+        self._enqueue(_SaveWatermark(payload.document, self._seen.get(payload.document, 0)))
+
+    def _enqueue(self, item: ChangeSet | _CatchUp | _SaveWatermark) -> None:
+        self._queue.put_nowait(item)
+        if self._worker is None and not self._closed:
+            self._worker = asyncio.create_task(self._record_changes(), name="digest-record")
+
+    async def _record_changes(self) -> None:
+        while True:
+            item = await self._queue.get()
+            try:
+                if isinstance(item, _CatchUp):
+                    await self._catch_up(item)
+                elif isinstance(item, _SaveWatermark):
+                    await self._save_watermark(item)
+                else:
+                    await self._record(item)
+            except Exception:
+                seq = item.seq if isinstance(item, ChangeSet) else None
+                log.exception("digest_record_failed", document=item.document, seq=seq)
+            finally:
+                self._queue.task_done()
+
+    async def _record(self, change: ChangeSet) -> None:
+        if change.seq <= self._recorded.get(change.document, 0):
+            return  # already in a window (replayed at load)
+        await self.scheduler.record(change)  # saves the watermark with the windows
+        self._recorded[change.document] = change.seq
+        self._saved[change.document] = max(self._saved.get(change.document, 0), change.seq)
+
+    async def _catch_up(self, item: _CatchUp) -> None:
+        document = item.document
+        saved = self._saved.get(document)
+        if saved is None:
+            saved = await self.scheduler.store.watermark(document)
+        if saved is None:
+            # First load since digests kept a watermark: no change hook of it was lost.
+            mark = item.through_seq
+        else:
+            # Seqs seen in this process had their chance at a window: not replayed again.
+            mark = max(saved, self._recorded.get(document, 0), item.seen)
+        if mark < item.through_seq:
+            changes = await self.scheduler.catch_up(document, mark, item.through_seq)
+            for change in changes:
+                await self.scheduler.record(change)
+            log.info(
+                "digest_changes_caught_up",
+                document=document,
+                after_seq=mark,
+                through_seq=item.through_seq,
+                changes=len(changes),
+            )
+        self._recorded[document] = max(self._recorded.get(document, 0), item.through_seq)
+        if saved != self._recorded[document]:
+            await self._write_watermark(document, self._recorded[document])
+
+    async def _save_watermark(self, item: _SaveWatermark) -> None:
+        # Changes without a ChangeSet (server changes, other roots) move it too, so the next
+        # load does not replay them; changes seen up to `item.seen` were queued before it.
+        document = item.document
+        mark = max(self._recorded.get(document, 0), item.seen)
+        if mark > self._saved.get(document, 0):
+            await self._write_watermark(document, mark)
+        if document not in self._watches:
+            self._seen.pop(document, None)
+            self._recorded.pop(document, None)
+            self._saved.pop(document, None)
+
+    async def _write_watermark(self, document: str, mark: int) -> None:
+        await self.scheduler.store.save_windows(document, mark, [])
+        self._recorded[document] = max(self._recorded.get(document, 0), mark)
+        self._saved[document] = max(self._saved.get(document, 0), mark)
+
+    async def idle(self) -> None:
+        """Return once everything queued so far (changes, catch-ups) is recorded."""
+        if self._worker is not None:
+            await self._queue.join()
+
+    async def aclose(self, drain_seconds: float = 5.0) -> None:
+        """Record what is queued (bounded), save each live document's watermark, then stop."""
+        self._closed = True  # a late unload starts no worker: the next load catches up
+        if self._worker is None:
+            return
+        for document in list(self._watches):
+            self._queue.put_nowait(_SaveWatermark(document, self._seen.get(document, 0)))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), drain_seconds)
+        self._worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._worker
+        self._worker = None
 
 
 @dataclass(frozen=True, slots=True)

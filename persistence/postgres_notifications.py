@@ -7,6 +7,7 @@ store at open.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from integrations.contracts import DigestWindow, InAppNotification, OutboxEntry, WebhookEvent
@@ -17,6 +18,7 @@ from persistence.sqlite_notifications import (
     notification,
     outbox_entry,
     outbox_row,
+    window_row,
 )
 
 _OUTBOX_VALUES = ", ".join(f"${i}" for i in range(1, 16))
@@ -44,18 +46,36 @@ class PostgresNotificationStore:
 
     # -- digest windows
 
-    async def save_window(self, window: DigestWindow) -> None:
-        await self._status(
+    def _save_window_sql(self) -> str:
+        return (
             f"INSERT INTO {self.s}.notification_windows AS w VALUES ($1, $2, $3, $4, $5, $6) "
             "ON CONFLICT (document, recipient_id) DO UPDATE SET last_at = excluded.last_at, "
-            "through_seq = greatest(w.through_seq, excluded.through_seq)",
-            window.document,
-            window.recipient_id,
-            window.first_at,
-            window.last_at,
-            window.from_seq,
-            window.through_seq,
+            "through_seq = greatest(w.through_seq, excluded.through_seq)"
         )
+
+    async def save_window(self, window: DigestWindow) -> None:
+        await self._status(self._save_window_sql(), *window_row(window))
+
+    async def save_windows(
+        self, document: str, through_seq: int, windows: Sequence[DigestWindow]
+    ) -> None:
+        async with self._store.pool.acquire() as conn, conn.transaction():
+            if windows:
+                await conn.executemany(self._save_window_sql(), [window_row(w) for w in windows])
+            await conn.execute(
+                f"INSERT INTO {self.s}.notification_watermarks AS m VALUES ($1, $2) "
+                "ON CONFLICT (document) "
+                "DO UPDATE SET through_seq = greatest(m.through_seq, excluded.through_seq)",
+                document,
+                through_seq,
+            )
+
+    async def watermark(self, document: str) -> int | None:
+        rows = await self._fetch(
+            f"SELECT through_seq FROM {self.s}.notification_watermarks WHERE document = $1",
+            document,
+        )
+        return int(rows[0][0]) if rows else None
 
     async def windows(self) -> list[DigestWindow]:
         rows = await self._fetch(

@@ -99,6 +99,24 @@ def notification(row: Sequence[Any]) -> InAppNotification:
     )
 
 
+SAVE_WINDOW = (
+    "INSERT INTO notification_windows VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (document, recipient_id) DO UPDATE SET last_at = excluded.last_at, "
+    "through_seq = max(through_seq, excluded.through_seq)"
+)
+
+
+def window_row(window: DigestWindow) -> tuple[Any, ...]:
+    return (
+        window.document,
+        window.recipient_id,
+        window.first_at,
+        window.last_at,
+        window.from_seq,
+        window.through_seq,
+    )
+
+
 ACTIVE_STATES = (OutboxState.PENDING.value, OutboxState.SENDING.value)
 
 
@@ -121,19 +139,25 @@ class SQLiteNotificationStore:
 
     async def save_window(self, window: DigestWindow) -> None:
         async with self._store.transaction() as db:
+            await db.execute(SAVE_WINDOW, window_row(window))
+
+    async def save_windows(
+        self, document: str, through_seq: int, windows: Sequence[DigestWindow]
+    ) -> None:
+        async with self._store.transaction() as db:
+            for window in windows:
+                await db.execute(SAVE_WINDOW, window_row(window))
             await db.execute(
-                "INSERT INTO notification_windows VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (document, recipient_id) DO UPDATE SET last_at = excluded.last_at, "
-                "through_seq = max(through_seq, excluded.through_seq)",
-                (
-                    window.document,
-                    window.recipient_id,
-                    window.first_at,
-                    window.last_at,
-                    window.from_seq,
-                    window.through_seq,
-                ),
+                "INSERT INTO notification_watermarks VALUES (?, ?) ON CONFLICT (document) "
+                "DO UPDATE SET through_seq = max(through_seq, excluded.through_seq)",
+                (document, through_seq),
             )
+
+    async def watermark(self, document: str) -> int | None:
+        rows = await self._store.fetch_all(
+            "SELECT through_seq FROM notification_watermarks WHERE document = ?", (document,)
+        )
+        return int(rows[0][0]) if rows else None
 
     async def windows(self) -> list[DigestWindow]:
         rows = await self._store.fetch_all(
