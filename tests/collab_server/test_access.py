@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
@@ -18,17 +18,11 @@ from collab_server.protocol import CloseCode
 from collab_server.settings import Settings
 from persistence import store_from_settings
 from tests.support.servers import InProcessServer, serve_in_process
-from tests.support.tokens import FakeSupabase, auth_settings, bearer, fake_supabase
+from tests.support.tokens import FakeSupabase, auth_settings, bearer
 from tests.support.yclient import YClient, connect
 
 THERAPIST = "therapist-1"
 PARENT = "parent-1"
-
-
-@pytest.fixture
-def supabase() -> Iterator[FakeSupabase]:
-    with fake_supabase() as running:
-        yield running
 
 
 @pytest.fixture

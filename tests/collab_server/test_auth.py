@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import httpx
 import jwt
@@ -26,17 +25,10 @@ from tests.support.tokens import (
     SigningKey,
     auth_settings,
     bearer,
-    fake_supabase,
     hs256_with_public_key,
     unsigned_token,
 )
 from tests.support.yclient import connect
-
-
-@pytest.fixture
-def supabase() -> Iterator[FakeSupabase]:
-    with fake_supabase() as running:
-        yield running
 
 
 def verifier(supabase: FakeSupabase, *, secret: str | None = HS256_SECRET) -> TokenVerifier:

@@ -2,34 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-
 import httpx
-import pytest
 
-from collab_server.app import build_app
-from collab_server.settings import Settings
-from tests.support.servers import serve_in_process
-from tests.support.tokens import FakeSupabase, auth_settings, bearer, fake_supabase
+from tests.support.tokens import FakeSupabase, bearer
 
 DOC = "iep/child-7"
-
-
-@pytest.fixture
-def supabase() -> Iterator[FakeSupabase]:
-    with fake_supabase() as running:
-        yield running
-
-
-@pytest.fixture
-async def http(
-    store_settings: Settings, supabase: FakeSupabase
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        serve_in_process(build_app(auth_settings(store_settings, supabase))) as server,
-        httpx.AsyncClient(base_url=server.http) as client,
-    ):
-        yield client
 
 
 def as_user(supabase: FakeSupabase, user_id: str) -> dict[str, str]:

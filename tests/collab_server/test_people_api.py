@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
-import pytest
 
 from collab_server.app import build_app
 from collab_server.settings import Settings
 from tests.support.servers import serve_in_process
-from tests.support.tokens import FakeSupabase, auth_settings, bearer, fake_supabase
+from tests.support.tokens import FakeSupabase, auth_settings, bearer
 from tests.support.yclient import connect
 
 HUDA = {
@@ -22,23 +20,6 @@ HUDA = {
     "timezone": "Asia/Dubai",
     "channels": {"whatsapp": True, "email": False, "in_app": True},
 }
-
-
-@pytest.fixture
-def supabase() -> Iterator[FakeSupabase]:
-    with fake_supabase() as running:
-        yield running
-
-
-@pytest.fixture
-async def http(
-    store_settings: Settings, supabase: FakeSupabase
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        serve_in_process(build_app(auth_settings(store_settings, supabase))) as server,
-        httpx.AsyncClient(base_url=server.http) as client,
-    ):
-        yield client
 
 
 async def test_a_person_reads_and_updates_their_own_record(
