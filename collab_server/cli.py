@@ -34,10 +34,11 @@ class _DrainingServer(uvicorn.Server):
     def capture_signals(self) -> Iterator[None]:
         with super().capture_signals():
             yield
-            # uvicorn re-raises the captured SIGTERM after shutting down, so a clean drain would
-            # exit by signal (-15), which platforms report as a crash. A drained SIGTERM is exit 0.
+            # uvicorn re-raises the captured signal after shutting down, so a clean drain would
+            # exit by signal (SIGTERM: -15, which platforms report as a crash; Ctrl-C: a
+            # KeyboardInterrupt traceback). A drained stop is exit 0.
             self._captured_signals = [
-                sig for sig in self._captured_signals if sig != signal.SIGTERM
+                sig for sig in self._captured_signals if sig not in (signal.SIGTERM, signal.SIGINT)
             ]
 
 
