@@ -26,18 +26,23 @@ LAYLA_PHONE = PARENT_AR.phone or ""
 JOHN_PHONE = PARENT_EN.phone or ""
 
 
-async def huda_edits(h: Harness) -> None:
-    async with connect(h.ws(HUDA.user_id)) as huda:
-        create_sections(huda, "Sara")
-        add_item(huda, "goals", "g1", "Reading fluency")
-        await wait_until(lambda: h.last_seq() >= 2)
+async def wait_recorded(h: Harness, through_seq: int) -> None:
+    """Until the log holds `through_seq` and the parent's digest window has recorded it."""
+    await wait_until(lambda: h.last_seq() >= through_seq)
 
     def recorded() -> bool:
         assert h.service is not None
         window = h.service.scheduler.window(DOCUMENT, PARENT_AR.user_id)
-        return window is not None and window.through_seq >= 2
+        return window is not None and window.through_seq >= through_seq
 
     await wait_until(recorded)
+
+
+async def huda_edits(h: Harness) -> None:
+    async with connect(h.ws(HUDA.user_id)) as huda:
+        create_sections(huda, "Sara")
+        add_item(huda, "goals", "g1", "Reading fluency")
+        await wait_recorded(h, through_seq=2)
 
 
 async def layla_entry(h: Harness) -> Any:
@@ -156,14 +161,7 @@ async def test_one_number_gets_at_most_one_message_per_six_seconds(harness: Harn
 async def huda_edits_more(h: Harness) -> None:
     async with connect(h.ws(HUDA.user_id)) as huda:
         add_item(huda, "goals", "g2", "Math facts")
-        await wait_until(lambda: h.last_seq() >= 3)
-
-    def recorded() -> bool:
-        assert h.service is not None
-        window = h.service.scheduler.window(DOCUMENT, PARENT_AR.user_id)
-        return window is not None and window.through_seq >= 3
-
-    await wait_until(recorded)
+        await wait_recorded(h, through_seq=3)
 
 
 async def test_window_closed_131047_is_resent_as_the_template(harness: Harness) -> None:
