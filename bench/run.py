@@ -60,7 +60,7 @@ class Profile:
 FULL = Profile(
     runs=3,
     fanout={"readers": 50, "updates": 2000, "rate": 200},
-    throughput={"rooms": 100, "updatesPerWriter": 150, "inFlight": 8},
+    throughput={"rooms": 100, "updatesPerWriter": 600, "inFlight": 8},
     connect={"connections": 1000, "documents": 200, "documentBytes": 50_000, "inFlight": 50},
     memory={"documents": 500, "documentBytes": 1000},
     load_updates=10_000,
@@ -238,13 +238,14 @@ def _py_spy(server: RunningServer, workload: str, profile_dir: Path | None) -> I
 
     One recorder only: a second one cannot attach (ptrace) and most of its samples fail.
     """
-    if profile_dir is None or not server.spec.is_ours or workload not in ("fanout", "connect"):
+    profiled = ("fanout", "throughput", "connect")
+    if profile_dir is None or not server.spec.is_ours or workload not in profiled:
         yield
         return
     profile_dir.mkdir(parents=True, exist_ok=True)
     py_spy = Path(sys.executable).with_name("py-spy")
     output = profile_dir / f"{server.spec.name}-{workload}.txt"
-    command = [str(py_spy), "record", "--native", "--format", "raw", "--rate", "100"]
+    command = [str(py_spy), "record", "--native", "--format", "raw", "--rate", "250"]
     command += ["--pid", str(server.proc.pid), "--output", str(output)]
     with output.with_suffix(".log").open("wb") as log:
         recorder = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -265,7 +266,7 @@ def one_run(spec: ServerSpec, profile: Profile, workdir: Path, profile_dir: Path
         run: Result = {"loadavg_1m_before": os.getloadavg()[0]}
         run["memory"] = drive(server, "memory", profile.memory)
         run["fanout"] = drive(server, "fanout", profile.fanout, profile_dir=profile_dir)
-        run["throughput"] = drive(server, "throughput", profile.throughput)
+        run["throughput"] = drive(server, "throughput", profile.throughput, profile_dir=profile_dir)
         run["connect"] = drive(server, "connect", profile.connect, profile_dir=profile_dir)
         run["peak_rss_mb"] = server.peak_rss_mb()
     return run
