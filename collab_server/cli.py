@@ -19,6 +19,7 @@ from collab_server.app import CollabServer, build_app
 from collab_server.errors import ConfigError
 from collab_server.logging import configure_logging
 from collab_server.settings import Settings, load_settings
+from collab_server.wire import DirectReceiveProtocol
 
 
 class _DrainingServer(uvicorn.Server):
@@ -63,7 +64,8 @@ def server_config(app: Starlette, host: str, port: int) -> uvicorn.Config:
         port=port,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
         http="httptools",
-        ws="websockets-sansio",
+        # uvicorn's websockets-sansio protocol, delivering messages in place (see wire.py).
+        ws=DirectReceiveProtocol,
         ws_max_size=settings.max_message_bytes,
         # Yjs updates are small binary deltas: compressing each costs more CPU than it saves.
         ws_per_message_deflate=False,

@@ -30,11 +30,17 @@ class ConnectPayload:
 
 @dataclass(frozen=True, slots=True)
 class LoadPayload:
-    """A document became live in memory. Extensions may observe `doc` until `on_unload`."""
+    """A document became live in memory. Extensions may observe `doc` until `on_unload`.
+
+    They read it and never write to it: every change arrives through the sync protocol.
+    Inside an observer of `doc`, `applying_update()` is the update being applied (the same
+    bytes `on_change` will carry), so an observer can pair what it saw with the stored change.
+    """
 
     document: str
     doc: Doc[Any]
     last_seq: int
+    applying_update: Callable[[], bytes | None] = lambda: None
 
 
 @dataclass(frozen=True, slots=True)

@@ -135,7 +135,9 @@ class Registry:
         self.metrics.store_latency.labels("load").observe(time.perf_counter() - started)
         live = LiveDocument.from_stored(name, stored, self._on_update)
         try:
-            await self.hooks.on_load(LoadPayload(name, live.doc, live.last_seq))
+            await self.hooks.on_load(
+                LoadPayload(name, live.doc, live.last_seq, live.applying_update)
+            )
         except Rejected:
             live.release()
             raise

@@ -25,7 +25,7 @@ from collab_server.metrics import Metrics
 from collab_server.names import validate_document_name
 from collab_server.protocol import CloseCode
 from collab_server.registry import Registry
-from collab_server.wire import find_transport
+from collab_server.wire import MessageHandler, direct_receiver, find_transport
 
 log = structlog.get_logger("collab.sync")
 
@@ -158,15 +158,34 @@ class SyncEndpoint:
         )
 
     async def _pump(self, websocket: WebSocket, connection: Connection, live: LiveDocument) -> None:
+        handle = self._frame_handler(connection, live)
+        receiver = direct_receiver(websocket.scope)
+        if receiver is not None:
+            for frame in receiver.attach_handler(handle):
+                handle(frame)
+        try:
+            # With the direct receiver only the disconnect comes this way.
+            while connection.is_open:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    connection.abort()
+                    return
+                data: bytes | None = message.get("bytes")
+                handle(data if data is not None else str(message.get("text", "")))
+        finally:
+            if receiver is not None:
+                receiver.detach_handler()
+
+    def _frame_handler(self, connection: Connection, live: LiveDocument) -> MessageHandler:
+        """What to do with each message from this socket; never raises (it runs in I/O)."""
         max_bytes = self.limits.max_message_bytes
         rate = ConnectionRate(self.limits.rates)
-        while connection.is_open:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                connection.abort()
+        registry = self.registry
+
+        def handle(frame: bytes | str) -> None:
+            if not connection.is_open:
                 return
-            frame = message.get("bytes")
-            if frame is None:
+            if not isinstance(frame, bytes):
                 self._reject(
                     connection,
                     CloseCode.UNSUPPORTED_DATA,
@@ -185,11 +204,11 @@ class SyncEndpoint:
                 )
                 return
             try:
-                change = await live.receive(connection, frame)
+                change = live.receive(connection, frame)
             except ProtocolError as exc:
                 self._reject(connection, CloseCode.INVALID_PAYLOAD, str(exc), "malformed")
                 return
-            except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+            except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException as exc:
                 # pycrdt raises a Rust PanicException (a BaseException) on some inputs.
@@ -201,7 +220,9 @@ class SyncEndpoint:
                 )
                 return
             if change is not None:
-                self.registry.notify_awareness(live, connection, change)
+                registry.notify_awareness(live, connection, change)
+
+        return handle
 
     def _reject(self, connection: Connection, code: CloseCode, reason: str, label: str) -> None:
         self.metrics.frames_rejected.labels(label).inc()

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 import structlog
-from pycrdt import Array, Doc, Map, Subscription, Text, TransactionEvent
+from pycrdt import Array, Doc, Map, Subscription, Text
 
 from collab_server.identity import ConnectionOrigin
 from collab_server.store import UpdateRecord
@@ -163,28 +163,34 @@ def _text_delta(delta: Iterable[dict[str, Any]]) -> tuple[int, int]:
 
 
 class DocumentWatch:
-    """Observes one document; `take(update)` pairs a committed update with its ChangeSet."""
+    """Observes one document; `take(update)` pairs a committed update with its ChangeSet.
 
-    def __init__(self, document: str, doc: Doc[Any]) -> None:
+    `applying_update` names the update whose transaction is committing (the live document
+    knows it); the watch needs no transaction observer of its own, which pycrdt would make
+    re-encode every update.
+    """
+
+    def __init__(
+        self,
+        document: str,
+        doc: Doc[Any],
+        applying_update: Callable[[], bytes | None] = lambda: None,
+    ) -> None:
         self.document = document
         self.doc = doc
+        self._applying_update = applying_update
         self.iep = root(doc)
         self.index: dict[Section, dict[str, str]] = {
             section: read_items(self.iep, section) for section in ITEM_SECTIONS
         }
         self.title = read_title(self.iep)
-        self._current: ChangeSet | None = None
         self._unpaired: deque[tuple[bytes, ChangeSet]] = deque()
         self._deep: Subscription | None = self.iep.observe_deep(self._on_events)
-        self._tx: Subscription | None = doc.observe(self._on_transaction)
 
     def close(self) -> None:
         if self._deep is not None:
             self.iep.unobserve(self._deep)
             self._deep = None
-        if self._tx is not None:
-            self.doc.unobserve(self._tx)
-            self._tx = None
         # Unpaired changes stay: their on_change hooks may still be queued behind the unload.
 
     @property
@@ -198,15 +204,12 @@ class DocumentWatch:
     def _on_events(self, events: Sequence[Any]) -> None:
         # Called inside the transaction's commit: never let a reading error reach sync.
         try:
-            self._current = self._summarise(events)
+            change = self._summarise(events)
         except Exception:
             log.exception("change_summary_failed", document=self.document)
-            self._current = None
-
-    def _on_transaction(self, event: TransactionEvent) -> None:
-        change, self._current = self._current, None
-        if change is not None:  # only then is the update worth encoding a second time
-            self._unpaired.append((event.update, change))
+            return
+        if change is not None:
+            self._unpaired.append((self._applying_update() or b"", change))
 
     def take(self, update: bytes) -> ChangeSet | None:
         """The ChangeSet of the transaction that produced `update`, if it had one.

@@ -85,7 +85,7 @@ class DigestExtension(Extension):
 
     async def on_load(self, payload: LoadPayload) -> None:
         watches = [w for w in self._watches.get(payload.document, []) if not w.drained]
-        watches.append(DocumentWatch(payload.document, payload.doc))
+        watches.append(DocumentWatch(payload.document, payload.doc, payload.applying_update))
         self._watches[payload.document] = watches
         seen = self._seen.get(payload.document, 0)
         self._enqueue(_CatchUp(payload.document, payload.last_seq, seen))

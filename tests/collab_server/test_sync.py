@@ -9,9 +9,12 @@ import pytest
 import websockets
 from pycrdt import Array, Doc, Map, Text
 
+from collab_server.app import create_app
 from collab_server.protocol import CloseCode, MessageType, SyncStep, encode_sync
+from collab_server.settings import Settings
+from persistence import store_from_settings
 from tests.collab_server.conftest import ServerFactory
-from tests.support.servers import InProcessServer
+from tests.support.servers import InProcessServer, serve_in_process
 from tests.support.yclient import connect
 
 
@@ -32,6 +35,23 @@ async def test_concurrent_editors_converge(server: InProcessServer) -> None:
                 lambda client=client: str(notes(client.doc)).count(";") == expected
             )
         assert str(notes(a.doc)) == str(notes(b.doc)) == str(notes(c.doc))
+
+
+async def test_sync_works_through_asgi_messages_alone(store_settings: Settings) -> None:
+    # Under another ASGI server (no direct receive) every frame comes through `receive`.
+    app = create_app(store_settings, store=store_from_settings(store_settings))
+    async with serve_in_process(app, ws_protocol="websockets-sansio") as server:
+        url = server.ws("iep/asgi")
+        async with connect(url) as a, connect(url) as b:
+            notes(a.doc).insert(0, "from a;")
+            notes(b.doc).insert(0, "from b;")
+            for client in (a, b):
+                await client.wait_for(lambda client=client: str(notes(client.doc)).count(";") == 2)
+            await a.send_raw("text is not the protocol")
+            assert await a.closed() == CloseCode.UNSUPPORTED_DATA
+            notes(b.doc).insert(0, "still here;")
+            async with connect(url) as late:
+                assert str(notes(late.doc)).count(";") == 3
 
 
 async def test_late_joiner_and_restart_get_the_full_document(
@@ -61,6 +81,31 @@ async def test_offline_edits_merge_on_reconnect(server: InProcessServer) -> None
         async with connect(url, offline) as back:
             await back.wait_for(lambda: str(notes(back.doc)) == ">base offline")
             await other.wait_for(lambda: str(notes(other.doc)) == ">base offline")
+
+
+async def test_deletions_are_stored_and_a_reconnect_resending_them_adds_nothing(
+    start_server: ServerFactory,
+) -> None:
+    name = "iep/deletions"
+    async with start_server() as server:
+        registry = server.app.state.collab.registry
+        async with connect(server.ws(name)) as writer, connect(server.ws(name)) as reader:
+            notes(writer.doc).insert(0, "hello world")
+            await reader.wait_for(lambda: str(notes(reader.doc)) == "hello world")
+            del notes(writer.doc)[0:6]  # an update made of deletions alone
+            await reader.wait_for(lambda: str(notes(reader.doc)) == "world")
+        live = registry.get_live(name)
+        assert live is not None and live.last_seq == 2
+        # A client that already has everything answers the server's step 1 with its whole
+        # delete set: known deletions are neither stored nor relayed as a change.
+        known = Doc()
+        known.apply_update(live.doc.get_update())
+        async with connect(server.ws(name), known) as back, connect(server.ws(name)) as peer:
+            notes(back.doc).insert(5, "!")
+            await peer.wait_for(lambda: str(notes(peer.doc)) == "world!")
+        assert live.last_seq == 3
+    async with start_server() as restarted, connect(restarted.ws(name)) as fresh:
+        assert str(notes(fresh.doc)) == "world!"
 
 
 async def test_joiner_sees_presence_and_it_leaves_when_the_socket_closes(

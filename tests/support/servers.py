@@ -44,14 +44,21 @@ class InProcessServer:
 
 
 @contextlib.asynccontextmanager
-async def serve_in_process(app: Starlette) -> AsyncIterator[InProcessServer]:
-    """Serve `app` in this event loop; our app with the production uvicorn settings."""
+async def serve_in_process(
+    app: Starlette, *, ws_protocol: str | None = None
+) -> AsyncIterator[InProcessServer]:
+    """Serve `app` in this event loop; our app with the production uvicorn settings.
+
+    `ws_protocol` swaps in another of uvicorn's WebSocket protocols (the ASGI-only paths).
+    """
     port = free_port()
     config = (
         server_config(app, "127.0.0.1", port)
         if hasattr(app.state, "collab")
         else uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
     )
+    if ws_protocol is not None:
+        config.ws = ws_protocol
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
