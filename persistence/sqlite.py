@@ -21,8 +21,14 @@ from collab_server.store import DocumentInfo, StoredDocument, UpdateRecord
 from persistence.migrations import migrations_for
 
 _APPEND_SQL = "INSERT OR IGNORE INTO updates (document, seq, body, user_id, created_at) VALUES "
-# SQLite allows 32,766 bound values per statement; 5 per row.
+# SQLite allows 32,766 bound values per statement; 5 per entry, 4 per touched document.
 _APPEND_CHUNK = 2_000
+_TOUCH_CHUNK = 2_000
+_TOUCH_SQL = (
+    "INSERT INTO documents (name, last_seq, created_at, updated_at) VALUES {rows} "
+    "ON CONFLICT (name) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq), "
+    "updated_at = max(updated_at, excluded.updated_at)"
+)
 # About what SQLite's own auto-checkpoint (1,000 pages) would let the write-ahead log grow to.
 _CHECKPOINT_BYTES = 4 * 1024 * 1024
 
@@ -127,23 +133,41 @@ class SQLiteStore:
         return StoredDocument(bytes(snapshot) if snapshot else None, snapshot_seq, tail)
 
     async def append(self, records: Sequence[UpdateRecord]) -> None:
-        # One multi-row statement per chunk: autocommit makes it one transaction (a trigger
-        # keeps `documents` current). Chunks need not be atomic together: every row is
-        # idempotent, so a retry after a failure is safe.
+        # One transaction: multi-row inserts of the entries, then each document's row touched
+        # once (last_seq, updated_at), not once per entry. Every row is idempotent, so a retry
+        # after a failure is safe.
         appender = self._appender
         if appender is None:
             raise StoreError("store is not open")
-        for start in range(0, len(records), _APPEND_CHUNK):
-            chunk = records[start : start + _APPEND_CHUNK]
-            params = [
-                value
-                for r in chunk
-                for value in (r.document, r.seq, r.update, r.user_id, r.created_at)
-            ]
-            sql = _APPEND_SQL + ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk))
-            async with self._lock:
-                appender.execute(sql, params)
-            self._appended_since_checkpoint += sum(len(r.update) + 64 for r in chunk)
+        latest: dict[str, UpdateRecord] = {}
+        for record in records:
+            latest[record.document] = record  # records of a document come in seq order
+        touched = [
+            value
+            for r in latest.values()
+            for value in (r.document, r.seq, r.created_at, r.created_at)
+        ]
+        async with self._lock:
+            appender.execute("BEGIN")
+            try:
+                for start in range(0, len(records), _APPEND_CHUNK):
+                    chunk = records[start : start + _APPEND_CHUNK]
+                    params = [
+                        value
+                        for r in chunk
+                        for value in (r.document, r.seq, r.update, r.user_id, r.created_at)
+                    ]
+                    appender.execute(_APPEND_SQL + _placeholders(len(chunk), 5), params)
+                for start in range(0, len(touched), _TOUCH_CHUNK * 4):
+                    chunk_params = touched[start : start + _TOUCH_CHUNK * 4]
+                    sql = _TOUCH_SQL.format(rows=_placeholders(len(chunk_params) // 4, 4))
+                    appender.execute(sql, chunk_params)
+                appender.execute("COMMIT")
+            except BaseException:
+                if appender.in_transaction:
+                    appender.execute("ROLLBACK")
+                raise
+        self._appended_since_checkpoint += sum(len(r.update) + 64 for r in records)
         if self._appended_since_checkpoint >= _CHECKPOINT_BYTES:
             self._appended_since_checkpoint = 0
             await self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -190,6 +214,11 @@ class SQLiteStore:
         ) as cursor:
             rows = await cursor.fetchall()
         return [DocumentInfo(r[0], r[1], r[2]) for r in rows]
+
+
+def _placeholders(rows: int, columns: int) -> str:
+    row = "(" + ", ".join(["?"] * columns) + ")"
+    return ", ".join([row] * rows)
 
 
 def _statements(sql: str) -> list[str]:

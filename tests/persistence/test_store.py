@@ -45,12 +45,18 @@ async def test_append_then_load_returns_the_attributed_log(store: DocumentStore)
 
 
 async def test_one_append_can_carry_several_documents(store: DocumentStore) -> None:
-    a, b = _text_updates(1)[0], _text_updates(2)[1]
+    a1, a2 = _text_updates(2)
+    b = _text_updates(3)[2]
     await store.append(
-        [UpdateRecord("a", 1, a, None, time.time()), UpdateRecord("b", 1, b, "u", time.time())]
+        [
+            UpdateRecord("a", 1, a1, None, time.time()),
+            UpdateRecord("b", 1, b, "u", time.time()),
+            UpdateRecord("a", 2, a2, "u", time.time()),
+        ]
     )
     names = {info.name: info.last_seq for info in await store.list_documents()}
-    assert names == {"a": 1, "b": 1}
+    assert names == {"a": 2, "b": 1}
+    assert [r.seq for r in (await store.load("a")).tail] == [1, 2]
 
 
 async def test_a_retried_append_is_idempotent(store: DocumentStore) -> None:
