@@ -145,6 +145,13 @@ def write_varuint(value: int) -> bytes:
 
 
 def decode_message(frame: bytes) -> Message:
+    # Most frames are sync messages with a payload under 128 bytes (one-byte length): typing.
+    if len(frame) >= 3 and frame[0] == 0 and frame[1] < 3 and frame[2] < 0x80:
+        if len(frame) < 3 + frame[2]:
+            raise ProtocolError("length past end of frame")
+        if len(frame) > 3 + frame[2]:
+            raise ProtocolError("trailing bytes after message")
+        return SyncMessage(_SYNC_STEPS[frame[1]], frame[3:])
     reader = _Reader(frame)
     kind = reader.varuint()
     message: Message

@@ -29,6 +29,18 @@ def test_varuint_round_trips_through_a_sync_frame(value: int) -> None:
     assert message == SyncMessage(SyncStep.STEP1, payload)
 
 
+@pytest.mark.parametrize("size", [0, 1, 127, 128, 129, 20_000])
+@pytest.mark.parametrize("step", list(SyncStep))
+def test_sync_payloads_of_every_length_round_trip(step: SyncStep, size: int) -> None:
+    payload = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
+    assert decode_message(encode_sync(step, payload)) == SyncMessage(step, payload)
+    with pytest.raises(ProtocolError):
+        decode_message(encode_sync(step, payload) + b"\x00")
+    if size:
+        with pytest.raises(ProtocolError):
+            decode_message(encode_sync(step, payload)[:-1])
+
+
 def test_awareness_frames_round_trip_with_unicode_state() -> None:
     entries = [AwarenessEntry(7, 3, '{"user":{"name":"أ. هدى"}}'), AwarenessEntry(9, 1, "null")]
     frame = encode_awareness(encode_awareness_update(entries))
