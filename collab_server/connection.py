@@ -50,8 +50,10 @@ class Connection:
         self._backlog: deque[bytes] = deque()
         self._backlog_bytes = 0
         self._backlog_limit = backlog_limit
+        # Started on first use: with the transport at hand only a close needs it, and an idle
+        # socket should not hold a task.
         self._wakeup = asyncio.Event()
-        self._writer = asyncio.create_task(self._write_loop(), name=f"writer-{self.id}")
+        self._writer: asyncio.Task[None] | None = None
 
     def use_transport(self, transport: FrameTransport | None) -> None:
         """Write frames straight to the socket from now on (after the handshake)."""
@@ -81,7 +83,7 @@ class Connection:
         if self._backlog_bytes > self._backlog_limit:
             self.close(CloseCode.TRY_AGAIN_LATER, "reader too slow")
             return
-        self._wakeup.set()
+        self._wake_writer()
 
     def close(self, code: int, reason: str) -> None:
         """Close after the frames already queued (e.g. a refusal message) are written."""
@@ -89,11 +91,12 @@ class Connection:
             return
         self.close_code = code
         self._close_reason = reason
-        self._wakeup.set()
+        self._wake_writer()
 
     async def closed(self) -> None:
-        """Wait until the writer has flushed and closed the socket."""
-        await asyncio.wait((self._writer,))
+        """Wait until the writer has flushed and closed the socket (if it ever had to)."""
+        if self._writer is not None:
+            await asyncio.wait((self._writer,))
 
     def abort(self) -> None:
         """The peer is gone: stop writing."""
@@ -101,7 +104,13 @@ class Connection:
             self.close_code = CloseCode.GOING_AWAY
         self._transport = None
         self._backlog.clear()
-        self._writer.cancel()
+        if self._writer is not None:
+            self._writer.cancel()
+
+    def _wake_writer(self) -> None:
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_loop(), name=f"writer-{self.id}")
+        self._wakeup.set()
 
     async def _write_loop(self) -> None:
         socket = self._socket

@@ -107,6 +107,11 @@ class DirectReceiveProtocol(WebSocketsSansIOProtocol):
         caller handles the returned messages first and order is kept.
         """
         self.message_handler = handler
+        # The handshake is done: its parsed request and response are never read again, and
+        # an idle socket should not keep them.
+        for name in ("request", "response"):
+            if hasattr(self, name):
+                delattr(self, name)
         queued: list[bytes | str] = []
         kept: list[Any] = []
         while not self.queue.empty():
