@@ -44,6 +44,7 @@ class SQLiteStore:
         self._appended_since_checkpoint = 0
         # Writers take turns: the appender never waits on a transaction of the other connection.
         self._lock = asyncio.Lock()
+        self._documents_with_row: set[str] = set()  # `documents` rows this process has written
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -133,15 +134,17 @@ class SQLiteStore:
         return StoredDocument(bytes(snapshot) if snapshot else None, snapshot_seq, tail)
 
     async def append(self, records: Sequence[UpdateRecord]) -> None:
-        # One transaction: multi-row inserts of the entries, then each document's row touched
-        # once (last_seq, updated_at), not once per entry. Every row is idempotent, so a retry
-        # after a failure is safe.
+        # One transaction: multi-row inserts of the entries, and a `documents` row for each
+        # document this process has not appended to yet. Its activity (last seq, time) is read
+        # from the newest entry (the `document_activity` view), so a commit writes only the
+        # log's pages. Every row is idempotent, so a retry after a failure is safe.
         appender = self._appender
         if appender is None:
             raise StoreError("store is not open")
         latest: dict[str, UpdateRecord] = {}
         for record in records:
-            latest[record.document] = record  # records of a document come in seq order
+            if record.document not in self._documents_with_row:
+                latest[record.document] = record  # records of a document come in seq order
         touched = [
             value
             for r in latest.values()
@@ -167,6 +170,7 @@ class SQLiteStore:
                 if appender.in_transaction:
                     appender.execute("ROLLBACK")
                 raise
+        self._documents_with_row.update(latest)
         self._appended_since_checkpoint += sum(len(r.update) + 64 for r in records)
         if self._appended_since_checkpoint >= _CHECKPOINT_BYTES:
             self._appended_since_checkpoint = 0
@@ -188,7 +192,12 @@ class SQLiteStore:
         await db.execute(
             "INSERT INTO documents (name, snapshot, snapshot_seq, last_seq, created_at, "
             "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
-            "snapshot = excluded.snapshot, snapshot_seq = excluded.snapshot_seq "
+            "snapshot = excluded.snapshot, snapshot_seq = excluded.snapshot_seq, "
+            # The folded entries may be deleted: keep their activity on the document's row.
+            "last_seq = max(documents.last_seq, excluded.last_seq), "
+            "updated_at = max(documents.updated_at, "
+            "coalesce((SELECT created_at FROM updates WHERE document = excluded.name "
+            "AND seq <= excluded.snapshot_seq ORDER BY seq DESC LIMIT 1), 0)) "
             "WHERE excluded.snapshot_seq >= documents.snapshot_seq",
             (document, snapshot, through_seq, through_seq, now, now),
         )
@@ -210,7 +219,7 @@ class SQLiteStore:
 
     async def list_documents(self) -> list[DocumentInfo]:
         async with self.db.execute(
-            "SELECT name, last_seq, updated_at FROM documents ORDER BY name"
+            "SELECT name, last_seq, updated_at FROM document_activity ORDER BY name"
         ) as cursor:
             rows = await cursor.fetchall()
         return [DocumentInfo(r[0], r[1], r[2]) for r in rows]

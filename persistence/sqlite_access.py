@@ -97,13 +97,13 @@ class SQLiteAccessStore:
             sql = (
                 "SELECT n.name, 'owner', d.updated_at FROM "
                 "(SELECT name FROM documents UNION SELECT document FROM members) AS n "
-                "LEFT JOIN documents AS d ON d.name = n.name ORDER BY n.name"
+                "LEFT JOIN document_activity AS d ON d.name = n.name ORDER BY n.name"
             )
             params: tuple[Any, ...] = ()
         else:
             sql = (
                 "SELECT m.document, m.role, d.updated_at FROM members AS m "
-                "LEFT JOIN documents AS d ON d.name = m.document "
+                "LEFT JOIN document_activity AS d ON d.name = m.document "
                 "WHERE m.user_id = ? ORDER BY m.document"
             )
             params = (user_id,)

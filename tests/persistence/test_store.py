@@ -59,6 +59,20 @@ async def test_one_append_can_carry_several_documents(store: DocumentStore) -> N
     assert [r.seq for r in (await store.load("a")).tail] == [1, 2]
 
 
+async def test_listing_shows_each_documents_latest_activity_through_compaction(
+    store: DocumentStore,
+) -> None:
+    first, second, third = _text_updates(3)
+    await store.append([UpdateRecord("a", 1, first, "u", 100.0)])
+    await store.append([UpdateRecord("a", 2, second, "u", 200.0)])
+    await store.append([UpdateRecord("a", 3, third, "u", 300.0)])
+    listed = {info.name: (info.last_seq, info.updated_at) for info in await store.list_documents()}
+    assert listed == {"a": (3, 300.0)}
+    await store.compact("a", b"\x00\x00", 3)  # the folded entries may be deleted
+    listed = {info.name: (info.last_seq, info.updated_at) for info in await store.list_documents()}
+    assert listed["a"][0] == 3 and listed["a"][1] is not None and listed["a"][1] >= 300.0
+
+
 async def test_a_retried_append_is_idempotent(store: DocumentStore) -> None:
     update = _text_updates(1)[0]
     record = UpdateRecord("doc", 1, update, None, time.time())
