@@ -142,6 +142,17 @@ class Hooks:
     async def on_change(self, payload: ChangePayload) -> None:
         await self._run("on_change", payload)
 
+    async def on_changes(self, payloads: Sequence[ChangePayload]) -> None:
+        """`on_change` for one commit's changes, in order: the same calls, less overhead per
+        call (this runs once per stored update)."""
+        implementers = self._implementers["on_change"]
+        for payload in payloads:
+            for ext in implementers:
+                try:
+                    await ext.on_change(payload)
+                except Exception:
+                    log.exception("hook_failed", extension=ext.name, hook="on_change")
+
     async def on_store(self, payload: StorePayload) -> None:
         await self._run("on_store", payload)
 

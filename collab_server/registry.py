@@ -278,7 +278,7 @@ class Registry:
                 )
         if changes:
             # One hook-queue entry per commit, not per update: the runner keeps their order.
-            self._hook_queue.put_nowait(functools.partial(self._emit_changes, changes))
+            self._hook_queue.put_nowait(functools.partial(self.hooks.on_changes, changes))
         self.metrics.updates_in.inc(len(batch))
         self.metrics.updates_out.inc(delivered)
         for live in touched.values():
@@ -303,10 +303,6 @@ class Registry:
             live.apply(update, origin)
         except ValueError:
             log.error("remote_update_invalid", document=document, node=origin.node_id)
-
-    async def _emit_changes(self, changes: list[ChangePayload]) -> None:
-        for change in changes:
-            await self.hooks.on_change(change)
 
     async def _run_hooks(self) -> None:
         # One queue keeps hook calls in commit order without stalling the committer.
