@@ -15,7 +15,8 @@ The receive side has the same shape: through ASGI every client message became a 
 queue, a pause and resume of the socket's reads, and a task switch into the endpoint's receive
 loop (a fifth of the CPU per update in the throughput profile). `DirectReceiveProtocol` keeps
 uvicorn's and websockets' handshake, frame parsing, limits, ping and close handling, and only
-delivers complete binary messages by calling the connection's handler in place.
+delivers complete data messages (binary; text, for the handler to refuse) by calling the
+connection's handler in place.
 """
 
 from __future__ import annotations

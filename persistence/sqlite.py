@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -150,8 +151,11 @@ class SQLiteStore:
             for r in latest.values()
             for value in (r.document, r.seq, r.created_at, r.created_at)
         ]
+        # One statement is its own transaction (the usual case: known documents, one chunk).
+        single = not touched and len(records) <= _APPEND_CHUNK
         async with self._lock:
-            appender.execute("BEGIN")
+            if not single:
+                appender.execute("BEGIN")
             try:
                 for start in range(0, len(records), _APPEND_CHUNK):
                     chunk = records[start : start + _APPEND_CHUNK]
@@ -160,12 +164,13 @@ class SQLiteStore:
                         for r in chunk
                         for value in (r.document, r.seq, r.update, r.user_id, r.created_at)
                     ]
-                    appender.execute(_APPEND_SQL + _placeholders(len(chunk), 5), params)
+                    appender.execute(_append_sql(len(chunk)), params)
                 for start in range(0, len(touched), _TOUCH_CHUNK * 4):
                     chunk_params = touched[start : start + _TOUCH_CHUNK * 4]
                     sql = _TOUCH_SQL.format(rows=_placeholders(len(chunk_params) // 4, 4))
                     appender.execute(sql, chunk_params)
-                appender.execute("COMMIT")
+                if not single:
+                    appender.execute("COMMIT")
             except BaseException:
                 if appender.in_transaction:
                     appender.execute("ROLLBACK")
@@ -223,6 +228,11 @@ class SQLiteStore:
         ) as cursor:
             rows = await cursor.fetchall()
         return [DocumentInfo(r[0], r[1], r[2]) for r in rows]
+
+
+@functools.lru_cache(maxsize=256)
+def _append_sql(rows: int) -> str:
+    return _APPEND_SQL + _placeholders(rows, 5)
 
 
 def _placeholders(rows: int, columns: int) -> str:
