@@ -10,6 +10,7 @@ import httpx
 from pycrdt import Text
 
 from collab_server.app import create_app
+from collab_server.protocol import SyncStep, encode_sync
 from collab_server.settings import load_settings
 from persistence import store_from_settings
 from tests.support.servers import serve_in_process
@@ -41,14 +42,25 @@ async def test_edits_survive_a_store_outage_and_reach_peers_only_once_stored(
                     await asyncio.sleep(0.02)
 
             await asyncio.wait_for(not_ready(), 10)
-            # Nobody but the author has seen it while it is not stored.
-            assert str(reader.doc.get("notes", type=Text)) == ""
+            # Nobody but the author has seen it while it is not stored, not even a joiner:
+            # its sync step 2 waits for the store.
+            async with connect(server.ws("iep/outage"), sync=False) as joiner:
+                await joiner.ws.send(encode_sync(SyncStep.STEP1, joiner.doc.get_state()))
+                # Its own later frame comes back (awareness is echoed): step 1 was handled.
+                await joiner.set_awareness(4242, 1, "{}")
+                await joiner.wait_for(lambda: 4242 in joiner.awareness)
+                assert str(reader.doc.get("notes", type=Text)) == ""
+                assert not joiner.synced.is_set()
 
-            await admin.execute(f"ALTER TABLE {schema}.updates_away RENAME TO updates")
-            await reader.wait_for(
-                lambda: str(reader.doc.get("notes", type=Text)) == "written during the outage",
-                timeout=10,
-            )
+                await admin.execute(f"ALTER TABLE {schema}.updates_away RENAME TO updates")
+                for client in (reader, joiner):
+                    await client.wait_for(
+                        lambda client=client: (
+                            str(client.doc.get("notes", type=Text)) == "written during the outage"
+                        ),
+                        timeout=10,
+                    )
+                assert joiner.synced.is_set()
             assert (await http.get("/readyz")).status_code == 200
         stored = await admin.fetchval(f"SELECT count(*) FROM {schema}.updates")
         assert stored == 1
