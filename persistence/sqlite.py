@@ -32,6 +32,7 @@ _TOUCH_SQL = (
 )
 # About what SQLite's own auto-checkpoint (1,000 pages) would let the write-ahead log grow to.
 _CHECKPOINT_BYTES = 4 * 1024 * 1024
+_PAGE_BYTES = 4096  # SQLite's default page size
 
 
 class SQLiteStore:
@@ -176,7 +177,11 @@ class SQLiteStore:
                     appender.execute("ROLLBACK")
                 raise
         self._documents_with_row.update(latest)
-        self._appended_since_checkpoint += sum(len(r.update) + 64 for r in records)
+        # What the write-ahead log grew by: a page per document touched, whatever the rows.
+        documents = len({r.document for r in records}) if len(records) > 1 else 1
+        self._appended_since_checkpoint += (documents + 1) * _PAGE_BYTES + sum(
+            len(r.update) for r in records
+        )
         if self._appended_since_checkpoint >= _CHECKPOINT_BYTES:
             self._appended_since_checkpoint = 0
             await self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
