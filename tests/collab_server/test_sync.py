@@ -150,6 +150,16 @@ async def test_malformed_frame_closes_only_that_connection(
             await check.wait_for(lambda: str(notes(check.doc)) == "kept!")
 
 
+async def test_an_update_sent_in_fragments_is_applied_once_whole(server: InProcessServer) -> None:
+    url = server.ws("iep/fragments")
+    source = Doc()
+    notes(source).insert(0, "in three fragments")
+    frame = encode_sync(SyncStep.UPDATE, source.get_update())
+    async with connect(url) as writer, connect(url) as reader:
+        await writer.ws.send([frame[:2], frame[2:7], frame[7:]])  # a fragmented message
+        await reader.wait_for(lambda: str(notes(reader.doc)) == "in three fragments")
+
+
 async def test_frame_over_the_limit_is_refused_with_1009(start_server: ServerFactory) -> None:
     async with start_server(max_message_bytes=2048) as server, connect(server.ws("big")) as c:
         await c.send_raw(encode_sync(SyncStep.UPDATE, b"\x00" * 4096))
