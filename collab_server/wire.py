@@ -60,9 +60,16 @@ class ExposeServerSend:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
-            scope[_SERVER_SEND] = send
-        await self.app(scope, receive, send)
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        scope[_SERVER_SEND] = send
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            # The server's protocol holds this scope and `send` holds the protocol: without this
+            # the whole socket (transport, parser, queue) waits for a full GC cycle to be freed.
+            del scope[_SERVER_SEND]
 
 
 def _server_protocol(scope: Scope) -> Any:
