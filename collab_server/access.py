@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 import phonenumbers
 import structlog
 
-from collab_server.auth import TokenVerifier, VerifiedToken
 from collab_server.connection import Connection
 from collab_server.errors import Rejected
 from collab_server.hooks import ConnectPayload, Extension
@@ -34,7 +33,8 @@ from collab_server.identity import (
 )
 from collab_server.protocol import CloseCode
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # PyJWT and cryptography (~9 MB) load only when sign-in is configured
+    from collab_server.auth import TokenVerifier, VerifiedToken
     from collab_server.registry import Registry
 
 log = structlog.get_logger("collab.access")

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 import structlog
 from starlette.applications import Starlette
@@ -26,7 +27,6 @@ from collab_server.access import (
     MemoryAccessStore,
 )
 from collab_server.api import api_routes
-from collab_server.auth import verifier_from_settings
 from collab_server.cluster import DocumentOwnership, NodeFanOut
 from collab_server.hooks import Extension, Hooks
 from collab_server.identity import AnonymousAuthenticator, Authenticator
@@ -45,8 +45,10 @@ READY_TIMEOUT_SECONDS = 2.0
 
 
 if TYPE_CHECKING:
+    from collab_server.auth import TokenVerifier
     from integrations import NotificationService
     from integrations.contracts import NotificationStore
+    from persistence.postgres import PostgresStore
 
 
 class Service(Protocol):
@@ -176,7 +178,7 @@ def build_app(settings: Settings) -> Starlette:
     store = store_from_settings(settings)
     editor = web_routes(WebConfig.from_settings(settings))
     access = access_store_for(store)
-    authenticator = AccessAuthenticator(access, verifier_from_settings(settings))
+    authenticator = AccessAuthenticator(access, token_verifier(settings))
     enforcer = (
         None
         if authenticator.development_mode
@@ -223,33 +225,50 @@ def notification_service_for(
     )
 
 
+def token_verifier(settings: Settings) -> TokenVerifier | None:
+    """None in development mode; PyJWT and cryptography (~9 MB) load only when needed."""
+    if not settings.auth_configured:
+        return None
+    from collab_server.auth import verifier_from_settings
+
+    return verifier_from_settings(settings)
+
+
+def _postgres_store(store: DocumentStore) -> PostgresStore | None:
+    # A PostgresStore exists only if its module was imported: asyncpg never loads for nothing.
+    module = sys.modules.get("persistence.postgres")
+    if module is not None and isinstance(store, module.PostgresStore):
+        return cast("PostgresStore", store)
+    return None
+
+
 def notification_store_for(store: DocumentStore) -> NotificationStore:
     """Outbox, digest windows and webhook inbox live beside the documents, in the same database."""
-    from persistence.postgres import PostgresStore
     from persistence.sqlite import SQLiteStore
     from persistence.sqlite_notifications import SQLiteNotificationStore
 
     if isinstance(store, SQLiteStore):
         return SQLiteNotificationStore(store)
-    if isinstance(store, PostgresStore):
+    postgres = _postgres_store(store)
+    if postgres is not None:
         from persistence.postgres_notifications import PostgresNotificationStore
 
-        return PostgresNotificationStore(store)
+        return PostgresNotificationStore(postgres)
     # memory:// keeps no tables; notifications need SQL state, so a private in-memory SQLite.
     return SQLiteNotificationStore(SQLiteStore(":memory:"), owns_store=True)
 
 
 def access_store_for(store: DocumentStore) -> AccessStore:
     """Members and people live beside the documents, in the same database."""
-    from persistence.postgres import PostgresStore
     from persistence.sqlite import SQLiteStore
 
     if isinstance(store, SQLiteStore):
         from persistence.sqlite_access import SQLiteAccessStore
 
         return SQLiteAccessStore(store)
-    if isinstance(store, PostgresStore):
+    postgres = _postgres_store(store)
+    if postgres is not None:
         from persistence.postgres_access import PostgresAccessStore
 
-        return PostgresAccessStore(store)
+        return PostgresAccessStore(postgres)
     return MemoryAccessStore()
