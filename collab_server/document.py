@@ -109,7 +109,11 @@ class LiveDocument:
         return live
 
     def release(self) -> None:
-        """Drop cached state and waiters so the document can be freed."""
+        """Drop cached state and waiters so the document can be freed.
+
+        Only an unloaded (fully stored) or shut-down document is released; a step 2 still
+        waiting for the store then goes nowhere, as its socket is closed too.
+        """
         self._full_update = None
         self._durable_waiters.clear()
 
@@ -122,6 +126,8 @@ class LiveDocument:
         """
         if update == EMPTY_UPDATE:
             return
+        if not update:
+            raise ValueError("empty update")
         # No struct section: deletions only. A reconnecting client sends its whole delete set
         # this way, mostly known already; anything else carries new structs, or structs still
         # waiting for their dependencies, and is kept as sent.

@@ -131,6 +131,8 @@ async def test_joiner_sees_presence_and_it_leaves_when_the_socket_closes(
     [
         (b"\x00\x02\xff", CloseCode.INVALID_PAYLOAD),  # truncated varint
         (encode_sync(SyncStep.UPDATE, b"\x01\x02garbage"), CloseCode.INVALID_PAYLOAD),
+        (encode_sync(SyncStep.UPDATE, b""), CloseCode.INVALID_PAYLOAD),  # an empty update
+        (encode_sync(SyncStep.STEP2, b"\x00\x05\x01"), CloseCode.INVALID_PAYLOAD),  # bad deletes
         (b"\x07", CloseCode.INVALID_PAYLOAD),  # unknown message type
         (bytes([MessageType.AWARENESS, 3, 1, 1, 9]), CloseCode.INVALID_PAYLOAD),
         ("text frame", CloseCode.UNSUPPORTED_DATA),
