@@ -10,6 +10,7 @@ import hmac
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -173,6 +174,22 @@ async def backend_harness(store_settings: Settings) -> AsyncIterator[Harness]:
 
 def sign(body: bytes, secret: str = APP_SECRET) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def whatsapp_environment(database: Path, graph_url: str, **overrides: str) -> dict[str, str]:
+    """The environment of a deployment with WhatsApp digests, pointed at our Graph API fake."""
+    return {
+        "DATABASE_URL": f"sqlite:///{database}",
+        "WHATSAPP_API_URL": graph_url,
+        "WHATSAPP_ACCESS_TOKEN": "test-token",
+        "WHATSAPP_PHONE_NUMBER_ID": "1234567890",
+        "WHATSAPP_APP_SECRET": APP_SECRET,
+        "WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN,
+        "WHATSAPP_DIGEST_TEMPLATE": "iep_digest",
+        "COLLAB_DIGEST_DEBOUNCE_SECONDS": "0",
+        "COLLAB_QUIET_HOURS": "",
+        **overrides,
+    }
 
 
 def inbound_text(phone: str, text: str, message_id: str) -> bytes:

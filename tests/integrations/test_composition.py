@@ -9,7 +9,7 @@ import httpx
 
 from collab_server.app import build_app
 from collab_server.settings import load_settings
-from tests.integrations.conftest import APP_SECRET, VERIFY_TOKEN, eventually, inbound_text, sign
+from tests.integrations.conftest import eventually, inbound_text, sign, whatsapp_environment
 from tests.integrations.edits import add_item, create_sections
 from tests.integrations.fakes import graph_api, wait_until
 from tests.support.servers import serve_in_process
@@ -38,18 +38,9 @@ HUDA = {
 async def test_build_app_sends_a_digest_and_honours_stop(tmp_path: Path) -> None:
     async with graph_api() as graph:
         settings = load_settings(
-            {
-                "DATABASE_URL": f"sqlite:///{tmp_path}/collab.db",
-                "WHATSAPP_API_URL": graph.url,
-                "WHATSAPP_ACCESS_TOKEN": "test-token",
-                "WHATSAPP_PHONE_NUMBER_ID": "1234567890",
-                "WHATSAPP_APP_SECRET": APP_SECRET,
-                "WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN,
-                "WHATSAPP_DIGEST_TEMPLATE": "iep_digest",
-                "COLLAB_DIGEST_DEBOUNCE_SECONDS": "0",
-                "COLLAB_QUIET_HOURS": "",
-                "COLLAB_PUBLIC_URL": "https://iep.example.test",
-            }
+            whatsapp_environment(
+                tmp_path / "collab.db", graph.url, COLLAB_PUBLIC_URL="https://iep.example.test"
+            )
         )
         async with (
             serve_in_process(build_app(settings)) as server,
@@ -90,19 +81,7 @@ async def test_a_parent_who_never_had_a_digest_can_reply_and_send_stop(tmp_path:
     """Replies are matched to people by their stored number, not by who was sent a digest."""
     with fake_supabase() as supabase:
         async with graph_api() as graph:
-            base = load_settings(
-                {
-                    "DATABASE_URL": f"sqlite:///{tmp_path}/collab.db",
-                    "WHATSAPP_API_URL": graph.url,
-                    "WHATSAPP_ACCESS_TOKEN": "test-token",
-                    "WHATSAPP_PHONE_NUMBER_ID": "1234567890",
-                    "WHATSAPP_APP_SECRET": APP_SECRET,
-                    "WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN,
-                    "WHATSAPP_DIGEST_TEMPLATE": "iep_digest",
-                    "COLLAB_DIGEST_DEBOUNCE_SECONDS": "0",
-                    "COLLAB_QUIET_HOURS": "",
-                }
-            )
+            base = load_settings(whatsapp_environment(tmp_path / "collab.db", graph.url))
             admin = bearer(supabase.admin_token("admin-1"))
             huda_token = supabase.token("t-huda")
             async with (

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.integrations.conftest import APP_SECRET, VERIFY_TOKEN
+from tests.integrations.conftest import whatsapp_environment
 from tests.integrations.edits import add_item, create_sections
 from tests.integrations.fakes import graph_api, wait_until
 from tests.support.servers import ServerProcess
@@ -37,17 +37,7 @@ def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
 async def test_sigkill_inside_the_window_still_sends_the_digest_once(tmp_path: Path) -> None:
     db = tmp_path / "collab.db"
     async with graph_api() as graph:
-        env = {
-            "DATABASE_URL": f"sqlite:///{db}",
-            "WHATSAPP_API_URL": graph.url,
-            "WHATSAPP_ACCESS_TOKEN": "test-token",
-            "WHATSAPP_PHONE_NUMBER_ID": "1234567890",
-            "WHATSAPP_APP_SECRET": APP_SECRET,
-            "WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN,
-            "WHATSAPP_DIGEST_TEMPLATE": "iep_digest",
-            "COLLAB_DIGEST_DEBOUNCE_SECONDS": "3",
-            "COLLAB_QUIET_HOURS": "",
-        }
+        env = whatsapp_environment(db, graph.url, COLLAB_DIGEST_DEBOUNCE_SECONDS="3")
         server = ServerProcess(env, tmp_path)
         await asyncio.to_thread(server.start)
         try:
