@@ -255,7 +255,7 @@ class Registry:
             self._after_commit(batch)
 
     def _after_commit(self, batch: list[_Pending]) -> None:
-        touched: dict[str, LiveDocument] = {}
+        stored: dict[LiveDocument, list[UpdateRecord]] = {}  # per document, in seq order
         delivered = 0
         changes: list[ChangePayload] = []
         wants_changes = self.hooks.has("on_change")
@@ -264,7 +264,7 @@ class Registry:
             live.mark_durable(record.seq)
             live.log_counter.updates += 1
             live.log_counter.nbytes += len(record.update)
-            touched[live.name] = live
+            stored.setdefault(live, []).append(record)
             exclude = None
             if isinstance(item.origin, ConnectionOrigin):
                 exclude = live.connection_by_id(item.origin.connection_id)
@@ -281,15 +281,15 @@ class Registry:
             self._hook_queue.put_nowait(functools.partial(self.hooks.on_changes, changes))
         self.metrics.updates_in.inc(len(batch))
         self.metrics.updates_out.inc(delivered)
-        for live in touched.values():
-            if self.hooks.has("on_store"):
-                seqs = [i.record for i in batch if i.live is live]
+        wants_store = self.hooks.has("on_store")
+        for live, records in stored.items():
+            if wants_store:
                 store_payload = StorePayload(
                     live.name,
-                    seqs[0].seq,
-                    seqs[-1].seq,
-                    len(seqs),
-                    sum(len(r.update) for r in seqs),
+                    records[0].seq,
+                    records[-1].seq,
+                    len(records),
+                    sum(len(r.update) for r in records),
                 )
                 self._hook_queue.put_nowait(functools.partial(self.hooks.on_store, store_payload))
             self._maybe_compact(live)
