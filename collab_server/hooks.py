@@ -7,7 +7,6 @@ any hook is logged and isolated, so a broken integration never breaks sync.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -143,15 +142,9 @@ class Hooks:
         await self._run("on_change", payload)
 
     async def on_changes(self, payloads: Sequence[ChangePayload]) -> None:
-        """`on_change` for one commit's changes, in order: the same calls, less overhead per
-        call (this runs once per stored update)."""
-        implementers = self._implementers["on_change"]
+        """`on_change` for each of one commit's changes, in order."""
         for payload in payloads:
-            for ext in implementers:
-                try:
-                    await ext.on_change(payload)
-                except Exception:
-                    log.exception("hook_failed", extension=ext.name, hook="on_change")
+            await self._run("on_change", payload)
 
     async def on_store(self, payload: StorePayload) -> None:
         await self._run("on_store", payload)
@@ -170,17 +163,17 @@ class Hooks:
             await _isolated(ext, "aclose", ext.aclose)
 
     async def _run(self, hook: str, payload: Any, *, may_veto: bool = False) -> None:
+        # Runs once per stored update for `on_change`: no wrapper per call.
         for ext in self._implementers[hook]:
             method: Callable[[Any], Awaitable[None]] = getattr(ext, hook)
-            if may_veto:
-                try:
-                    await method(payload)
-                except Rejected:
+            try:
+                await method(payload)
+            except Rejected:
+                if may_veto:
                     raise
-                except Exception:
-                    log.exception("hook_failed", extension=ext.name, hook=hook)
-            else:
-                await _isolated(ext, hook, functools.partial(method, payload))
+                log.exception("hook_failed", extension=ext.name, hook=hook)
+            except Exception:
+                log.exception("hook_failed", extension=ext.name, hook=hook)
 
 
 async def _isolated(ext: Extension, hook: str, call: Callable[[], Awaitable[None]]) -> None:
