@@ -1,7 +1,10 @@
 """SQLite document store: the embedded default.
 
 WAL with synchronous=NORMAL: a commit survives a crash of this process (the SIGKILL case)
-though not a power cut; that is the documented trade of the embedded default.
+though not a power cut; that is the documented trade of the embedded default. Appends reach
+the intake journal (`persistence.journal`, the same guarantee) and the tables within
+`drain_delay_seconds`; every read and transaction drains the journal first, so no reader of
+this store sees the log without them.
 """
 
 from __future__ import annotations
@@ -16,10 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import structlog
 
 from collab_server.errors import StoreError
 from collab_server.store import DocumentInfo, StoredDocument, UpdateRecord
+from persistence.journal import Journal, Segment
 from persistence.migrations import migrations_for
+
+log = structlog.get_logger("collab.sqlite")
 
 _APPEND_SQL = "INSERT OR IGNORE INTO updates (document, seq, body, user_id, created_at) VALUES "
 # SQLite allows 32,766 bound values per statement; 5 per entry, 4 per touched document.
@@ -30,21 +37,28 @@ _TOUCH_SQL = (
     "ON CONFLICT (name) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq), "
     "updated_at = max(updated_at, excluded.updated_at)"
 )
-# About what SQLite's own auto-checkpoint (1,000 pages) would let the write-ahead log grow to.
-_CHECKPOINT_BYTES = 4 * 1024 * 1024
-_PAGE_BYTES = 4096  # SQLite's default page size
+# A busy server drains this many records at once rather than waiting for the delay.
+_DRAIN_NOW_RECORDS = 5_000
+_DRAIN_RETRY_FIRST_SECONDS = 0.05
+_DRAIN_RETRY_MAX_SECONDS = 5.0
 
 
 class SQLiteStore:
-    def __init__(self, path: Path | str, *, keep_history: bool = True) -> None:
+    def __init__(
+        self, path: Path | str, *, keep_history: bool = True, drain_delay_seconds: float = 0.05
+    ) -> None:
         self.path = Path(path)
         self.keep_history = keep_history
         self._db: aiosqlite.Connection | None = None
-        # The group commit's own connection, used on the event loop: an append of a few rows
-        # costs tens of microseconds, less than one hop to aiosqlite's thread and back.
-        self._appender: sqlite3.Connection | None = None
-        self._appended_since_checkpoint = 0
-        # Writers take turns: the appender never waits on a transaction of the other connection.
+        self._journal = Journal(None if str(path) == ":memory:" else self.path)
+        # Journaled records not in the tables yet, and the segments that hold them.
+        self._undrained: list[UpdateRecord] = []
+        self._sealed: list[Segment] = []
+        self._drain_delay = drain_delay_seconds
+        self._drain_timer: asyncio.TimerHandle | None = None
+        self._drain_task: asyncio.Task[None] | None = None
+        self._drain_retry = _DRAIN_RETRY_FIRST_SECONDS
+        # Drains, transactions and reads take turns on the one connection.
         self._lock = asyncio.Lock()
         self._documents_with_row: set[str] = set()  # `documents` rows this process has written
 
@@ -61,12 +75,14 @@ class SQLiteStore:
         await self._db.execute("PRAGMA synchronous=NORMAL")
         await self._db.execute("PRAGMA busy_timeout=5000")
         await self._migrate()
-        self._appender = sqlite3.connect(self.path, isolation_level=None)
-        self._appender.execute("PRAGMA synchronous=NORMAL")
-        self._appender.execute("PRAGMA busy_timeout=5000")
-        # Checkpoints copy and fsync pages: they run on aiosqlite's thread, never on the loop.
-        self._appender.execute("PRAGMA wal_autocheckpoint=0")
-        self._appended_since_checkpoint = 0
+        for found in self._journal.recover():
+            # What a process that died had acknowledged: into the tables before anything loads.
+            async with self._begin() as db:
+                await self._insert(db, found.records)
+            self._journal.remove(found.segment)
+            log.info(
+                "journal_recovered", segment=found.segment.path.name, records=len(found.records)
+            )
 
     async def _migrate(self) -> None:
         db = self.db
@@ -79,7 +95,7 @@ class SQLiteStore:
         for migration in migrations_for("sqlite"):
             if migration.version in applied:
                 continue
-            async with self._transaction() as tx:
+            async with self._begin() as tx:
                 for statement in _statements(migration.sql):
                     await tx.execute(statement)
                 await tx.execute(
@@ -93,98 +109,163 @@ class SQLiteStore:
 
     async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """A read that waits for any open transaction, so it never sees one half done."""
-        async with self._lock, self.db.execute(sql, params) as cursor:
+        async with self._drained() as db, db.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
 
     @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        db = self.db
+    async def _drained(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The connection, every journaled record in its tables, other writers held off."""
         async with self._lock:
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
-            await db.execute("COMMIT")
+            await self._drain_locked()
+            yield self.db
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._drained(), self._begin() as db:
+            yield db
+
+    @contextlib.asynccontextmanager
+    async def _begin(self) -> AsyncIterator[aiosqlite.Connection]:
+        db = self.db
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+        await db.execute("COMMIT")
 
     async def aclose(self) -> None:
-        if self._appender is not None:
-            self._appender.close()
-            self._appender = None
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        while self._drain_timer is not None or self._drain_task is not None:
+            if self._drain_timer is not None:
+                self._drain_timer.cancel()
+                self._drain_timer = None
+            if self._drain_task is not None:
+                await self._drain_task  # it may set a timer again: the loop cancels it
+        if self._db is None:
+            return
+        try:
+            async with self._lock:
+                await self._drain_locked()
+        except Exception:
+            # The journal keeps them: the next start copies them in.
+            log.exception("journal_drain_failed_at_close", records=len(self._undrained))
+        for segment in self._sealed:
+            segment.close()
+        self._sealed.clear()
+        current = self._journal.seal()
+        if current is not None:
+            current.close()
+        await self._db.close()
+        self._db = None
 
     async def ping(self) -> None:
-        await self.db.execute("SELECT 1")
+        # Readiness includes draining: a journal that cannot reach the tables is an outage.
+        async with self._drained() as db:
+            await db.execute("SELECT 1")
 
     async def load(self, document: str) -> StoredDocument:
-        db = self.db
-        async with db.execute(
-            "SELECT snapshot, snapshot_seq FROM documents WHERE name = ?", (document,)
-        ) as cursor:
-            row = await cursor.fetchone()
-        snapshot, snapshot_seq = (row[0], row[1]) if row else (None, 0)
-        async with db.execute(
-            "SELECT seq, body, user_id, created_at FROM updates "
-            "WHERE document = ? AND seq > ? ORDER BY seq",
-            (document, snapshot_seq),
-        ) as cursor:
-            rows = await cursor.fetchall()
+        async with self._drained() as db:
+            async with db.execute(
+                "SELECT snapshot, snapshot_seq FROM documents WHERE name = ?", (document,)
+            ) as cursor:
+                row = await cursor.fetchone()
+            snapshot, snapshot_seq = (row[0], row[1]) if row else (None, 0)
+            async with db.execute(
+                "SELECT seq, body, user_id, created_at FROM updates "
+                "WHERE document = ? AND seq > ? ORDER BY seq",
+                (document, snapshot_seq),
+            ) as cursor:
+                rows = await cursor.fetchall()
         tail = [UpdateRecord(document, r[0], bytes(r[1]), r[2], r[3]) for r in rows]
         return StoredDocument(bytes(snapshot) if snapshot else None, snapshot_seq, tail)
 
     async def append(self, records: Sequence[UpdateRecord]) -> None:
-        # One transaction: multi-row inserts of the entries, and a `documents` row for each
-        # document this process has not appended to yet. Its activity (last seq, time) is read
-        # from the newest entry (the `document_activity` view), so a commit writes only the
-        # log's pages. Every row is idempotent, so a retry after a failure is safe.
-        appender = self._appender
-        if appender is None:
+        self.append_now(records)
+
+    def append_now(self, records: Sequence[UpdateRecord]) -> None:
+        if self._db is None:
             raise StoreError("store is not open")
+        self._journal.write(records)
+        self._undrained += records
+        if len(self._undrained) >= _DRAIN_NOW_RECORDS:
+            self._start_drain()
+        elif self._drain_timer is None and self._drain_task is None:
+            loop = asyncio.get_running_loop()
+            self._drain_timer = loop.call_later(self._drain_delay, self._start_drain)
+
+    # -- draining the journal into the tables -----------------------------------------------
+
+    def _start_drain(self) -> None:
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+            self._drain_timer = None
+        if self._drain_task is None:  # a running drain schedules the next one when it ends
+            self._drain_task = asyncio.create_task(self._drain_in_background(), name="drain")
+
+    async def _drain_in_background(self) -> None:
+        delay = self._drain_delay
+        try:
+            async with self._lock:
+                await self._drain_locked()
+            self._drain_retry = _DRAIN_RETRY_FIRST_SECONDS
+            if len(self._undrained) >= _DRAIN_NOW_RECORDS:
+                delay = 0.0
+        except Exception:
+            delay, self._drain_retry = (
+                self._drain_retry,
+                min(self._drain_retry * 2, _DRAIN_RETRY_MAX_SECONDS),
+            )
+            log.exception("journal_drain_failed", records=len(self._undrained), retry_in=delay)
+        finally:
+            self._drain_task = None
+        if self._undrained and self._db is not None and self._drain_timer is None:
+            self._drain_timer = asyncio.get_running_loop().call_later(delay, self._start_drain)
+
+    async def _drain_locked(self) -> None:
+        """Copy journaled records into the tables, then delete their segments; lock held."""
+        records, self._undrained = self._undrained, []
+        sealed = self._journal.seal()
+        if sealed is not None:
+            self._sealed.append(sealed)
+        if records:
+            try:
+                async with self._begin() as db:
+                    await self._insert(db, records)
+            except BaseException:
+                self._undrained = records + self._undrained
+                raise
+        for segment in self._sealed:
+            self._journal.remove(segment)
+        self._sealed.clear()
+
+    async def _insert(self, db: aiosqlite.Connection, records: Sequence[UpdateRecord]) -> None:
+        # Multi-row inserts of the entries, and a `documents` row for each document this
+        # process has not written one for yet: its activity (last seq, time) is read from the
+        # newest entry (the `document_activity` view), so a drain writes only the log's pages.
+        # Every row is idempotent, so copying a segment twice is harmless.
         latest: dict[str, UpdateRecord] = {}
         for record in records:
             if record.document not in self._documents_with_row:
                 latest[record.document] = record  # records of a document come in seq order
+        for start in range(0, len(records), _APPEND_CHUNK):
+            chunk = records[start : start + _APPEND_CHUNK]
+            params = [
+                value
+                for r in chunk
+                for value in (r.document, r.seq, r.update, r.user_id, r.created_at)
+            ]
+            await db.execute(_append_sql(len(chunk)), params)
         touched = [
             value
             for r in latest.values()
             for value in (r.document, r.seq, r.created_at, r.created_at)
         ]
-        # One statement is its own transaction (the usual case: known documents, one chunk).
-        single = not touched and len(records) <= _APPEND_CHUNK
-        async with self._lock:
-            if not single:
-                appender.execute("BEGIN")
-            try:
-                for start in range(0, len(records), _APPEND_CHUNK):
-                    chunk = records[start : start + _APPEND_CHUNK]
-                    params = [
-                        value
-                        for r in chunk
-                        for value in (r.document, r.seq, r.update, r.user_id, r.created_at)
-                    ]
-                    appender.execute(_append_sql(len(chunk)), params)
-                for start in range(0, len(touched), _TOUCH_CHUNK * 4):
-                    chunk_params = touched[start : start + _TOUCH_CHUNK * 4]
-                    sql = _TOUCH_SQL.format(rows=_placeholders(len(chunk_params) // 4, 4))
-                    appender.execute(sql, chunk_params)
-                if not single:
-                    appender.execute("COMMIT")
-            except BaseException:
-                if appender.in_transaction:
-                    appender.execute("ROLLBACK")
-                raise
+        for start in range(0, len(touched), _TOUCH_CHUNK * 4):
+            chunk_params = touched[start : start + _TOUCH_CHUNK * 4]
+            sql = _TOUCH_SQL.format(rows=_placeholders(len(chunk_params) // 4, 4))
+            await db.execute(sql, chunk_params)
         self._documents_with_row.update(latest)
-        # What the write-ahead log grew by: a page per document touched, whatever the rows.
-        documents = len({r.document for r in records}) if len(records) > 1 else 1
-        self._appended_since_checkpoint += (documents + 1) * _PAGE_BYTES + sum(
-            len(r.update) for r in records
-        )
-        if self._appended_since_checkpoint >= _CHECKPOINT_BYTES:
-            self._appended_since_checkpoint = 0
-            await self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     async def compact(self, document: str, snapshot: bytes, through_seq: int) -> None:
         now = time.time()
@@ -203,7 +284,7 @@ class SQLiteStore:
             "INSERT INTO documents (name, snapshot, snapshot_seq, last_seq, created_at, "
             "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
             "snapshot = excluded.snapshot, snapshot_seq = excluded.snapshot_seq, "
-            # The folded entries may be deleted: keep their activity on the document's row.
+            # The compacted entries may be deleted: keep their activity on the document's row.
             "last_seq = max(documents.last_seq, excluded.last_seq), "
             "updated_at = max(documents.updated_at, "
             "coalesce((SELECT created_at FROM updates WHERE document = excluded.name "
@@ -219,19 +300,17 @@ class SQLiteStore:
     async def updates_since(
         self, document: str, after_seq: int, limit: int = 10_000
     ) -> list[UpdateRecord]:
-        async with self.db.execute(
+        rows = await self.fetch_all(
             "SELECT seq, body, user_id, created_at FROM updates "
             "WHERE document = ? AND seq > ? ORDER BY seq LIMIT ?",
             (document, after_seq, limit),
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         return [UpdateRecord(document, r[0], bytes(r[1]), r[2], r[3]) for r in rows]
 
     async def list_documents(self) -> list[DocumentInfo]:
-        async with self.db.execute(
+        rows = await self.fetch_all(
             "SELECT name, last_seq, updated_at FROM document_activity ORDER BY name"
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         return [DocumentInfo(r[0], r[1], r[2]) for r in rows]
 
 

@@ -107,8 +107,7 @@ class SQLiteAccessStore:
                 "WHERE m.user_id = ? ORDER BY m.document"
             )
             params = (user_id,)
-        async with self._store.db.execute(sql, params) as cursor:
-            rows = await cursor.fetchall()
+        rows = await self._store.fetch_all(sql, params)  # reads the log: drains its journal
         return [DocumentAccess(r[0], Role(r[1]), r[2]) for r in rows]
 
     async def person(self, user_id: str) -> Person | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any, cast
 
 import pytest
@@ -9,6 +11,7 @@ from pycrdt import Doc, Text
 
 from collab_server.protocol import CloseCode
 from collab_server.settings import load_settings
+from collab_server.store import StoredDocument
 from persistence import store_from_settings
 from tests.interop.conftest import SHARED_MAX_MESSAGE_BYTES, metric, sync_url
 from tests.interop.nodeclient import node_clients
@@ -31,6 +34,22 @@ MALFORMED = [
         id="oversize-frame",
     ),
 ]
+
+
+async def load_once_stored(database_url: str, room: str, last_seq: int) -> StoredDocument:
+    """The stored document once it holds `last_seq` (or after 5 s): the server drains its
+    journal into the tables within a fraction of a second, and a second store reads tables."""
+    stored = store_from_settings(load_settings({}, database_url=database_url))
+    await stored.open()
+    try:
+        deadline = time.monotonic() + 5
+        while (record := await stored.load(room)).last_seq < last_seq:
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.02)
+        return record
+    finally:
+        await stored.aclose()
 
 
 async def test_malformed_frames_close_only_their_connection(
@@ -64,12 +83,7 @@ async def test_malformed_frames_close_only_their_connection(
         assert all(s["closes"] == [] for s in states.values())
 
     # Read the store itself (beside the running server): only the editors' updates are there.
-    stored = store_from_settings(load_settings({}, database_url=server.env["DATABASE_URL"]))
-    await stored.open()
-    try:
-        record = await stored.load(room)
-    finally:
-        await stored.aclose()
+    record = await load_once_stored(server.env["DATABASE_URL"], room, 1 + len(MALFORMED))
     doc: Doc[Any] = Doc()
     if record.snapshot:
         doc.apply_update(record.snapshot)

@@ -9,16 +9,7 @@ from pycrdt import Doc, Text
 from collab_server.settings import Settings
 from collab_server.store import DocumentStore, UpdateRecord
 from persistence import store_from_settings
-
-
-def _text_updates(count: int) -> list[bytes]:
-    doc = Doc()
-    text = doc.get("notes", type=Text)
-    updates: list[bytes] = []
-    doc.observe(lambda event: updates.append(event.update))
-    for i in range(count):
-        text += f"{i},"
-    return updates
+from tests.persistence.updates import text_updates
 
 
 def _rebuild(snapshot: bytes | None, tail: list[UpdateRecord]) -> str:
@@ -31,7 +22,7 @@ def _rebuild(snapshot: bytes | None, tail: list[UpdateRecord]) -> str:
 
 
 async def test_append_then_load_returns_the_attributed_log(store: DocumentStore) -> None:
-    updates = _text_updates(3)
+    updates = text_updates(3)
     now = time.time()
     await store.append(
         [UpdateRecord("iep/1", i + 1, u, "user-a", now) for i, u in enumerate(updates)]
@@ -45,8 +36,8 @@ async def test_append_then_load_returns_the_attributed_log(store: DocumentStore)
 
 
 async def test_one_append_can_carry_several_documents(store: DocumentStore) -> None:
-    a1, a2 = _text_updates(2)
-    b = _text_updates(3)[2]
+    a1, a2 = text_updates(2)
+    b = text_updates(3)[2]
     await store.append(
         [
             UpdateRecord("a", 1, a1, None, time.time()),
@@ -62,7 +53,7 @@ async def test_one_append_can_carry_several_documents(store: DocumentStore) -> N
 async def test_listing_shows_each_documents_latest_activity_through_compaction(
     store: DocumentStore,
 ) -> None:
-    first, second, third = _text_updates(3)
+    first, second, third = text_updates(3)
     await store.append([UpdateRecord("a", 1, first, "u", 100.0)])
     await store.append([UpdateRecord("a", 2, second, "u", 200.0)])
     await store.append([UpdateRecord("a", 3, third, "u", 300.0)])
@@ -74,7 +65,7 @@ async def test_listing_shows_each_documents_latest_activity_through_compaction(
 
 
 async def test_a_retried_append_is_idempotent(store: DocumentStore) -> None:
-    update = _text_updates(1)[0]
+    update = text_updates(1)[0]
     record = UpdateRecord("doc", 1, update, None, time.time())
     await store.append([record])
     await store.append([record])
@@ -82,7 +73,7 @@ async def test_a_retried_append_is_idempotent(store: DocumentStore) -> None:
 
 
 async def test_compaction_keeps_updates_after_the_snapshot(store: DocumentStore) -> None:
-    updates = _text_updates(6)
+    updates = text_updates(6)
     now = time.time()
     records = [UpdateRecord("doc", i + 1, u, "u", now) for i, u in enumerate(updates)]
     await store.append(records[:4])
@@ -101,7 +92,7 @@ async def test_compaction_keeps_updates_after_the_snapshot(store: DocumentStore)
 
 
 async def test_an_older_compaction_never_replaces_a_newer_snapshot(store: DocumentStore) -> None:
-    updates = _text_updates(2)
+    updates = text_updates(2)
     await store.append([UpdateRecord("doc", i + 1, u, None, 0.0) for i, u in enumerate(updates)])
     full = Doc()
     for update in updates:

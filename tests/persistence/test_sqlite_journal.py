@@ -1,0 +1,184 @@
+"""SQLite's intake journal: acknowledged appends survive a crash before they reach the tables."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from collab_server.errors import StoreError
+from collab_server.store import UpdateRecord
+from persistence.journal import encode_frame
+from persistence.sqlite import SQLiteStore
+from tests.persistence.updates import text_updates
+
+# Long enough that nothing drains in the background while a test looks.
+NEVER = 3600.0
+
+
+def text_records(document: str, count: int, user_id: str | None = "t-huda") -> list[UpdateRecord]:
+    now = time.time()
+    return [
+        UpdateRecord(document, i + 1, u, user_id, now) for i, u in enumerate(text_updates(count))
+    ]
+
+
+def segments(database: Path) -> list[Path]:
+    return sorted(database.parent.glob(f"{database.name}.journal.*"))
+
+
+def table_rows(database: Path) -> list[tuple[str, int, str | None]]:
+    """What a reader of the file sees, without going through any store."""
+    with sqlite3.connect(database) as conn:
+        return list(conn.execute("SELECT document, seq, user_id FROM updates ORDER BY 1, 2"))
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Path]:
+    path = tmp_path / "collab.db"
+    created = SQLiteStore(path)
+    await created.open()  # tables exist before any test writes around the store
+    await created.aclose()
+    yield path
+
+
+async def test_the_store_reads_what_it_journaled_before_the_tables_have_it(
+    database: Path,
+) -> None:
+    store = SQLiteStore(database, drain_delay_seconds=NEVER)
+    await store.open()
+    try:
+        records = text_records("iep/1", 3) + text_records("iep/2", 1, user_id=None)
+        store.append_now(records)
+        assert table_rows(database) == []  # only in the journal so far
+        loaded = await store.load("iep/1")
+        assert [(r.seq, r.update, r.user_id) for r in loaded.tail] == [
+            (r.seq, r.update, r.user_id) for r in records[:3]
+        ]
+        assert [(d.name, d.last_seq) for d in await store.list_documents()] == [
+            ("iep/1", 3),
+            ("iep/2", 1),
+        ]
+        assert segments(database) == []  # drained by the read, segment deleted
+    finally:
+        await store.aclose()
+
+
+async def test_a_crashed_process_journal_is_recovered_at_the_next_open(database: Path) -> None:
+    # A real process appends and dies by SIGKILL before anything drains.
+    script = f"""
+import asyncio, os, signal, sys, time
+sys.path.insert(0, {str(Path.cwd())!r})
+from collab_server.store import UpdateRecord
+from persistence.sqlite import SQLiteStore
+from tests.persistence.updates import text_updates
+
+async def main():
+    store = SQLiteStore({str(database)!r}, drain_delay_seconds=3600)
+    await store.open()
+    store.append_now([UpdateRecord("iep/crash", 1, b"\\x01\\x02", "t-huda", time.time())])
+    store.append_now([UpdateRecord("iep/crash", 2, b"\\x03", None, time.time())])
+    print("appended", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+asyncio.run(main())
+"""
+    completed = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", script], capture_output=True, timeout=60
+    )
+    assert completed.stdout.strip() == b"appended", completed.stderr.decode()
+    assert completed.returncode == -9
+    assert len(segments(database)) == 1
+    assert table_rows(database) == []
+
+    store = SQLiteStore(database)
+    await store.open()
+    try:
+        assert table_rows(database) == [("iep/crash", 1, "t-huda"), ("iep/crash", 2, None)]
+        assert segments(database) == []
+        loaded = await store.load("iep/crash")
+        assert [r.update for r in loaded.tail] == [b"\x01\x02", b"\x03"]
+    finally:
+        await store.aclose()
+
+
+async def test_a_frame_cut_short_by_a_crash_is_ignored_and_the_rest_recovered(
+    database: Path,
+) -> None:
+    kept, torn = text_records("iep/torn", 2)
+    frame = encode_frame([torn])
+    segment = database.parent / f"{database.name}.journal.deadbeef0000.000001"
+    segment.write_bytes(encode_frame([kept]) + frame[: len(frame) - 3])
+
+    store = SQLiteStore(database)
+    await store.open()
+    try:
+        assert table_rows(database) == [("iep/torn", 1, "t-huda")]
+        assert not segment.exists()
+    finally:
+        await store.aclose()
+
+
+async def test_a_second_store_leaves_a_live_store_journal_alone(database: Path) -> None:
+    writer = SQLiteStore(database, drain_delay_seconds=NEVER)
+    await writer.open()
+    reader = SQLiteStore(database)
+    try:
+        writer.append_now(text_records("iep/live", 2))
+        await reader.open()  # must not take the live segment as a crashed process's
+        assert len(segments(database)) == 1
+        assert (await reader.load("iep/live")).tail == []
+        await writer.aclose()  # a clean close drains
+        assert [r.seq for r in (await reader.load("iep/live")).tail] == [1, 2]
+        assert segments(database) == []
+    finally:
+        await writer.aclose()
+        await reader.aclose()
+
+
+async def test_a_failing_drain_keeps_the_journal_and_reports_not_ready(database: Path) -> None:
+    store = SQLiteStore(database, drain_delay_seconds=NEVER)
+    await store.open()
+    try:
+        with sqlite3.connect(database) as admin:
+            admin.execute("ALTER TABLE updates RENAME TO updates_away")
+        records = text_records("iep/outage", 2)
+        store.append_now(records)  # durable in the journal even though the table is gone
+        with pytest.raises(sqlite3.OperationalError):
+            await store.ping()
+        assert len(segments(database)) == 1
+
+        with sqlite3.connect(database) as admin:
+            admin.execute("ALTER TABLE updates_away RENAME TO updates")
+        await store.ping()
+        assert [r.update for r in (await store.load("iep/outage")).tail] == [
+            r.update for r in records
+        ]
+        assert segments(database) == []
+    finally:
+        await store.aclose()
+
+
+async def test_appends_drain_on_their_own_after_the_delay(database: Path) -> None:
+    store = SQLiteStore(database, drain_delay_seconds=0.01)
+    await store.open()
+    try:
+        store.append_now(text_records("iep/soon", 1))
+        deadline = time.monotonic() + 10
+        while not table_rows(database) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert table_rows(database) == [("iep/soon", 1, "t-huda")]
+    finally:
+        await store.aclose()
+
+
+async def test_appending_to_a_closed_store_is_refused(database: Path) -> None:
+    store = SQLiteStore(database)
+    with pytest.raises(StoreError):
+        store.append_now(text_records("iep/closed", 1))
