@@ -1,9 +1,11 @@
 """Document lifecycle: load, group-commit, broadcast, compact, unload.
 
 Durability order for every change: apply to the in-memory doc (validates it) -> append to the
-store -> broadcast. Appends are batched by one committer task: whatever arrives while a commit
-is running goes into the next transaction, so a busy server commits many updates at once and
-an idle one commits each immediately. A failing store keeps everything in memory, reports
+store -> broadcast. Appends are batched: a store that is durable without awaiting (SQLite's
+journal, memory) takes everything applied in one event-loop turn at the start of the next;
+for the others one committer task puts whatever arrives while a commit is running into the
+next transaction. Either way a busy server commits many updates at once and an idle one
+commits each immediately. A failing store keeps everything in memory, reports
 not-ready and retries with backoff; no update is broadcast before it is stored.
 """
 
@@ -35,7 +37,7 @@ from collab_server.hooks import (
 from collab_server.identity import ConnectionOrigin, Origin, PeerNodeOrigin
 from collab_server.metrics import Metrics
 from collab_server.protocol import CloseCode, SyncStep, encode_sync
-from collab_server.store import DocumentStore, UpdateRecord
+from collab_server.store import DocumentStore, ImmediateAppend, UpdateRecord
 
 log = structlog.get_logger("collab.registry")
 
@@ -80,6 +82,14 @@ class Registry:
         self._unload_timers: dict[str, asyncio.TimerHandle] = {}
         self._pending: list[_Pending] = []
         self._wake_committer = asyncio.Event()
+        # A store that is durable without awaiting commits with no task switch (see
+        # `ImmediateAppend`); others, and a configured commit window, go through the committer.
+        self._append_now = (
+            store.append_now
+            if isinstance(store, ImmediateAppend) and not limits.group_commit_window_seconds
+            else None
+        )
+        self._commit_scheduled = False
         self._committer: asyncio.Task[None] | None = None
         self._hook_queue: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
         self._hook_runner: asyncio.Task[None] | None = None
@@ -222,7 +232,28 @@ class Registry:
         user_id = origin.user_id if isinstance(origin, ConnectionOrigin) else None
         record = UpdateRecord(live.name, live.last_seq, update, user_id, time.time())
         self._pending.append(_Pending(live, record, origin))
-        self._wake_committer.set()
+        if self._append_now is not None and self.store_healthy:
+            if not self._commit_scheduled:
+                # Next loop turn: updates from every socket read in this turn share the commit.
+                self._commit_scheduled = True
+                asyncio.get_running_loop().call_soon(self._commit_now)
+        else:
+            self._wake_committer.set()
+
+    def _commit_now(self) -> None:
+        assert self._append_now is not None
+        self._commit_scheduled = False
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        started = time.perf_counter()
+        try:
+            self._append_now([item.record for item in batch])
+        except Exception:
+            self._commit_failed(batch, retry_in=0.0)
+            self._wake_committer.set()  # the committer retries with backoff
+            return
+        self._committed(batch, started)
 
     async def _commit_loop(self) -> None:
         delay = 0.05
@@ -238,21 +269,29 @@ class Registry:
             try:
                 await self.store.append([item.record for item in batch])
             except Exception:
-                self.metrics.store_failures.labels("append").inc()
-                log.exception("store_append_failed", updates=len(batch), retry_in=delay)
-                self.store_healthy = False
-                self._pending = batch + self._pending
+                self._commit_failed(batch, retry_in=delay)
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, self.limits.store_retry_max_seconds)
                 self._wake_committer.set()
                 continue
             delay = 0.05
-            if not self.store_healthy:
-                log.info("store_recovered")
-            self.store_healthy = True
-            self.metrics.store_latency.labels("append").observe(time.perf_counter() - started)
-            self.metrics.commit_batch.observe(len(batch))
-            self._after_commit(batch)
+            self._committed(batch, started)
+
+    def _commit_failed(self, batch: list[_Pending], retry_in: float) -> None:
+        self.metrics.store_failures.labels("append").inc()
+        log.exception("store_append_failed", updates=len(batch), retry_in=retry_in)
+        self.store_healthy = False
+        self._pending = batch + self._pending
+
+    def _committed(self, batch: list[_Pending], started: float) -> None:
+        if not self.store_healthy:
+            log.info("store_recovered")
+        self.store_healthy = True
+        elapsed = time.perf_counter() - started
+        self._after_commit(batch)
+        # Counted after the broadcast: readers should not wait for our metrics.
+        self.metrics.store_latency.labels("append").observe(elapsed)
+        self.metrics.commit_batch.observe(len(batch))
 
     def _after_commit(self, batch: list[_Pending]) -> None:
         stored: dict[LiveDocument, list[UpdateRecord]] = {}  # per document, in seq order

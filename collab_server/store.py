@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, runtime_checkable
 
 
 class UpdateRecord(NamedTuple):
@@ -71,3 +71,15 @@ class DocumentStore(Protocol):
         """Log entries with seq > after_seq that the store still holds (history, digests)."""
 
     async def list_documents(self) -> list[DocumentInfo]: ...
+
+
+@runtime_checkable
+class ImmediateAppend(Protocol):
+    """A store that makes records durable without awaiting (a write to a local file).
+
+    The registry then stores and broadcasts an update in the event-loop turn after the one
+    that applied it, with no task switch in between.
+    """
+
+    def append_now(self, records: Sequence[UpdateRecord]) -> None:
+        """Durable when it returns; raises StoreError (nothing stored) otherwise."""

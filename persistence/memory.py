@@ -34,6 +34,9 @@ class MemoryStore:
         return StoredDocument(row.snapshot, row.snapshot_seq, tail)
 
     async def append(self, records: Sequence[UpdateRecord]) -> None:
+        self.append_now(records)
+
+    def append_now(self, records: Sequence[UpdateRecord]) -> None:
         for record in records:
             row = self._docs.setdefault(record.document, _Row())
             if not row.log or row.log[-1].seq < record.seq:
