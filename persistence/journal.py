@@ -157,9 +157,27 @@ class Journal:
         self._size += written
 
     def seal(self) -> Segment | None:
-        """Stop writing to the current segment (later writes start a new one) and return it."""
-        sealed, self._current, self._size = self._current, None, 0
+        """Return the segment written so far and write to a new one from now on.
+
+        None if nothing was written since the last seal. The next segment is created here, by
+        the drain, so that an append never waits for a file to be created.
+        """
+        if self._current is None or self._size == 0:
+            return None
+        sealed = self._current
+        self._current, self._size = self._start_segment(), 0
         return sealed
+
+    def close(self) -> None:
+        """Release the current segment; an empty one is deleted, a written one kept for recovery."""
+        current, self._current = self._current, None
+        if current is None:
+            return
+        if self._size == 0:
+            self.remove(current)
+        else:
+            current.close()
+        self._size = 0
 
     def remove(self, segment: Segment) -> None:
         """Delete a segment whose records are committed to the database."""

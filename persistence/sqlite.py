@@ -153,9 +153,7 @@ class SQLiteStore:
         for segment in self._sealed:
             segment.close()
         self._sealed.clear()
-        current = self._journal.seal()
-        if current is not None:
-            current.close()
+        self._journal.close()
         await self._db.close()
         self._db = None
 
@@ -224,10 +222,10 @@ class SQLiteStore:
 
     async def _drain_locked(self) -> None:
         """Copy journaled records into the tables, then delete their segments; lock held."""
-        records, self._undrained = self._undrained, []
-        sealed = self._journal.seal()
+        sealed = self._journal.seal()  # first: if it fails, nothing has been taken
         if sealed is not None:
             self._sealed.append(sealed)
+        records, self._undrained = self._undrained, []
         if records:
             try:
                 async with self._begin() as db:

@@ -30,7 +30,9 @@ def text_records(document: str, count: int, user_id: str | None = "t-huda") -> l
 
 
 def segments(database: Path) -> list[Path]:
-    return sorted(database.parent.glob(f"{database.name}.journal.*"))
+    """Journal segments holding records (a drain creates the next one, empty, ahead of use)."""
+    found = database.parent.glob(f"{database.name}.journal.*")
+    return sorted(path for path in found if path.stat().st_size)
 
 
 def table_rows(database: Path) -> list[tuple[str, int, str | None]]:
