@@ -14,9 +14,17 @@ connection falls back to ordinary ASGI sends.
 The receive side has the same shape: through ASGI every client message became a dict in a
 queue, a pause and resume of the socket's reads, and a task switch into the endpoint's receive
 loop (a fifth of the CPU per update in the throughput profile). `DirectReceiveProtocol` keeps
-uvicorn's and websockets' handshake, frame parsing, limits, ping and close handling, and only
-delivers complete data messages (binary; text, for the handler to refuse) by calling the
-connection's handler in place.
+uvicorn's and websockets' handshake, limits, ping and close handling, and delivers complete
+data messages (binary; text, for the handler to refuse) by calling the connection's handler
+in place.
+
+It also reads the common frame itself: a whole, final, uncompressed, masked binary frame
+within the size limit, read while websockets' parser waits between frames. websockets'
+generator-based parser took 4 µs per such frame warm and 110-130 µs on a processor just woken
+from idle (the fan-out case: an update every 5 ms), against 0.6 and 35 µs for reading the
+header and unmasking here. Every other frame (control, text, fragments, compressed, oversize,
+unmasked) and any frame not yet complete goes to websockets with whatever follows it, so it
+keeps every rule of the protocol; reading resumes here once its parser is between frames.
 """
 
 from __future__ import annotations
@@ -28,9 +36,18 @@ from typing import Any, Protocol, cast
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
+from websockets.streams import StreamReader
+
+try:
+    from websockets.speedups import apply_mask
+except ImportError:  # a build without websockets' C extension
+    from websockets.utils import apply_mask
 
 _SERVER_SEND = "collab.server_send"
 _FIN_BINARY = 0x82
+_MASKED = 0x80
+_AT_EOF_CODE = StreamReader.at_eof.__code__
 
 
 class FrameTransport(Protocol):
@@ -107,6 +124,50 @@ class DirectReceiveProtocol(WebSocketsSansIOProtocol):
     """
 
     message_handler: MessageHandler | None = None
+
+    def data_received(self, data: bytes) -> None:
+        if self.message_handler is not None and not self.close_sent and self._parser_idle():
+            data = self._receive_whole_frames(data)
+            if not data:
+                return
+        super().data_received(data)
+
+    def _parser_idle(self) -> bool:
+        """True when websockets' parser holds no bytes and waits for the next frame's header."""
+        conn = self.conn
+        if conn.state is not State.OPEN or conn.cur_size is not None or conn.reader.buffer:
+            return False
+        # Its buffer is also empty in the middle of a frame whose start it has consumed: the
+        # innermost generator says where it waits (`at_eof` only between frames).
+        waiting: Any = conn.parser
+        while waiting.gi_yieldfrom is not None:
+            waiting = waiting.gi_yieldfrom
+        return waiting.gi_code is _AT_EOF_CODE
+
+    def _receive_whole_frames(self, data: bytes) -> bytes:
+        """Handle the leading frames this class reads itself; return the rest for websockets."""
+        handler = self.message_handler
+        assert handler is not None
+        max_size = self.conn.max_size
+        offset, end = 0, len(data)
+        while end - offset >= 6:
+            if data[offset] != _FIN_BINARY:  # RSV bits set, control, text, continuation
+                break
+            length = data[offset + 1] ^ _MASKED  # a clear mask bit leaves it over 127
+            header = 6
+            if length == 126:
+                length, header = int.from_bytes(data[offset + 2 : offset + 4], "big"), 8
+            elif length == 127:
+                length, header = int.from_bytes(data[offset + 2 : offset + 10], "big"), 14
+            elif length > 127:
+                break
+            start = offset + header
+            if (max_size is not None and length > max_size) or start + length > end:
+                break
+            payload = apply_mask(data[start : start + length], data[start - 4 : start])
+            offset = start + length
+            handler(payload)
+        return data[offset:] if offset else data
 
     def attach_handler(self, handler: MessageHandler) -> list[bytes | str]:
         """Deliver later messages to `handler`; returns the ones already queued, in order.
