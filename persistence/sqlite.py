@@ -222,9 +222,13 @@ class SQLiteStore:
 
     async def _drain_locked(self) -> None:
         """Copy journaled records into the tables, then delete their segments; lock held."""
-        sealed = self._journal.seal()  # first: if it fails, nothing has been taken
-        if sealed is not None:
-            self._sealed.append(sealed)
+        # First, so that if it fails nothing has been taken. After a failed drain the segments
+        # it sealed are still waiting: keep writing to the current one rather than open a file
+        # per retry (its records, copied too, are copied again harmlessly by the next seal).
+        if not self._sealed:
+            sealed = self._journal.seal()
+            if sealed is not None:
+                self._sealed.append(sealed)
         records, self._undrained = self._undrained, []
         if records:
             try:
