@@ -167,6 +167,8 @@ class DirectReceiveProtocol(WebSocketsSansIOProtocol):
             payload = apply_mask(data[start : start + length], data[start - 4 : start])
             offset = start + length
             handler(payload)
+            if self.message_handler is not handler:  # detached meanwhile: ASGI takes the rest
+                break
         return data[offset:] if offset else data
 
     def attach_handler(self, handler: MessageHandler) -> list[bytes | str]:
