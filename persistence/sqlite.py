@@ -14,7 +14,7 @@ import contextlib
 import functools
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,8 @@ class SQLiteStore:
         for found in self._journal.recover():
             # What a process that died had acknowledged: into the tables before anything loads.
             async with self._begin() as db:
-                await self._insert(db, found.records)
+                created = await self._insert(db, found.records)
+            self._documents_with_row.update(created)
             self._journal.remove(found.segment)
             log.info(
                 "journal_recovered", segment=found.segment.path.name, records=len(found.records)
@@ -233,19 +234,26 @@ class SQLiteStore:
         if records:
             try:
                 async with self._begin() as db:
-                    await self._insert(db, records)
+                    created = await self._insert(db, records)
             except BaseException:
                 self._undrained = records + self._undrained
                 raise
+            self._documents_with_row.update(created)
         for segment in self._sealed:
             self._journal.remove(segment)
         self._sealed.clear()
 
-    async def _insert(self, db: aiosqlite.Connection, records: Sequence[UpdateRecord]) -> None:
-        # Multi-row inserts of the entries, and a `documents` row for each document this
-        # process has not written one for yet: its activity (last seq, time) is read from the
-        # newest entry (the `document_activity` view), so a drain writes only the log's pages.
-        # Every row is idempotent, so copying a segment twice is harmless.
+    async def _insert(
+        self, db: aiosqlite.Connection, records: Sequence[UpdateRecord]
+    ) -> Collection[str]:
+        """Insert in the caller's transaction; returns the documents given a row, to note
+        once it commits.
+
+        Multi-row inserts of the entries, and a `documents` row for each document this process
+        has not written one for yet: its activity (last seq, time) is read from the newest
+        entry (the `document_activity` view), so a drain writes only the log's pages. Every
+        row is idempotent, so copying a segment twice is harmless.
+        """
         latest: dict[str, UpdateRecord] = {}
         for record in records:
             if record.document not in self._documents_with_row:
@@ -267,7 +275,7 @@ class SQLiteStore:
             chunk_params = touched[start : start + _TOUCH_CHUNK * 4]
             sql = _TOUCH_SQL.format(rows=_placeholders(len(chunk_params) // 4, 4))
             await db.execute(sql, chunk_params)
-        self._documents_with_row.update(latest)
+        return latest.keys()
 
     async def compact(self, document: str, snapshot: bytes, through_seq: int) -> None:
         now = time.time()
