@@ -10,8 +10,10 @@ the segments of a process that died (no one holds their lock) and copies them in
 A segment is a sequence of frames, one per write: `<II` (payload length, CRC-32 of the
 payload), then the payload: records of `<HHIQd` (name length, user length or 0xFFFF for
 none, update length, seq, created_at) followed by the name, the user id and the update. A
-frame cut short by a crash mid-write fails its length or CRC and is ignored: its write never
-returned, so no one was told it was stored.
+frame cut short by a crash mid-write fails its length or CRC and is left out: its write never
+returned, so no one was told it was stored. Reading stops at the first such frame, so damage
+mid-file would hide what follows it: a segment with unreadable bytes is kept aside, renamed,
+rather than deleted.
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ class Segment:
 class RecoveredSegment:
     segment: Segment
     records: list[UpdateRecord]
+    unreadable_bytes: int  # after the last whole frame: a write cut short, or damage
 
 
 class Journal:
@@ -133,11 +136,26 @@ class Journal:
                 continue
             with open(path, "rb") as file:
                 data = file.read()
-            records, torn = decode_segment(data)
-            if torn:
-                log.warning("journal_torn_tail", segment=path.name, ignored_bytes=torn)
-            found.append(RecoveredSegment(segment, records))
+            records, unreadable = decode_segment(data)
+            found.append(RecoveredSegment(segment, records, unreadable))
         return found
+
+    def retire(self, recovered: RecoveredSegment) -> None:
+        """Delete a recovered segment once its records are committed; one with unreadable
+        bytes is renamed `<database>.unreadable.<...>` and kept for a person to look at."""
+        if not recovered.unreadable_bytes:
+            self.remove(recovered.segment)
+            return
+        segment = recovered.segment
+        kept = segment.path.with_name(segment.path.name.replace(".journal.", ".unreadable.", 1))
+        segment.path.rename(kept)
+        segment.close()
+        log.warning(
+            "journal_unreadable_bytes_kept",
+            segment=kept.name,
+            records=len(recovered.records),
+            unreadable_bytes=recovered.unreadable_bytes,
+        )
 
     def write(self, records: Sequence[UpdateRecord]) -> None:
         """Append one frame; once this returns, the records survive a crash of this process."""

@@ -80,7 +80,7 @@ class SQLiteStore:
             async with self._begin() as db:
                 created = await self._insert(db, found.records)
             self._documents_with_row.update(created)
-            self._journal.remove(found.segment)
+            self._journal.retire(found)
             log.info(
                 "journal_recovered", segment=found.segment.path.name, records=len(found.records)
             )

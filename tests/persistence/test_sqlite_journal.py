@@ -110,7 +110,7 @@ asyncio.run(main())
         await store.aclose()
 
 
-async def test_a_frame_cut_short_by_a_crash_is_ignored_and_the_rest_recovered(
+async def test_a_frame_cut_short_is_left_out_and_kept_aside_and_the_rest_recovered(
     database: Path,
 ) -> None:
     kept, torn = text_records("iep/torn", 2)
@@ -123,8 +123,15 @@ async def test_a_frame_cut_short_by_a_crash_is_ignored_and_the_rest_recovered(
     try:
         assert table_rows(database) == [("iep/torn", 1, "t-huda")]
         assert not segment.exists()
+        # Not deleted: whatever could not be read stays for a person to look at.
+        (kept,) = database.parent.glob(f"{database.name}.unreadable.*")
+        assert kept.read_bytes().endswith(frame[: len(frame) - 3])
     finally:
         await store.aclose()
+    again = SQLiteStore(database)  # and it is not recovered a second time
+    await again.open()
+    await again.aclose()
+    assert kept.exists() and table_rows(database) == [("iep/torn", 1, "t-huda")]
 
 
 async def test_a_second_store_leaves_a_live_store_journal_alone(database: Path) -> None:
