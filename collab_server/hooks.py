@@ -168,11 +168,9 @@ class Hooks:
             method: Callable[[Any], Awaitable[None]] = getattr(ext, hook)
             try:
                 await method(payload)
-            except Rejected:
-                if may_veto:
+            except Exception as exc:
+                if may_veto and isinstance(exc, Rejected):
                     raise
-                log.exception("hook_failed", extension=ext.name, hook=hook)
-            except Exception:
                 log.exception("hook_failed", extension=ext.name, hook=hook)
 
 

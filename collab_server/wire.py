@@ -126,8 +126,9 @@ class DirectReceiveProtocol(WebSocketsSansIOProtocol):
     message_handler: MessageHandler | None = None
 
     def data_received(self, data: bytes) -> None:
-        if self.message_handler is not None and not self.close_sent and self._parser_idle():
-            data = self._receive_whole_frames(data)
+        handler = self.message_handler
+        if handler is not None and not self.close_sent and self._parser_idle():
+            data = self._receive_whole_frames(data, handler)
             if not data:
                 return
         super().data_received(data)
@@ -144,10 +145,8 @@ class DirectReceiveProtocol(WebSocketsSansIOProtocol):
             waiting = waiting.gi_yieldfrom
         return waiting.gi_code is _AT_EOF_CODE
 
-    def _receive_whole_frames(self, data: bytes) -> bytes:
+    def _receive_whole_frames(self, data: bytes, handler: MessageHandler) -> bytes:
         """Handle the leading frames this class reads itself; return the rest for websockets."""
-        handler = self.message_handler
-        assert handler is not None
         max_size = self.conn.max_size
         offset, end = 0, len(data)
         while end - offset >= 6:
