@@ -1,11 +1,12 @@
 """`make bench`: our server and its peers side by side, in one run, as JSON.
 
-Each server is started fresh on 127.0.0.1 for every run (runs are interleaved across servers,
-so a noisy neighbour hurts everyone alike) and driven by `bench/loadgen.mjs`, one Node process
-per workload. Server CPU and memory are read from /proc/<pid> by the load generator around
-the measured phase only. The figures are medians over the runs; every run is kept under "runs".
+Every workload of every run gets a fresh server process on 127.0.0.1, and the servers take
+turns workload by workload, so a noisy neighbour hurts everyone alike. Each is driven by
+`bench/loadgen.mjs`, one Node process per workload. Server CPU and memory are read from
+/proc/<pid> by the load generator around the measured phase only. The figures are medians over
+the runs; every run is kept under "each_run".
 
-    .venv/bin/python -m bench.run                  # full: 3 runs, every server (~10 minutes)
+    .venv/bin/python -m bench.run                  # full: 5 runs, every server (~10 minutes)
     .venv/bin/python -m bench.run --quick          # smoke run: small workloads, 1 run
     .venv/bin/python -m bench.run --servers ours-memory,hocuspocus --runs 1
     .venv/bin/python -m bench.run --profile-dir /tmp/prof   # py-spy flame graphs of ours
@@ -58,7 +59,7 @@ class Profile:
 
 
 FULL = Profile(
-    runs=3,
+    runs=5,
     fanout={"readers": 50, "updates": 2000, "rate": 200},
     throughput={"rooms": 100, "updatesPerWriter": 600, "inFlight": 8},
     connect={"connections": 1000, "documents": 200, "documentBytes": 50_000, "inFlight": 50},
@@ -260,16 +261,50 @@ def _py_spy(server: RunningServer, workload: str, profile_dir: Path | None) -> I
             recorder.wait(5)
 
 
-def one_run(spec: ServerSpec, profile: Profile, workdir: Path, profile_dir: Path | None) -> Result:
-    """All side-by-side workloads against one fresh server process."""
+WORKLOADS = ("memory", "fanout", "throughput", "connect")
+
+
+def measure(
+    spec: ServerSpec,
+    workload: str,
+    params: Mapping[str, Any],
+    workdir: Path,
+    profile_dir: Path | None,
+) -> Result:
+    """One workload against a fresh process of one server."""
     with started(spec, workdir) as server:
-        run: Result = {"loadavg_1m_before": os.getloadavg()[0]}
-        run["memory"] = drive(server, "memory", profile.memory)
-        run["fanout"] = drive(server, "fanout", profile.fanout, profile_dir=profile_dir)
-        run["throughput"] = drive(server, "throughput", profile.throughput, profile_dir=profile_dir)
-        run["connect"] = drive(server, "connect", profile.connect, profile_dir=profile_dir)
-        run["peak_rss_mb"] = server.peak_rss_mb()
-    return run
+        result = drive(server, workload, params, profile_dir=profile_dir)
+        result["peak_rss_mb"] = server.peak_rss_mb()
+    return result
+
+
+def one_round(
+    chosen: Sequence[ServerSpec],
+    profile: Profile,
+    run_index: int,
+    workdir: Path,
+    profile_dir: Path | None,
+) -> dict[str, Result]:
+    """Every workload against every server, a workload at a time, each on a fresh process.
+
+    The servers take turns within seconds of each other, in an order that rotates each run:
+    this VM's speed drifts over minutes, and a whole run of one server before the next let
+    that drift decide which server looked faster.
+    """
+    order = [chosen[(run_index + i) % len(chosen)] for i in range(len(chosen))]
+    runs: dict[str, Result] = {spec.name: {} for spec in chosen}
+    for workload in WORKLOADS:
+        for spec in order:
+            print(f"run {run_index + 1}: {workload}: {spec.name}", file=sys.stderr, flush=True)
+            place = workdir / f"{spec.name}-{run_index}-{workload}"
+            place.mkdir()
+            run = runs[spec.name]
+            run.setdefault("loadavg_1m_before", os.getloadavg()[0])
+            params = getattr(profile, workload)
+            run[workload] = measure(spec, workload, params, place, profile_dir)
+    for run in runs.values():
+        run["peak_rss_mb"] = max(run[workload].pop("peak_rss_mb", 0.0) for workload in WORKLOADS)
+    return runs
 
 
 def load_time(profile: Profile, workdir: Path) -> Result:
@@ -416,11 +451,9 @@ def main(argv: Sequence[str] | None = None) -> Result:
     per_server: dict[str, list[Result]] = {spec.name: [] for spec in chosen}
     with tempfile.TemporaryDirectory(prefix="collab-bench-") as tmp:
         for run_index in range(runs):
-            for spec in chosen:
-                workdir = Path(tmp) / f"{spec.name}-{run_index}"
-                workdir.mkdir()
-                print(f"run {run_index + 1}/{runs}: {spec.name}", file=sys.stderr, flush=True)
-                per_server[spec.name].append(one_run(spec, profile, workdir, args.profile_dir))
+            results = one_round(chosen, profile, run_index, Path(tmp), args.profile_dir)
+            for name, run in results.items():
+                per_server[name].append(run)
         report: Result = {
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "machine": machine(),
