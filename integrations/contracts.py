@@ -180,6 +180,9 @@ class NotificationStore(Protocol):
     async def watermark(self, document: str) -> int | None:
         """The highest log seq whose change the digests recorded; None if never set."""
 
+    async def documents_behind_watermark(self) -> list[tuple[str, int]]:
+        """(document, its last log seq) for each document with log entries past its watermark."""
+
     async def close_window(self, window: DigestWindow, entry: OutboxEntry | None) -> bool:
         """Write `entry` to the outbox and drop the window, atomically; False if the key exists."""
 

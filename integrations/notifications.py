@@ -45,7 +45,7 @@ HISTORY_LIMIT = 1_000_000
 
 @dataclass(frozen=True, slots=True)
 class _CatchUp:
-    """On load: record log entries after the watermark, up to the seq the document loaded at."""
+    """At start or on load: record log entries after the watermark, up to `through_seq`."""
 
     document: str
     through_seq: int
@@ -65,9 +65,9 @@ class DigestExtension(Extension):
 
     Recording (directory look-ups, a window write) runs on the extension's own queue, so the
     core's hook runner, shared by every document, never waits on the notification database.
-    A per-document watermark (the highest log seq recorded) is saved with the windows; on load,
-    entries after it, committed before a crash while their change hook was still queued, are
-    replayed into windows, so a parent never misses them (docs/decisions.md).
+    A per-document watermark (the highest log seq recorded) is saved with the windows; at start
+    and on load, entries after it, committed before a crash while their change hook was still
+    queued, are replayed into windows, so a parent never misses them (docs/decisions.md).
     """
 
     name = "digests"
@@ -89,6 +89,10 @@ class DigestExtension(Extension):
         self._watches[payload.document] = watches
         seen = self._seen.get(payload.document, 0)
         self._enqueue(_CatchUp(payload.document, payload.last_seq, seen))
+
+    def catch_up(self, document: str, through_seq: int) -> None:
+        """Record log entries of `document` after its watermark, up to `through_seq`."""
+        self._enqueue(_CatchUp(document, through_seq, self._seen.get(document, 0)))
 
     async def on_change(self, payload: ChangePayload) -> None:
         change = None
@@ -284,6 +288,11 @@ class NotificationService:
     async def start(self) -> None:
         await self.store.open()
         await self.scheduler.restore()
+        # A crash can leave stored changes whose change hook never ran. Their document's next
+        # load would record them, but a parent should not wait for someone to reopen it.
+        # Queued before any document can load, so a load's own catch-up comes after.
+        for document, through_seq in await self.store.documents_behind_watermark():
+            self.extension.catch_up(document, through_seq)
         if self.webhook is not None:
             await self.webhook.process_pending()
         if self.config.poll_interval_seconds is not None:

@@ -159,6 +159,14 @@ class SQLiteNotificationStore:
         )
         return int(rows[0][0]) if rows else None
 
+    async def documents_behind_watermark(self) -> list[tuple[str, int]]:
+        rows = await self._store.fetch_all(
+            "SELECT w.document, max(u.seq) FROM notification_watermarks AS w "
+            "JOIN updates AS u ON u.document = w.document AND u.seq > w.through_seq "
+            "GROUP BY w.document"
+        )
+        return [(str(r[0]), int(r[1])) for r in rows]
+
     async def windows(self) -> list[DigestWindow]:
         rows = await self._store.fetch_all(
             "SELECT document, recipient_id, first_at, last_at, from_seq, through_seq "

@@ -57,10 +57,8 @@ def window_through(h: Harness) -> int:
     return min((w.through_seq if w else 0) for w in windows)
 
 
-async def test_a_change_whose_hook_never_ran_is_digested_once_after_restart(
-    backend_harness: Harness,
-) -> None:
-    h = backend_harness
+async def huda_writes_the_first_goal(h: Harness) -> None:
+    """Huda creates the IEP with one goal; both parents get that digest."""
     async with h.running() as service:
         async with connect(h.ws(HUDA.user_id)) as huda:
             with huda.doc.transaction():
@@ -71,11 +69,20 @@ async def test_a_change_whose_hook_never_ran_is_digested_once_after_restart(
         assert await service.tick() == 2
     assert [len(sent) for sent in texts(h).values()] == [1, 1]
 
-    def omar_adds_a_goal(iep: Map[Any]) -> None:
-        iep["goals"].append(Map({"id": "g2", "title": "Math facts"}))
 
-    def server_touches_notes(iep: Map[Any]) -> None:  # no user: the server's own change
-        iep["notes"].insert(0, "imported ")
+def omar_adds_a_goal(iep: Map[Any]) -> None:
+    iep["goals"].append(Map({"id": "g2", "title": "Math facts"}))
+
+
+def server_touches_notes(iep: Map[Any]) -> None:  # no user: the server's own change
+    iep["notes"].insert(0, "imported ")
+
+
+async def test_a_change_whose_hook_never_ran_is_digested_once_after_restart(
+    backend_harness: Harness,
+) -> None:
+    h = backend_harness
+    await huda_writes_the_first_goal(h)
 
     last = await append_behind_the_digests(
         h, [(OMAR.user_id, omar_adds_a_goal), (None, server_touches_notes)]
@@ -101,3 +108,21 @@ async def test_a_change_whose_hook_never_ran_is_digested_once_after_restart(
         assert await service.tick() == 0
         assert all(service.scheduler.window(DOCUMENT, p.user_id) is None for p in PARENTS)
     assert [len(sent) for sent in texts(h).values()] == [2, 2]
+
+
+async def test_a_missed_change_is_digested_at_start_though_nobody_reopens_the_document(
+    backend_harness: Harness,
+) -> None:
+    h = backend_harness
+    await huda_writes_the_first_goal(h)
+    last = await append_behind_the_digests(h, [(OMAR.user_id, omar_adds_a_goal)])
+
+    async with h.running() as service:  # no editor connects this time
+        await service.extension.idle()
+        assert window_through(h) == last
+        h.clock.advance(601)
+        assert await service.tick() == 2
+    for parent, sent in texts(h).items():
+        assert len(sent) == 2, parent
+        assert "Math facts" in sent[1] and OMAR.name in sent[1]
+        assert "Reading fluency" not in sent[1]
