@@ -46,7 +46,7 @@ async def append_behind_the_digests(h: Harness, edits: list[tuple[str | None, An
 
 
 async def load_document(h: Harness) -> None:
-    """Open the document the way an editor does; loading is what catches the digests up."""
+    """Open the document the way an editor does: its load must not record a change twice."""
     async with connect(h.ws(HUDA.user_id)):
         pass
 
