@@ -87,8 +87,7 @@ class DigestExtension(Extension):
         watches = [w for w in self._watches.get(payload.document, []) if not w.drained]
         watches.append(DocumentWatch(payload.document, payload.doc, payload.applying_update))
         self._watches[payload.document] = watches
-        seen = self._seen.get(payload.document, 0)
-        self._enqueue(_CatchUp(payload.document, payload.last_seq, seen))
+        self.catch_up(payload.document, payload.last_seq)
 
     def catch_up(self, document: str, through_seq: int) -> None:
         """Record log entries of `document` after its watermark, up to `through_seq`."""
