@@ -23,7 +23,7 @@ import structlog
 
 from collab_server.errors import StoreError
 from collab_server.store import DocumentInfo, StoredDocument, UpdateRecord
-from persistence.journal import Journal, Segment
+from persistence.journal import ROTATE_BYTES, Journal, Segment
 from persistence.migrations import migrations_for
 
 log = structlog.get_logger("collab.sqlite")
@@ -45,12 +45,19 @@ _DRAIN_RETRY_MAX_SECONDS = 5.0
 
 class SQLiteStore:
     def __init__(
-        self, path: Path | str, *, keep_history: bool = True, drain_delay_seconds: float = 0.05
+        self,
+        path: Path | str,
+        *,
+        keep_history: bool = True,
+        drain_delay_seconds: float = 0.05,
+        journal_rotate_bytes: int = ROTATE_BYTES,
     ) -> None:
         self.path = Path(path)
         self.keep_history = keep_history
         self._db: aiosqlite.Connection | None = None
-        self._journal = Journal(None if str(path) == ":memory:" else self.path)
+        self._journal = Journal(
+            None if str(path) == ":memory:" else self.path, rotate_bytes=journal_rotate_bytes
+        )
         # Journaled records not in the tables yet, and the segments that hold them.
         self._undrained: list[UpdateRecord] = []
         self._sealed: list[Segment] = []
@@ -79,6 +86,8 @@ class SQLiteStore:
             # What a process that died had acknowledged: into the tables before anything loads.
             async with self._begin() as db:
                 created = await self._insert(db, found.records)
+                if not self.keep_history:
+                    await self._forget_folded(db, {record.document for record in found.records})
             self._documents_with_row.update(created)
             self._journal.retire(found)
             log.info(
@@ -154,7 +163,7 @@ class SQLiteStore:
         for segment in self._sealed:
             segment.close()
         self._sealed.clear()
-        self._journal.close()
+        self._journal.close(drained=not self._undrained)
         await self._db.close()
         self._db = None
 
@@ -222,19 +231,16 @@ class SQLiteStore:
             self._drain_timer = asyncio.get_running_loop().call_later(delay, self._start_drain)
 
     async def _drain_locked(self) -> None:
-        """Copy journaled records into the tables, then delete their segments; lock held."""
-        # First, so that if it fails nothing has been taken. After a failed drain the segments
-        # it sealed are still waiting: keep writing to the current one rather than open a file
-        # per retry (its records, copied too, are copied again harmlessly by the next seal).
-        if not self._sealed:
-            sealed = self._journal.seal()
-            if sealed is not None:
-                self._sealed.append(sealed)
+        """Copy journaled records into the tables, then delete full segments; lock held."""
+        # First, so that if it fails nothing has been taken: a segment sealed by a failed
+        # drain waits in the list for one that commits.
+        sealed = self._journal.seal_if_full()
+        if sealed is not None:
+            self._sealed.append(sealed)
         records, self._undrained = self._undrained, []
         if records:
             try:
-                async with self._begin() as db:
-                    created = await self._insert(db, records)
+                created = await self._insert_committed(records)
             except BaseException:
                 self._undrained = records + self._undrained
                 raise
@@ -242,6 +248,18 @@ class SQLiteStore:
         for segment in self._sealed:
             self._journal.remove(segment)
         self._sealed.clear()
+
+    async def _insert_committed(self, records: Sequence[UpdateRecord]) -> Collection[str]:
+        """Insert and commit; returns the documents given a row."""
+        if len(records) <= _APPEND_CHUNK and all(
+            record.document in self._documents_with_row for record in records
+        ):
+            # A lone statement is its own transaction: one trip to the connection's thread
+            # instead of three (BEGIN, INSERT, COMMIT), each of which wakes both threads.
+            await self.db.execute(_append_sql(len(records)), _append_params(records))
+            return ()
+        async with self._begin() as db:
+            return await self._insert(db, records)
 
     async def _insert(
         self, db: aiosqlite.Connection, records: Sequence[UpdateRecord]
@@ -260,12 +278,7 @@ class SQLiteStore:
                 latest[record.document] = record  # records of a document come in seq order
         for start in range(0, len(records), _APPEND_CHUNK):
             chunk = records[start : start + _APPEND_CHUNK]
-            params = [
-                value
-                for r in chunk
-                for value in (r.document, r.seq, r.update, r.user_id, r.created_at)
-            ]
-            await db.execute(_append_sql(len(chunk)), params)
+            await db.execute(_append_sql(len(chunk)), _append_params(chunk))
         touched = [
             value
             for r in latest.values()
@@ -307,6 +320,16 @@ class SQLiteStore:
                 "DELETE FROM updates WHERE document = ? AND seq <= ?", (document, through_seq)
             )
 
+    async def _forget_folded(self, db: aiosqlite.Connection, documents: set[str]) -> None:
+        """Delete entries a snapshot already holds: a journal copied in at start may hold
+        some that were drained, then compacted away, before the process died."""
+        for document in documents:
+            await db.execute(
+                "DELETE FROM updates WHERE document = ? AND seq <= "
+                "(SELECT snapshot_seq FROM documents WHERE name = ?)",
+                (document, document),
+            )
+
     async def updates_since(
         self, document: str, after_seq: int, limit: int = 10_000
     ) -> list[UpdateRecord]:
@@ -327,6 +350,12 @@ class SQLiteStore:
 @functools.lru_cache(maxsize=256)
 def _append_sql(rows: int) -> str:
     return _APPEND_SQL + _placeholders(rows, 5)
+
+
+def _append_params(records: Sequence[UpdateRecord]) -> list[object]:
+    return [
+        value for r in records for value in (r.document, r.seq, r.update, r.user_id, r.created_at)
+    ]
 
 
 def _placeholders(rows: int, columns: int) -> str:

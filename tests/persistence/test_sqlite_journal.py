@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -41,6 +42,35 @@ def table_rows(database: Path) -> list[tuple[str, int, str | None]]:
         return list(conn.execute("SELECT document, seq, user_id FROM updates ORDER BY 1, 2"))
 
 
+_KILLED_PROCESS = """
+import asyncio, os, signal, sys, time
+sys.path.insert(0, {root!r})
+from pycrdt import Doc
+from collab_server.store import UpdateRecord
+from persistence.sqlite import SQLiteStore
+from tests.persistence.updates import text_updates
+
+async def main():
+{body}
+    print("appended", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+asyncio.run(main())
+"""
+
+
+async def run_until_killed(body: str) -> None:
+    """Run `body`, the inside of an async main, in a real process that then dies by SIGKILL."""
+    script = _KILLED_PROCESS.format(
+        root=str(Path.cwd()), body=textwrap.indent(textwrap.dedent(body), "    ")
+    )
+    completed = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", script], capture_output=True, timeout=60
+    )
+    assert completed.stdout.strip() == b"appended", completed.stderr.decode()
+    assert completed.returncode == -9
+
+
 @pytest.fixture
 async def database(tmp_path: Path) -> AsyncIterator[Path]:
     path = tmp_path / "collab.db"
@@ -67,35 +97,38 @@ async def test_the_store_reads_what_it_journaled_before_the_tables_have_it(
             ("iep/1", 3),
             ("iep/2", 1),
         ]
-        assert segments(database) == []  # drained by the read, segment deleted
+        assert len(table_rows(database)) == 4  # the reads drained the journal
     finally:
         await store.aclose()
+    assert segments(database) == []  # all in the tables: nothing left to recover
+
+
+async def test_a_full_segment_is_deleted_once_drained_and_writing_moves_on(
+    database: Path,
+) -> None:
+    store = SQLiteStore(database, drain_delay_seconds=NEVER, journal_rotate_bytes=1)
+    await store.open()
+    try:
+        store.append_now(text_records("iep/1", 2))
+        (first,) = segments(database)
+        await store.load("iep/1")  # drains
+        assert not first.exists()
+        store.append_now(text_records("iep/2", 1))
+        (second,) = segments(database)
+        assert second != first
+    finally:
+        await store.aclose()
+    assert segments(database) == []
 
 
 async def test_a_crashed_process_journal_is_recovered_at_the_next_open(database: Path) -> None:
     # A real process appends and dies by SIGKILL before anything drains.
-    script = f"""
-import asyncio, os, signal, sys, time
-sys.path.insert(0, {str(Path.cwd())!r})
-from collab_server.store import UpdateRecord
-from persistence.sqlite import SQLiteStore
-from tests.persistence.updates import text_updates
-
-async def main():
-    store = SQLiteStore({str(database)!r}, drain_delay_seconds=3600)
-    await store.open()
-    store.append_now([UpdateRecord("iep/crash", 1, b"\\x01\\x02", "t-huda", time.time())])
-    store.append_now([UpdateRecord("iep/crash", 2, b"\\x03", None, time.time())])
-    print("appended", flush=True)
-    os.kill(os.getpid(), signal.SIGKILL)
-
-asyncio.run(main())
-"""
-    completed = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-c", script], capture_output=True, timeout=60
-    )
-    assert completed.stdout.strip() == b"appended", completed.stderr.decode()
-    assert completed.returncode == -9
+    await run_until_killed(f"""
+        store = SQLiteStore({str(database)!r}, drain_delay_seconds=3600)
+        await store.open()
+        store.append_now([UpdateRecord("iep/crash", 1, b"\\x01\\x02", "t-huda", time.time())])
+        store.append_now([UpdateRecord("iep/crash", 2, b"\\x03", None, time.time())])
+    """)
     assert len(segments(database)) == 1
     assert table_rows(database) == []
 
@@ -106,6 +139,35 @@ asyncio.run(main())
         assert segments(database) == []
         loaded = await store.load("iep/crash")
         assert [r.update for r in loaded.tail] == [b"\x01\x02", b"\x03"]
+    finally:
+        await store.aclose()
+
+
+async def test_a_recovered_journal_does_not_bring_back_entries_a_snapshot_folded_away(
+    database: Path,
+) -> None:
+    # Without history, compaction deletes the entries it folds. The live segment still holds
+    # them (drained, not yet rotated) when the process is killed.
+    await run_until_killed(f"""
+        updates = text_updates(4)
+        store = SQLiteStore({str(database)!r}, keep_history=False, drain_delay_seconds=3600)
+        await store.open()
+        for seq, update in enumerate(updates[:3], start=1):
+            store.append_now([UpdateRecord("iep/folded", seq, update, "t-huda", time.time())])
+        doc = Doc()
+        for update in updates[:3]:
+            doc.apply_update(update)
+        await store.compact("iep/folded", doc.get_update(), 3)
+        store.append_now([UpdateRecord("iep/folded", 4, updates[3], "t-huda", time.time())])
+    """)
+
+    store = SQLiteStore(database, keep_history=False)
+    await store.open()
+    try:
+        assert table_rows(database) == [("iep/folded", 4, "t-huda")]
+        loaded = await store.load("iep/folded")
+        assert loaded.snapshot_seq == 3
+        assert [r.seq for r in loaded.tail] == [4]
     finally:
         await store.aclose()
 
@@ -162,8 +224,7 @@ async def test_a_failing_drain_keeps_the_journal_and_reports_not_ready(database:
             store.append_now([record])
             with pytest.raises(sqlite3.OperationalError):
                 await store.ping()
-        # The first failed drain sealed one segment; the retries did not open one each.
-        assert len(segments(database)) == 2
+        assert len(segments(database)) == 1
 
         with sqlite3.connect(database) as admin:
             admin.execute("ALTER TABLE updates_away RENAME TO updates")
@@ -171,9 +232,10 @@ async def test_a_failing_drain_keeps_the_journal_and_reports_not_ready(database:
         assert [r.update for r in (await store.load("iep/outage")).tail] == [
             r.update for r in records
         ]
-        assert segments(database) == []
+        assert len(table_rows(database)) == 4
     finally:
         await store.aclose()
+    assert segments(database) == []
 
 
 async def test_appends_drain_on_their_own_after_the_delay(database: Path) -> None:
