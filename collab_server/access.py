@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 import zoneinfo
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
@@ -291,6 +292,72 @@ class MemoryAccessStore:
 
     async def person_by_phone(self, phone: str) -> Person | None:
         return next((p for p in reversed(self._people.values()) if p.phone == phone), None)
+
+
+class CachedMembers:
+    """An AccessStore that answers `members(document)` from memory.
+
+    Every edit asks who its document's members are (who gets a digest of it): a query per
+    keystroke. Writes made through this object drop what they change at once; edits made
+    directly in the database are seen within `max_age_seconds`, the bound the recheck of live
+    connections gives them too.
+    """
+
+    _MAX_DOCUMENTS = 4096  # then start over: an entry is cheap to fetch again
+
+    def __init__(self, inner: AccessStore, max_age_seconds: float) -> None:
+        self._inner = inner
+        self._max_age = max_age_seconds
+        self._members: dict[str, tuple[float, list[Member]]] = {}
+        # Bumped by every write: a read that overlapped one does not cache what it read.
+        self._writes = 0
+
+    async def members(self, document: str) -> list[Member]:
+        cached = self._members.get(document)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < self._max_age:
+            return list(cached[1])
+        writes = self._writes
+        found = await self._inner.members(document)
+        if writes == self._writes:
+            if len(self._members) >= self._MAX_DOCUMENTS:
+                self._members.clear()
+            self._members[document] = (now, found)
+        return list(found)
+
+    def _changed(self, document: str) -> None:
+        self._writes += 1
+        self._members.pop(document, None)
+
+    async def put_member(self, member: Member) -> bool:
+        self._changed(member.document)
+        return await self._inner.put_member(member)
+
+    async def remove_member(self, document: str, user_id: str) -> bool:
+        self._changed(document)
+        return await self._inner.remove_member(document, user_id)
+
+    async def claim_document(self, document: str, user_id: str) -> bool:
+        self._changed(document)
+        return await self._inner.claim_document(document, user_id)
+
+    async def member(self, document: str, user_id: str) -> Member | None:
+        return await self._inner.member(document, user_id)
+
+    async def memberships_of(self, user_ids: Collection[str]) -> list[Member]:
+        return await self._inner.memberships_of(user_ids)
+
+    async def documents_for(self, user_id: str | None) -> list[DocumentAccess]:
+        return await self._inner.documents_for(user_id)
+
+    async def person(self, user_id: str) -> Person | None:
+        return await self._inner.person(user_id)
+
+    async def put_person(self, person: Person) -> None:
+        await self._inner.put_person(person)
+
+    async def person_by_phone(self, phone: str) -> Person | None:
+        return await self._inner.person_by_phone(phone)
 
 
 # -- who is calling ---------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from collab_server.access import (
     AccessAuthenticator,
     AccessStore,
+    CachedMembers,
     MembershipEnforcer,
     MemoryAccessStore,
 )
@@ -177,7 +178,7 @@ def build_app(settings: Settings) -> Starlette:
 
     store = store_from_settings(settings)
     editor = web_routes(WebConfig.from_settings(settings))
-    access = access_store_for(store)
+    access = CachedMembers(access_store_for(store), settings.membership_recheck_seconds)
     authenticator = AccessAuthenticator(access, token_verifier(settings))
     enforcer = (
         None

@@ -404,7 +404,9 @@ class DigestScheduler:
         open_window = self._windows.get((document, recipient_id))
         return open_window.window if open_window else None
 
-    async def record(self, change: ChangeSet) -> None:
+    async def record(self, change: ChangeSet) -> bool:
+        """Add the change to its recipients' windows; False if it concerned no one, in which
+        case nothing is written (the caller moves the watermark when it sees fit)."""
         recipients = await self.directory.digest_recipients(change.document)
         now = self.clock.now()
         async with self._lock:
@@ -429,8 +431,11 @@ class DigestScheduler:
                     open_window.not_before = 0.0
                 open_window.changes.append(change)
                 saved.append(open_window.window)
+            if not saved:
+                return False
             # The watermark moves with the windows: a change is either in both or in neither.
             await self.store.save_windows(change.document, change.seq, saved)
+            return True
 
     async def catch_up(self, document: str, after_seq: int, through_seq: int) -> list[ChangeSet]:
         """The changes of log entries (after_seq, through_seq] whose change hook never ran.

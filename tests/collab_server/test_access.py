@@ -11,7 +11,7 @@ import pytest
 import websockets
 from pycrdt import Text
 
-from collab_server.access import Member
+from collab_server.access import CachedMembers, Member, MemoryAccessStore
 from collab_server.app import access_store_for, build_app
 from collab_server.identity import Role
 from collab_server.protocol import CloseCode
@@ -226,3 +226,27 @@ async def test_development_mode_attributes_edits_to_the_typed_name(
             assert await registry.flush()
             history = await registry.store.updates_since("iep/dev", 0)
     assert history and {r.user_id for r in history} == {"dev:Ms. Huda"}
+
+
+async def test_member_lists_are_remembered_and_a_change_through_the_server_is_seen_at_once() -> (
+    None
+):
+    database = MemoryAccessStore()
+    members = CachedMembers(database, max_age_seconds=3600)
+    await members.put_member(Member("iep/1", "t-huda", Role.EDITOR))
+    assert [m.user_id for m in await members.members("iep/1")] == ["t-huda"]
+
+    # Edited behind the server's back: not seen until the list is fetched again...
+    await database.put_member(Member("iep/1", "p-amal", Role.VIEWER))
+    assert [m.user_id for m in await members.members("iep/1")] == ["t-huda"]
+    # ...which a change made through the server does at once.
+    assert await members.remove_member("iep/1", "t-huda")
+    assert [m.user_id for m in await members.members("iep/1")] == ["p-amal"]
+
+
+async def test_member_lists_older_than_their_age_are_fetched_again() -> None:
+    database = MemoryAccessStore()
+    members = CachedMembers(database, max_age_seconds=0)
+    assert await members.members("iep/1") == []
+    await database.put_member(Member("iep/1", "p-amal", Role.VIEWER))
+    assert [m.user_id for m in await members.members("iep/1")] == ["p-amal"]
