@@ -309,7 +309,7 @@ class CachedMembers:
         self._inner = inner
         self._max_age = max_age_seconds
         self._members: dict[str, tuple[float, list[Member]]] = {}
-        # Bumped by every write: a read that overlapped one does not cache what it read.
+        # Bumped as each write ends: a read that overlapped one does not cache what it read.
         self._writes = 0
 
     async def members(self, document: str) -> list[Member]:
@@ -326,20 +326,27 @@ class CachedMembers:
         return list(found)
 
     def _changed(self, document: str) -> None:
+        # Once the write is done: a list read while it was under way may predate it.
         self._writes += 1
         self._members.pop(document, None)
 
     async def put_member(self, member: Member) -> bool:
-        self._changed(member.document)
-        return await self._inner.put_member(member)
+        try:
+            return await self._inner.put_member(member)
+        finally:
+            self._changed(member.document)
 
     async def remove_member(self, document: str, user_id: str) -> bool:
-        self._changed(document)
-        return await self._inner.remove_member(document, user_id)
+        try:
+            return await self._inner.remove_member(document, user_id)
+        finally:
+            self._changed(document)
 
     async def claim_document(self, document: str, user_id: str) -> bool:
-        self._changed(document)
-        return await self._inner.claim_document(document, user_id)
+        try:
+            return await self._inner.claim_document(document, user_id)
+        finally:
+            self._changed(document)
 
     async def member(self, document: str, user_id: str) -> Member | None:
         return await self._inner.member(document, user_id)

@@ -250,3 +250,26 @@ async def test_member_lists_older_than_their_age_are_fetched_again() -> None:
     assert await members.members("iep/1") == []
     await database.put_member(Member("iep/1", "p-amal", Role.VIEWER))
     assert [m.user_id for m in await members.members("iep/1")] == ["p-amal"]
+
+
+class WritesThatWait(MemoryAccessStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writing = asyncio.Event()
+        self.finish = asyncio.Event()
+
+    async def put_member(self, member: Member) -> bool:
+        self.writing.set()
+        await self.finish.wait()
+        return await super().put_member(member)
+
+
+async def test_a_member_list_read_while_a_change_is_under_way_is_not_kept() -> None:
+    database = WritesThatWait()
+    members = CachedMembers(database, max_age_seconds=3600)
+    adding = asyncio.create_task(members.put_member(Member("iep/1", "p-amal", Role.VIEWER)))
+    await database.writing.wait()
+    assert await members.members("iep/1") == []  # read before the change landed
+    database.finish.set()
+    await adding
+    assert [m.user_id for m in await members.members("iep/1")] == ["p-amal"]
