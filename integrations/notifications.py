@@ -68,9 +68,10 @@ class DigestExtension(Extension):
 
     Recording (directory look-ups, a window write) runs on the extension's own queue, so the
     core's hook runner, shared by every document, never waits on the notification database.
-    A per-document watermark (the highest log seq recorded) is saved with the windows; at start
-    and on load, entries after it, committed before a crash while their change hook was still
-    queued, are replayed into windows, so a parent never misses them (docs/decisions.md).
+    A per-document watermark (the highest log seq recorded) is saved with the windows, and
+    for changes that concern no one at least every _WATERMARK_LAG entries and at unload; at
+    start and on load, entries after it, committed before a crash while their change hook was
+    still queued, are replayed into windows, so a parent never misses them (docs/decisions.md).
     """
 
     name = "digests"

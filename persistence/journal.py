@@ -6,9 +6,9 @@ gives the same guarantee (WAL, synchronous=NORMAL) for several times the cost on
 loop, so commits move off it: the store copies journaled records into its tables in the
 background. A segment is written until it passes `rotate_bytes`; the next drain then seals it
 and deletes it once its records are committed. Records already copied stay in the live
-segment until then: creating and deleting a file per drain cost the fan-out path about 20 µs
-an update, and copying a record twice is harmless. A store that opens finds the segments of a
-process that died (no one holds their lock) and copies them in first.
+segment until then: a file created and deleted per drain cost more than copying its records,
+and copying a record twice is harmless. A store that opens finds the segments of a process
+that died (no one holds their lock) and copies them in first.
 
 A segment is a sequence of frames, one per write: `<II` (payload length, CRC-32 of the
 payload), then the payload: records of `<HHIQd` (name length, user length or 0xFFFF for
