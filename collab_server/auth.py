@@ -5,12 +5,16 @@ project's JWKS, else the legacy HS256 secret) and the key's type decides the one
 PyJWT may accept. That closes `alg: none` and the HS256-with-the-public-key confusion.
 The JWKS is fetched with httpx (never blocking the event loop), cached, and refetched when a
 token names a `kid` the cache does not know (key rotation), at most once per cooldown.
+A verified token is remembered (by its SHA-256) for a minute, until its expiry at most: an
+editor's reconnects and API calls then skip the signature check (140 µs for ES256).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +31,10 @@ log = structlog.get_logger("collab.auth")
 
 SUPABASE_JWKS_PATH = "/auth/v1/.well-known/jwks.json"
 SERVICE_ROLE = "service_role"
+
+# Short: a signing key withdrawn from the JWKS is trusted at most this much longer.
+_REMEMBER_SECONDS = 60.0
+_REMEMBERED_TOKENS = 10_000
 
 # JWKS `kty` (and curve) -> the only algorithm such a key may verify.
 _EC_CURVE_ALGORITHMS = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
@@ -144,6 +152,7 @@ class TokenVerifier:
         audience: str,
         issuer: str | None,
         leeway_seconds: float = 5.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if jwks is None and not hs256_secret:
             raise ValueError("a JWKS URL or an HS256 secret is required")
@@ -152,10 +161,31 @@ class TokenVerifier:
         self._audience = audience
         self._issuer = issuer
         self._leeway = leeway_seconds
+        self._clock = clock
+        # sha256(token) -> (trusted until, what it said); oldest first.
+        self._remembered: dict[bytes, tuple[float, VerifiedToken]] = {}
 
     async def verify(self, token: str | None) -> VerifiedToken:
         if not token:
             raise Unauthenticated("missing access token")
+        digest = hashlib.sha256(token.encode()).digest()
+        now = self._clock()
+        remembered = self._remembered.get(digest)
+        if remembered is not None:
+            trusted_until, verified = remembered
+            if now >= verified.expires_at + self._leeway:
+                del self._remembered[digest]
+                raise self._fail("token expired")
+            if now < trusted_until:
+                return verified
+            del self._remembered[digest]
+        verified = await self._verify_signed(token)
+        if len(self._remembered) >= _REMEMBERED_TOKENS:
+            del self._remembered[next(iter(self._remembered))]
+        self._remembered[digest] = (now + _REMEMBER_SECONDS, verified)
+        return verified
+
+    async def _verify_signed(self, token: str) -> VerifiedToken:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:

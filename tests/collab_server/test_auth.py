@@ -139,6 +139,36 @@ async def test_unknown_kids_do_not_hammer_the_jwks_endpoint(supabase: FakeSupaba
     assert supabase.fetches == 1
 
 
+async def test_a_verified_token_is_trusted_for_a_minute_and_never_past_its_expiry(
+    supabase: FakeSupabase,
+) -> None:
+    now = time.time()
+    clock = [now]
+    check = TokenVerifier(
+        # Keys looked up afresh every time: only the remembered token skips them.
+        jwks=JWKSCache(supabase.jwks_url, max_age_seconds=0, refetch_cooldown_seconds=0),
+        hs256_secret=None,
+        audience="authenticated",
+        issuer=supabase.issuer,
+        clock=lambda: clock[0],
+    )
+    token = supabase.token("user-1", expires_in=600)
+    assert (await check.verify(token)).user_id == "user-1"
+    supabase.keys.clear()  # the project withdraws its signing key
+    clock[0] = now + 30
+    assert (await check.verify(token)).user_id == "user-1"  # remembered
+    clock[0] = now + 61
+    assert await rejected(check, token) == "unknown signing key"  # checked again
+
+    short = SigningKey("key-short")
+    supabase.keys.append(short)
+    clock[0] = now
+    token = supabase.token("user-2", key=short, expires_in=20)
+    assert (await check.verify(token)).user_id == "user-2"
+    clock[0] = now + 30  # past expiry and leeway, within the minute
+    assert await rejected(check, token) == "token expired"
+
+
 async def test_admin_comes_from_app_metadata_or_service_role_never_user_metadata(
     supabase: FakeSupabase,
 ) -> None:
