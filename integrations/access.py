@@ -59,9 +59,8 @@ class AccessDirectory:
                 people.append(found)
         return people
 
-    async def digest_recipients(self, document: str) -> Sequence[Person]:
-        members = await self.access.members(document)
-        return await self._people([m.user_id for m in members if m.digest])
+    async def digest_recipient_ids(self, document: str) -> Sequence[str]:
+        return [m.user_id for m in await self.access.members(document) if m.digest]
 
     async def editors(self, document: str) -> Sequence[Person]:
         members = await self.access.members(document)

@@ -56,8 +56,12 @@ class Person:
 class RecipientDirectory(Protocol):
     """People and document membership, as the access store knows them."""
 
-    async def digest_recipients(self, document: str) -> Sequence[Person]:
-        """Members of `document` whose membership has `digest: true`."""
+    async def digest_recipient_ids(self, document: str) -> Sequence[str]:
+        """User ids of the members of `document` whose membership has `digest: true`.
+
+        Ids only: every change is recorded for them, and who they are (channels, language,
+        time zone, opt-out) is looked up once, when their digest is written.
+        """
 
     async def editors(self, document: str) -> Sequence[Person]:
         """Members who may edit `document` (they receive parents' replies)."""

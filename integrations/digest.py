@@ -407,18 +407,18 @@ class DigestScheduler:
     async def record(self, change: ChangeSet) -> bool:
         """Add the change to its recipients' windows; False if it concerned no one, in which
         case nothing is written (the caller moves the watermark when it sees fit)."""
-        recipients = await self.directory.digest_recipients(change.document)
+        recipient_ids = await self.directory.digest_recipient_ids(change.document)
         now = self.clock.now()
         async with self._lock:
             saved: list[DigestWindow] = []
-            for person in recipients:
-                if person.user_id == change.editor.user_id:
+            for recipient_id in recipient_ids:
+                if recipient_id == change.editor.user_id:
                     continue  # their own edit: nothing to tell them
-                key = (change.document, person.user_id)
+                key = (change.document, recipient_id)
                 open_window = self._windows.get(key)
                 if open_window is None:
                     window = DigestWindow(
-                        change.document, person.user_id, now, now, change.seq - 1, change.seq
+                        change.document, recipient_id, now, now, change.seq - 1, change.seq
                     )
                     open_window = _OpenWindow(window, [], complete=True)
                     self._windows[key] = open_window

@@ -199,8 +199,8 @@ class MemoryDirectory:
         if editor:
             self.editor_members.setdefault(document, []).append(person.user_id)
 
-    async def digest_recipients(self, document: str) -> Sequence[Person]:
-        return [self.people[u] for u in self.digest_members.get(document, [])]
+    async def digest_recipient_ids(self, document: str) -> Sequence[str]:
+        return list(self.digest_members.get(document, []))
 
     async def editors(self, document: str) -> Sequence[Person]:
         return [self.people[u] for u in self.editor_members.get(document, [])]
