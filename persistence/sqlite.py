@@ -58,7 +58,8 @@ class SQLiteStore:
         self._journal = Journal(
             None if str(path) == ":memory:" else self.path, rotate_bytes=journal_rotate_bytes
         )
-        # Journaled records not in the tables yet, and the segments that hold them.
+        # Journaled records not in the tables yet, and full segments to delete once a drain
+        # commits (the live segment holds records until it fills, drained or not).
         self._undrained: list[UpdateRecord] = []
         self._sealed: list[Segment] = []
         self._drain_delay = drain_delay_seconds
