@@ -27,9 +27,12 @@ bench/node_modules/.installed: bench/package.json bench/package-lock.json
 	cd bench && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+PY_SOURCES := collab_server persistence integrations iep_collab tests bench
+
 lint: $(STAMP)
-	$(BIN)/ruff check collab_server persistence integrations tests bench
-	$(BIN)/ruff format --check collab_server persistence integrations tests bench
+	$(BIN)/ruff check $(PY_SOURCES)
+	$(BIN)/ruff format --check $(PY_SOURCES)
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -41,7 +44,9 @@ interop: $(STAMP) node-deps
 	$(BIN)/pytest -m interop
 
 test: $(STAMP) node-deps
-	$(BIN)/ruff check collab_server persistence integrations tests bench
+	$(BIN)/ruff check $(PY_SOURCES)
+	$(BIN)/ruff format --check $(PY_SOURCES)
+	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/pytest
 

@@ -92,7 +92,7 @@ class ServerSpec:
 
 
 def _ours_command(port: int) -> list[str]:
-    return [sys.executable, "-m", "collab_server", "--port", str(port)]
+    return [sys.executable, "-m", "iep_collab", "--port", str(port)]
 
 
 def _node_command(script: str) -> Callable[[int], list[str]]:

@@ -1,19 +1,13 @@
-"""iep-collab: a durable Y.js (y-websocket protocol) collaboration server for IEP documents."""
+"""iep-collab's core: a durable Y.js (y-websocket protocol) collaboration server.
 
-from collab_server.app import CollabServer, build_app, create_app
+This package imports nothing heavy: the app factory is `collab_server.app.create_app`, and
+the composition root that builds a whole server from settings is `iep_collab`.
+"""
+
 from collab_server.errors import CollabError, ConfigError, ProtocolError, Rejected, StoreError
-from collab_server.hooks import (
-    AwarenessPayload,
-    ChangePayload,
-    ConnectPayload,
-    DisconnectPayload,
-    Extension,
-    LoadPayload,
-    StorePayload,
-    UnloadPayload,
-)
 from collab_server.identity import (
     Authenticator,
+    Caller,
     ConnectionOrigin,
     Identity,
     Origin,
@@ -21,37 +15,24 @@ from collab_server.identity import (
     Role,
     ServerOrigin,
 )
-from collab_server.settings import Settings, load_settings
 from collab_server.store import DocumentInfo, DocumentStore, StoredDocument, UpdateRecord
 
 __all__ = [
     "Authenticator",
-    "AwarenessPayload",
-    "ChangePayload",
+    "Caller",
     "CollabError",
-    "CollabServer",
     "ConfigError",
-    "ConnectPayload",
     "ConnectionOrigin",
-    "DisconnectPayload",
     "DocumentInfo",
     "DocumentStore",
-    "Extension",
     "Identity",
-    "LoadPayload",
     "Origin",
     "PeerNodeOrigin",
     "ProtocolError",
     "Rejected",
     "Role",
     "ServerOrigin",
-    "Settings",
     "StoreError",
-    "StorePayload",
     "StoredDocument",
-    "UnloadPayload",
     "UpdateRecord",
-    "build_app",
-    "create_app",
-    "load_settings",
 ]

@@ -1,4 +1,4 @@
-"""Who may open which document: members with roles, people records, and the authenticator.
+"""Who may open which document: members with roles, and the authenticator.
 
 `AccessStore` is the persistence interface (SQLite and Postgres implementations live in
 `persistence/`, beside the documents). `AccessAuthenticator` combines token verification and
@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
-import zoneinfo
 from collections.abc import Collection
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-import phonenumbers
 import structlog
 
 from collab_server.connection import Connection
@@ -27,6 +23,7 @@ from collab_server.errors import Rejected
 from collab_server.hooks import ConnectPayload, Extension
 from collab_server.identity import (
     DEV_USER_PREFIX,
+    Caller,
     Credentials,
     Identity,
     Role,
@@ -64,148 +61,6 @@ class DocumentAccess:
     updated_at: float | None  # epoch seconds of the last stored change; None: nothing stored
 
 
-class Language(StrEnum):
-    ARABIC = "ar"
-    ENGLISH = "en"
-
-
-@dataclass(frozen=True, slots=True)
-class Channels:
-    whatsapp: bool = False
-    email: bool = False
-    in_app: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class Person:
-    user_id: str
-    name: str
-    phone: str | None  # E.164
-    email: str | None
-    language: Language = Language.ENGLISH
-    timezone: str = "UTC"  # IANA name
-    channels: Channels = field(default_factory=Channels)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "user_id": self.user_id,
-            "name": self.name,
-            "phone": self.phone,
-            "email": self.email,
-            "language": self.language.value,
-            "timezone": self.timezone,
-            "channels": {
-                "whatsapp": self.channels.whatsapp,
-                "email": self.channels.email,
-                "in_app": self.channels.in_app,
-            },
-        }
-
-
-class InvalidRecord(ValueError):
-    """A record failed validation; `problems` maps each field to a message for the user."""
-
-    def __init__(self, problems: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{k}: {v}" for k, v in problems.items()))
-        self.problems = problems
-
-
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_MAX_NAME = 200
-_PERSON_FIELDS = {"name", "phone", "email", "language", "timezone", "channels"}
-_CHANNELS = ("whatsapp", "email", "in_app")
-
-
-def person_from_json(user_id: str, body: object) -> Person:
-    """Validate a people record sent by a client; raises InvalidRecord naming each bad field."""
-    if not isinstance(body, dict):
-        raise InvalidRecord({"body": "must be a JSON object"})
-    problems: dict[str, str] = {}
-    for unknown in sorted(set(body) - _PERSON_FIELDS):
-        problems[unknown] = "unknown field"
-
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > _MAX_NAME:
-        problems["name"] = f"required: a non-empty string of at most {_MAX_NAME} characters"
-
-    phone = body.get("phone")
-    if phone is not None:
-        phone = _e164(phone)
-        if phone is None:
-            problems["phone"] = "must be a valid E.164 phone number such as +971501234567"
-
-    email = body.get("email")
-    if email is not None and (not isinstance(email, str) or not _EMAIL.match(email)):
-        problems["email"] = "must be an e-mail address such as name@example.org"
-
-    language = body.get("language", Language.ENGLISH.value)
-    if language not in Language._value2member_map_:
-        problems["language"] = "must be 'ar' or 'en'"
-
-    timezone = body.get("timezone", "UTC")
-    if not _is_time_zone(timezone):
-        problems["timezone"] = "must be an IANA time zone such as Asia/Dubai"
-
-    channels = _channels(body.get("channels", {}), problems)
-    if channels.whatsapp and not phone and "phone" not in problems:
-        problems["channels.whatsapp"] = "needs a phone number"
-    if channels.email and not email and "email" not in problems:
-        problems["channels.email"] = "needs an e-mail address"
-
-    if problems:
-        raise InvalidRecord(problems)
-    assert isinstance(name, str)
-    return Person(
-        user_id=user_id,
-        name=name.strip(),
-        phone=phone,
-        email=email,
-        language=Language(language),
-        timezone=str(timezone),
-        channels=channels,
-    )
-
-
-def _e164(value: object) -> str | None:
-    if not isinstance(value, str) or not value.startswith("+"):
-        return None
-    try:
-        parsed = phonenumbers.parse(value, None)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(parsed):
-        return None
-    formatted = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    return formatted if formatted == value else None
-
-
-def _is_time_zone(value: object) -> bool:
-    if not isinstance(value, str) or not value:
-        return False
-    try:
-        zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
-
-
-def _channels(value: object, problems: dict[str, str]) -> Channels:
-    if not isinstance(value, dict):
-        problems["channels"] = "must be an object with whatsapp, email and in_app booleans"
-        return Channels()
-    for unknown in sorted(set(value) - set(_CHANNELS)):
-        problems[f"channels.{unknown}"] = "unknown channel"
-    flags: dict[str, bool] = {}
-    defaults = Channels()
-    for name in _CHANNELS:
-        flag = value.get(name, getattr(defaults, name))
-        if not isinstance(flag, bool):
-            problems[f"channels.{name}"] = "must be true or false"
-            continue
-        flags[name] = flag
-    return Channels(**flags)
-
-
 # -- the store interface ----------------------------------------------------------------------
 
 
@@ -231,12 +86,11 @@ class AccessStore(Protocol):
     async def documents_for(self, user_id: str | None) -> list[DocumentAccess]:
         """Documents `user_id` is a member of; None: every document (for admins)."""
 
-    async def person(self, user_id: str) -> Person | None: ...
 
-    async def put_person(self, person: Person) -> None: ...
+class DisplayNames(Protocol):
+    """The name to show for a verified user (from the people records), if one is known."""
 
-    async def person_by_phone(self, phone: str) -> Person | None:
-        """The person with this E.164 number; if several share it, the most recently updated."""
+    async def display_name(self, user_id: str) -> str | None: ...
 
 
 class MemoryAccessStore:
@@ -244,7 +98,6 @@ class MemoryAccessStore:
 
     def __init__(self) -> None:
         self._members: dict[tuple[str, str], Member] = {}
-        self._people: dict[str, Person] = {}
 
     async def member(self, document: str, user_id: str) -> Member | None:
         return self._members.get((document, user_id))
@@ -281,17 +134,6 @@ class MemoryAccessStore:
             elif m.user_id == user_id:
                 found[m.document] = m.role
         return [DocumentAccess(name, role, None) for name, role in sorted(found.items())]
-
-    async def person(self, user_id: str) -> Person | None:
-        return self._people.get(user_id)
-
-    async def put_person(self, person: Person) -> None:
-        # Re-inserted at the end: the dict's order is the order of the last updates.
-        self._people.pop(person.user_id, None)
-        self._people[person.user_id] = person
-
-    async def person_by_phone(self, phone: str) -> Person | None:
-        return next((p for p in reversed(self._people.values()) if p.phone == phone), None)
 
 
 class CachedMembers:
@@ -357,25 +199,8 @@ class CachedMembers:
     async def documents_for(self, user_id: str | None) -> list[DocumentAccess]:
         return await self._inner.documents_for(user_id)
 
-    async def person(self, user_id: str) -> Person | None:
-        return await self._inner.person(user_id)
-
-    async def put_person(self, person: Person) -> None:
-        await self._inner.put_person(person)
-
-    async def person_by_phone(self, phone: str) -> Person | None:
-        return await self._inner.person_by_phone(phone)
-
 
 # -- who is calling ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """The verified user behind an HTTP API request."""
-
-    user_id: str
-    is_admin: bool
 
 
 class NotAMember(Rejected):
@@ -388,20 +213,32 @@ class AccessAuthenticator:
     anonymous editors known by the display name they typed, and every API caller an admin.
     """
 
-    def __init__(self, access: AccessStore, verifier: TokenVerifier | None) -> None:
+    def __init__(
+        self,
+        access: AccessStore,
+        verifier: TokenVerifier | None,
+        names: DisplayNames | None = None,
+    ) -> None:
         self.access = access
         self.verifier = verifier
+        self.names = names
 
     @property
     def development_mode(self) -> bool:
         return self.verifier is None
 
-    async def authenticate(self, credentials: Credentials, document: str) -> Identity:
+    async def authenticate(
+        self, credentials: Credentials, document: str, *, opening: bool = True
+    ) -> Identity:
         if self.verifier is None:
             return anonymous_identity(credentials.display_name)
         token = await self.verifier.verify(credentials.token)
         name = await self._display_name(token)
         if token.is_admin:
+            if not opening:
+                return Identity(
+                    token.user_id, name, Role.OWNER, is_admin=True, expires_at=token.expires_at
+                )
             # Read first: most admin connections open documents that already have members,
             # and a claim is a write transaction.
             unclaimed = not await self.access.members(document)
@@ -423,9 +260,9 @@ class AccessAuthenticator:
         return Caller(token.user_id, token.is_admin)
 
     async def _display_name(self, token: VerifiedToken) -> str:
-        person = await self.access.person(token.user_id)
-        if person is not None:
-            return person.name
+        known = await self.names.display_name(token.user_id) if self.names else None
+        if known:
+            return known
         return token.full_name or token.email or token.user_id
 
 

@@ -1,17 +1,15 @@
-"""The app factory and the composition root.
-
-`create_app` wires the core from objects it is given (store, extensions, authenticator);
-`build_app` is the one place that turns Settings into those objects.
+"""The app factory: `create_app` wires the core from objects it is given (store, extensions,
+authenticator, routes, services). Turning settings into those objects is the composition
+root's job (`iep_collab.composition`), above the core.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import Protocol
 
 import structlog
 from starlette.applications import Starlette
@@ -20,14 +18,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from collab_server.access import (
-    AccessAuthenticator,
-    AccessStore,
-    CachedMembers,
-    MembershipEnforcer,
-    MemoryAccessStore,
-)
-from collab_server.api import api_routes
 from collab_server.cluster import DocumentOwnership, NodeFanOut
 from collab_server.hooks import Extension, Hooks
 from collab_server.identity import AnonymousAuthenticator, Authenticator
@@ -43,13 +33,6 @@ from collab_server.wire import ExposeServerSend
 log = structlog.get_logger("collab.app")
 
 READY_TIMEOUT_SECONDS = 2.0
-
-
-if TYPE_CHECKING:
-    from collab_server.auth import TokenVerifier
-    from integrations import NotificationService
-    from integrations.contracts import NotificationStore
-    from persistence.postgres import PostgresStore
 
 
 class Service(Protocol):
@@ -169,107 +152,3 @@ def create_app(
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(ExposeServerSend)])
     app.state.collab = server
     return app
-
-
-def build_app(settings: Settings) -> Starlette:
-    """The composition root: settings -> store, extensions, authenticator -> app."""
-    from collab_server.web import WebConfig, web_routes
-    from persistence import store_from_settings
-
-    store = store_from_settings(settings)
-    editor = web_routes(WebConfig.from_settings(settings))
-    access = CachedMembers(access_store_for(store), settings.membership_recheck_seconds)
-    authenticator = AccessAuthenticator(access, token_verifier(settings))
-    enforcer = (
-        None
-        if authenticator.development_mode
-        else MembershipEnforcer(access, settings.membership_recheck_seconds)
-    )
-    notifications = notification_service_for(settings, store, access, authenticator)
-    app = create_app(
-        settings,
-        store=store,
-        extensions=[*([enforcer] if enforcer else []), notifications.extension],
-        authenticator=authenticator,
-        extra_routes=[
-            *editor,
-            *api_routes(authenticator, access, enforcer),
-            *notifications.routes(),
-        ],
-        services=[notifications],
-    )
-    if enforcer is not None:
-        enforcer.attach(app.state.collab.registry)
-    return app
-
-
-def notification_service_for(
-    settings: Settings,
-    store: DocumentStore,
-    access: AccessStore,
-    authenticator: AccessAuthenticator,
-) -> NotificationService:
-    """Parents' digests: the change observer, outbox, channels and webhook (integrations/)."""
-    from integrations import NotificationService, config_from_settings
-    from integrations.access import AccessCallers, AccessDirectory
-    from integrations.contracts import SystemClock
-
-    notification_store = notification_store_for(store)
-    clock = SystemClock()
-    return NotificationService(
-        config_from_settings(settings),
-        notification_store,
-        AccessDirectory(access, notification_store, clock),
-        store.updates_since,
-        AccessCallers(authenticator),
-        clock=clock,
-    )
-
-
-def token_verifier(settings: Settings) -> TokenVerifier | None:
-    """None in development mode; PyJWT and cryptography (~9 MB) load only when needed."""
-    if not settings.auth_configured:
-        return None
-    from collab_server.auth import verifier_from_settings
-
-    return verifier_from_settings(settings)
-
-
-def _postgres_store(store: DocumentStore) -> PostgresStore | None:
-    # A PostgresStore exists only if its module was imported: asyncpg never loads for nothing.
-    module = sys.modules.get("persistence.postgres")
-    if module is not None and isinstance(store, module.PostgresStore):
-        return cast("PostgresStore", store)
-    return None
-
-
-def notification_store_for(store: DocumentStore) -> NotificationStore:
-    """Outbox, digest windows and webhook inbox live beside the documents, in the same database."""
-    from persistence.sqlite import SQLiteStore
-    from persistence.sqlite_notifications import SQLiteNotificationStore
-
-    if isinstance(store, SQLiteStore):
-        return SQLiteNotificationStore(store)
-    postgres = _postgres_store(store)
-    if postgres is not None:
-        from persistence.postgres_notifications import PostgresNotificationStore
-
-        return PostgresNotificationStore(postgres)
-    # memory:// keeps no tables; notifications need SQL state, so a private in-memory SQLite.
-    return SQLiteNotificationStore(SQLiteStore(":memory:"), owns_store=True)
-
-
-def access_store_for(store: DocumentStore) -> AccessStore:
-    """Members and people live beside the documents, in the same database."""
-    from persistence.sqlite import SQLiteStore
-
-    if isinstance(store, SQLiteStore):
-        from persistence.sqlite_access import SQLiteAccessStore
-
-        return SQLiteAccessStore(store)
-    postgres = _postgres_store(store)
-    if postgres is not None:
-        from persistence.postgres_access import PostgresAccessStore
-
-        return PostgresAccessStore(postgres)
-    return MemoryAccessStore()

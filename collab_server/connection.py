@@ -15,9 +15,9 @@ from typing import Protocol
 
 import structlog
 
+from collab_server.frames import FrameTransport, frame_binary
 from collab_server.identity import ConnectionOrigin, Identity
 from collab_server.protocol import CloseCode
-from collab_server.wire import FrameTransport, frame_binary
 
 log = structlog.get_logger("collab.connection")
 

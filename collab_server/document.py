@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from pycrdt import Doc, merge_updates
+from pycrdt import Doc, create_awareness_message, create_sync_message, merge_updates
 
 from collab_server.connection import Connection
 from collab_server.errors import ProtocolError
+from collab_server.frames import frame_binary
 from collab_server.identity import Origin
 from collab_server.protocol import (
     AuthMessage,
@@ -37,13 +38,11 @@ from collab_server.protocol import (
     SyncStep,
     decode_awareness_update,
     decode_message,
-    encode_awareness,
     encode_awareness_update,
     encode_permission_denied,
-    encode_sync,
+    encode_sync_step2,
 )
 from collab_server.store import StoredDocument
-from collab_server.wire import frame_binary
 
 log = structlog.get_logger("collab.document")
 
@@ -206,9 +205,9 @@ class LiveDocument:
     async def join(self, connection: Connection) -> None:
         self.connections.add(connection)
         self._connections_by_id[connection.id] = connection
-        connection.send(encode_sync(SyncStep.STEP1, self.doc.get_state()))
+        connection.send(create_sync_message(self.doc))
         if self._awareness:
-            connection.send(encode_awareness(self._encode_awareness(list(self._awareness))))
+            connection.send(create_awareness_message(self._encode_awareness(list(self._awareness))))
 
     def leave(self, connection: Connection) -> AwarenessChange | None:
         """Remove a connection and broadcast the removal of the awareness clients it owned."""
@@ -225,7 +224,7 @@ class LiveDocument:
             AwarenessEntry(client_id, self._awareness.pop(client_id).clock, "null")
             for client_id in owned
         ]
-        self.broadcast(encode_awareness(encode_awareness_update(removals)))
+        self.broadcast(create_awareness_message(encode_awareness_update(removals)))
         return AwarenessChange((), (), tuple(owned))
 
     def receive(self, connection: Connection, frame: bytes) -> AwarenessChange | None:
@@ -238,7 +237,9 @@ class LiveDocument:
             return self._receive_awareness(connection, message.update)
         if isinstance(message, QueryAwarenessMessage):
             if self._awareness:
-                connection.send(encode_awareness(self._encode_awareness(list(self._awareness))))
+                connection.send(
+                    create_awareness_message(self._encode_awareness(list(self._awareness)))
+                )
             return None
         if isinstance(message, AuthMessage):
             raise ProtocolError("clients may not send auth messages")
@@ -257,7 +258,7 @@ class LiveDocument:
             # The diff holds only what is applied now; it goes out once all of that is stored,
             # so a joiner never sees an update a crash could lose. Later updates reach it by
             # broadcast, which waits for the store too.
-            reply = encode_sync(SyncStep.STEP2, diff)
+            reply = encode_sync_step2(diff)
             self.when_durable(lambda: connection.send(reply))
             return
         update = message.payload
@@ -299,7 +300,7 @@ class LiveDocument:
             return None
         # Echo to everyone, the sender included: y-websocket drops a link that hears nothing.
         forward = update if len(accepted) == len(entries) else encode_awareness_update(accepted)
-        self.broadcast(encode_awareness(forward))
+        self.broadcast(create_awareness_message(forward))
         return AwarenessChange(tuple(added), tuple(updated), tuple(removed))
 
     def _encode_awareness(self, client_ids: list[int]) -> bytes:
@@ -309,6 +310,3 @@ class LiveDocument:
                 for cid in client_ids
             ]
         )
-
-    def awareness_states(self) -> dict[int, str]:
-        return {cid: slot.state_json for cid, slot in self._awareness.items()}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
 from pycrdt import Doc
@@ -116,9 +116,6 @@ class Extension:
         return None
 
 
-P = TypeVar("P")
-
-
 class Hooks:
     """Runs the extensions' hooks; the only caller of extension code in the server."""
 
@@ -137,9 +134,6 @@ class Hooks:
 
     async def on_load(self, payload: LoadPayload) -> None:
         await self._run("on_load", payload, may_veto=True)
-
-    async def on_change(self, payload: ChangePayload) -> None:
-        await self._run("on_change", payload)
 
     async def on_changes(self, payloads: Sequence[ChangePayload]) -> None:
         """`on_change` for each of one commit's changes, in order."""

@@ -70,13 +70,31 @@ class Credentials:
     display_name: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The verified user behind an HTTP API request."""
+
+    user_id: str
+    is_admin: bool = False
+
+
+class CallerAuthenticator(Protocol):
+    """Turns the credentials of an HTTP request into its caller; raises `Rejected` (401)."""
+
+    async def caller(self, credentials: Credentials) -> Caller: ...
+
+
 class Authenticator(Protocol):
     """Turns the credentials of a connection or request into an Identity for a document.
 
-    Raises `Rejected` (close 4401 / 4403 or HTTP 401 / 403) to refuse.
+    Raises `Rejected` (close 4401 / 4403 or HTTP 401 / 403) to refuse. `opening` is True when
+    the caller is about to open the document (a socket); False for a question about it (the
+    access API), which must never create anything.
     """
 
-    async def authenticate(self, credentials: Credentials, document: str) -> Identity: ...
+    async def authenticate(
+        self, credentials: Credentials, document: str, *, opening: bool = True
+    ) -> Identity: ...
 
 
 DEV_USER_PREFIX = "dev:"
@@ -94,5 +112,7 @@ def anonymous_identity(display_name: str | None) -> Identity:
 class AnonymousAuthenticator:
     """Development mode: everybody may edit every document."""
 
-    async def authenticate(self, credentials: Credentials, document: str) -> Identity:
+    async def authenticate(
+        self, credentials: Credentials, document: str, *, opening: bool = True
+    ) -> Identity:
         return anonymous_identity(credentials.display_name)

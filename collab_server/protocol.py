@@ -5,8 +5,9 @@ Frames are `varuint(message type)` then a type-specific body (lib0 encoding):
   AWARENESS       varbytes(awareness update)
   AUTH            varuint(0 = permission denied) varstring(reason)
   QUERY_AWARENESS (empty)
-Decoding is strict: a truncated varint, a length past the end, trailing bytes or an unknown
-type raise ProtocolError, so the caller closes that one connection.
+Encoders pycrdt provides (updates, step 1, awareness frames, varuints) are used from pycrdt;
+the rest are here. Decoding is strict: a truncated varint, a length past the end, trailing
+bytes or an unknown type raise ProtocolError, so the caller closes that one connection.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, NamedTuple
+from typing import NamedTuple
+
+from pycrdt import write_var_uint
 
 from collab_server.errors import ProtocolError
 
@@ -134,15 +137,6 @@ class _Reader:
             raise ProtocolError("trailing bytes after message")
 
 
-def write_varuint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def decode_message(frame: bytes) -> Message:
     # Most frames are sync messages with a payload under 128 bytes (one-byte length): typing.
     if len(frame) >= 3 and frame[0] == 0 and frame[1] < 3 and frame[2] < 0x80:
@@ -195,28 +189,20 @@ def decode_awareness_update(update: bytes) -> list[AwarenessEntry]:
 
 
 def encode_awareness_update(entries: list[AwarenessEntry]) -> bytes:
-    parts = [write_varuint(len(entries))]
+    parts = [write_var_uint(len(entries))]
     for entry in entries:
         state = entry.state_json.encode("utf-8")
-        parts += [write_varuint(entry.client_id), write_varuint(entry.clock)]
-        parts += [write_varuint(len(state)), state]
+        parts += [write_var_uint(entry.client_id), write_var_uint(entry.clock)]
+        parts += [write_var_uint(len(state)), state]
     return b"".join(parts)
 
 
-def encode_sync(step: SyncStep, payload: bytes) -> bytes:
-    return b"".join((bytes((MessageType.SYNC, step)), write_varuint(len(payload)), payload))
-
-
-def encode_awareness(update: bytes) -> bytes:
-    return b"".join((bytes((MessageType.AWARENESS,)), write_varuint(len(update)), update))
+def encode_sync_step2(diff: bytes) -> bytes:
+    """Sync step 2 carrying `diff` (pycrdt computes its own step 2 only inside a handshake)."""
+    return b"".join((bytes((MessageType.SYNC, SyncStep.STEP2)), write_var_uint(len(diff)), diff))
 
 
 def encode_permission_denied(reason: str) -> bytes:
     text = reason.encode("utf-8")
     head = bytes((MessageType.AUTH, AuthMessageType.PERMISSION_DENIED))
-    return b"".join((head, write_varuint(len(text)), text))
-
-
-def awareness_state(entry: AwarenessEntry) -> dict[str, Any] | None:
-    state: dict[str, Any] | None = json.loads(entry.state_json)
-    return state
+    return b"".join((head, write_var_uint(len(text)), text))

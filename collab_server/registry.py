@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
+from pycrdt import create_update_message
 
 from collab_server.cluster import DocumentOwnership, NodeFanOut, SingleNode
 from collab_server.connection import Connection
@@ -36,7 +37,7 @@ from collab_server.hooks import (
 )
 from collab_server.identity import ConnectionOrigin, Origin, PeerNodeOrigin
 from collab_server.metrics import Metrics
-from collab_server.protocol import CloseCode, SyncStep, encode_sync
+from collab_server.protocol import CloseCode
 from collab_server.store import DocumentStore, ImmediateAppend, UpdateRecord
 
 log = structlog.get_logger("collab.registry")
@@ -225,7 +226,7 @@ class Registry:
     def _on_update(self, live: LiveDocument, update: bytes, origin: Origin) -> None:
         if isinstance(origin, PeerNodeOrigin):
             # Stored by the node that owns the document before it was published.
-            sent = live.broadcast(encode_sync(SyncStep.UPDATE, update))
+            sent = live.broadcast(create_update_message(update))
             self.metrics.updates_out.inc(sent)
             return
         live.last_seq += 1
@@ -307,7 +308,7 @@ class Registry:
             exclude = None
             if isinstance(item.origin, ConnectionOrigin):
                 exclude = live.connection_by_id(item.origin.connection_id)
-            delivered += live.broadcast(encode_sync(SyncStep.UPDATE, record.update), exclude)
+            delivered += live.broadcast(create_update_message(record.update), exclude)
             self.fanout.publish_update(live.name, record.update)
             if wants_changes:
                 changes.append(

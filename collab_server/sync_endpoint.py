@@ -16,10 +16,11 @@ from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocket
 
 from collab_server.connection import Connection
+from collab_server.credentials import request_credentials
 from collab_server.document import LiveDocument
 from collab_server.errors import InvalidDocumentName, ProtocolError, Rejected
 from collab_server.hooks import ConnectPayload, Hooks
-from collab_server.identity import Authenticator, Credentials
+from collab_server.identity import Authenticator
 from collab_server.limits import ConnectionCap, ConnectionRate, RateLimits
 from collab_server.metrics import Metrics
 from collab_server.names import validate_document_name
@@ -46,21 +47,6 @@ class SyncLimits:
     max_message_bytes: int
     send_backlog_bytes: int
     rates: RateLimits = field(default_factory=RateLimits)
-
-
-def request_credentials(websocket: WebSocket) -> Credentials:
-    # `?name=` only matters to the development-mode authenticator; verified users get
-    # their name from our people records or their token.
-    return Credentials(request_token(websocket), websocket.query_params.get("name") or None)
-
-
-def request_token(websocket: WebSocket) -> str | None:
-    token = websocket.query_params.get("token")
-    if token:
-        return token
-    header = websocket.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    return value.strip() or None if scheme.lower() == "bearer" else None
 
 
 async def refuse(websocket: WebSocket, code: int, reason: str) -> None:

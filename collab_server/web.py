@@ -17,7 +17,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from collab_server.api.http import request_credentials
+from collab_server.credentials import request_credentials
 from collab_server.errors import InvalidDocumentName, Rejected
 from collab_server.identity import Authenticator
 from collab_server.names import validate_document_name
@@ -81,7 +81,9 @@ class EditorPages:
             return JSONResponse({"error": str(exc)}, status_code=400)
         authenticator: Authenticator = request.app.state.collab.authenticator
         try:
-            identity = await authenticator.authenticate(request_credentials(request), name)
+            identity = await authenticator.authenticate(
+                request_credentials(request), name, opening=False
+            )
         except Rejected as exc:
             status = _HTTP_STATUS.get(exc.code, 403)
             return JSONResponse({"error": exc.reason}, status_code=status)

@@ -30,14 +30,15 @@ keeps every rule of the protocol; reading resumes here once its parser is betwee
 from __future__ import annotations
 
 import asyncio
-import struct
 from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 from websockets.streams import StreamReader
+
+from collab_server.frames import FIN_BINARY, FrameTransport
 
 try:
     from websockets.speedups import apply_mask
@@ -45,29 +46,8 @@ except ImportError:  # a build without websockets' C extension
     from websockets.utils import apply_mask
 
 _SERVER_SEND = "collab.server_send"
-_FIN_BINARY = 0x82
 _MASKED = 0x80
 _AT_EOF_CODE = StreamReader.at_eof.__code__
-
-
-class FrameTransport(Protocol):
-    def write(self, data: bytes) -> None: ...
-
-    def is_closing(self) -> bool: ...
-
-    def get_write_buffer_size(self) -> int: ...
-
-
-def frame_binary(payload: bytes) -> bytes:
-    """One unmasked, final, binary WebSocket frame (RFC 6455 section 5.2)."""
-    length = len(payload)
-    if length < 126:
-        header = bytes((_FIN_BINARY, length))
-    elif length < 1 << 16:
-        header = struct.pack("!BBH", _FIN_BINARY, 126, length)
-    else:
-        header = struct.pack("!BBQ", _FIN_BINARY, 127, length)
-    return header + payload
 
 
 class ExposeServerSend:
@@ -150,7 +130,7 @@ class DirectReceiveProtocol(WebSocketsSansIOProtocol):
         max_size = self.conn.max_size
         offset, end = 0, len(data)
         while end - offset >= 6:
-            if data[offset] != _FIN_BINARY:  # RSV bits set, control, text, continuation
+            if data[offset] != FIN_BINARY:  # RSV bits set, control, text, continuation
                 break
             length = data[offset + 1] ^ _MASKED  # a clear mask bit leaves it over 127
             header = 6

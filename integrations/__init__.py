@@ -1,31 +1,6 @@
-"""Integrations attached to the core through `collab_server.hooks`: the IEP change observer,
-parents' digests and their delivery channels (WhatsApp, email, in-app), and the WhatsApp
-webhook. `NotificationService` assembles them; the composition root builds it from settings."""
+"""Integrations attached to the core through `collab_server.hooks`: parents' digests and their
+delivery channels (WhatsApp, email, in-app), the WhatsApp webhook and people records.
 
-from integrations.contracts import (
-    Caller,
-    CallerAuthenticator,
-    Channel,
-    NotificationStore,
-    Person,
-    RecipientDirectory,
-)
-from integrations.notifications import (
-    DigestExtension,
-    NotificationConfig,
-    NotificationService,
-    config_from_settings,
-)
-
-__all__ = [
-    "Caller",
-    "CallerAuthenticator",
-    "Channel",
-    "DigestExtension",
-    "NotificationConfig",
-    "NotificationService",
-    "NotificationStore",
-    "Person",
-    "RecipientDirectory",
-    "config_from_settings",
-]
+Import from the modules (`integrations.notifications.NotificationService`, ...): this package
+imports nothing, so a store that implements `integrations.contracts` loads nothing else.
+"""

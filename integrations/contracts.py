@@ -53,6 +53,20 @@ class Person:
         return tuple(usable)
 
 
+class PeopleStore(Protocol):
+    """People records (implemented in `persistence/`, beside the documents).
+
+    `whatsapp_opted_out` is not stored here: the notification store keeps it.
+    """
+
+    async def person(self, user_id: str) -> Person | None: ...
+
+    async def put_person(self, person: Person) -> None: ...
+
+    async def person_by_phone(self, phone: str) -> Person | None:
+        """The person with this E.164 number; if several share it, the most recently updated."""
+
+
 class RecipientDirectory(Protocol):
     """People and document membership, as the access store knows them."""
 
@@ -172,8 +186,6 @@ class NotificationStore(Protocol):
     async def aclose(self) -> None: ...
 
     # -- digest windows
-    async def save_window(self, window: DigestWindow) -> None: ...
-
     async def windows(self) -> list[DigestWindow]: ...
 
     async def save_windows(
@@ -275,21 +287,6 @@ class ChannelSender(Protocol):
     async def send(self, entry: OutboxEntry, person: Person) -> SendOutcome: ...
 
     async def aclose(self) -> None: ...
-
-
-# -- HTTP callers -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    user_id: str
-    is_admin: bool = False
-
-
-class CallerAuthenticator(Protocol):
-    """Turns a bearer token into the calling user; raises `collab_server.errors.Rejected`."""
-
-    async def caller(self, token: str | None) -> Caller: ...
 
 
 class Notifier(Protocol):

@@ -17,10 +17,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from collab_server.credentials import request_credentials
 from collab_server.errors import Rejected
+from collab_server.identity import Caller, CallerAuthenticator
+from collab_server.protocol import CloseCode
 from integrations.contracts import (
-    Caller,
-    CallerAuthenticator,
     Channel,
     Clock,
     InAppNotification,
@@ -137,18 +138,11 @@ class InAppNotifier:
             await self.broadcaster.aclose()
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip() or None
-    return None
-
-
 async def _authenticate(authenticator: CallerAuthenticator, request: Request) -> Caller | Response:
     try:
-        return await authenticator.caller(_bearer(request))
+        return await authenticator.caller(request_credentials(request))
     except Rejected as exc:
-        status = 403 if exc.code == 4403 else 401
+        status = 403 if exc.code == CloseCode.FORBIDDEN else 401
         return JSONResponse({"error": exc.reason}, status_code=status)
 
 

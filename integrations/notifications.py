@@ -19,10 +19,9 @@ from pydantic import SecretStr
 from starlette.routing import BaseRoute
 
 from collab_server.hooks import ChangePayload, Extension, LoadPayload, UnloadPayload
-from collab_server.settings import Settings
+from collab_server.identity import CallerAuthenticator
 from collab_server.store import UpdateRecord
 from integrations.contracts import (
-    CallerAuthenticator,
     Channel,
     ChannelSender,
     Clock,
@@ -35,6 +34,7 @@ from integrations.email import EmailSender, SmtpConfig
 from integrations.iep import ChangeSet, DocumentWatch
 from integrations.inapp import InAppNotifier, SupabaseBroadcaster, notification_routes
 from integrations.outbox import Outbox, OutboxPolicy
+from integrations.settings import NotificationSettings
 from integrations.webhook import WhatsAppWebhook
 from integrations.whatsapp import WhatsAppConfig, WhatsAppSender
 
@@ -345,15 +345,23 @@ class NotificationService:
 
 
 def config_from_settings(
-    settings: Settings, *, poll_interval_seconds: float | None = 1.0
+    settings: NotificationSettings,
+    *,
+    supabase_url: str | None = None,
+    supabase_service_key: str | None = None,
+    poll_interval_seconds: float | None = 1.0,
 ) -> NotificationConfig:
-    """Settings -> NotificationConfig; channels without configuration stay off."""
+    """NotificationSettings -> NotificationConfig; channels without configuration stay off.
+
+    The Supabase project (its URL and service key) is the core's configuration: in-app
+    notifications are also broadcast on its Realtime when both are given.
+    """
 
     def secret(value: SecretStr | None) -> str | None:
         return value.get_secret_value() if value is not None else None
 
     whatsapp = None
-    if settings.whatsapp_configured and settings.whatsapp_access_token is not None:
+    if settings.whatsapp_access_token is not None:
         whatsapp = WhatsAppConfig(
             api_url=settings.whatsapp_api_url,
             access_token=settings.whatsapp_access_token.get_secret_value(),
@@ -365,7 +373,7 @@ def config_from_settings(
         digest=DigestPolicy(
             debounce_seconds=settings.digest_debounce_seconds,
             max_wait_seconds=settings.digest_max_wait_seconds,
-            quiet_hours=QuietHours.parse(settings.quiet_hours),
+            quiet_hours=QuietHours.parse(settings.quiet_hours_spec),
             public_url=settings.public_url,
         ),
         outbox=OutboxPolicy(rate_per_second=settings.whatsapp_rate_per_second),
@@ -373,7 +381,7 @@ def config_from_settings(
         whatsapp_app_secret=secret(settings.whatsapp_app_secret),
         whatsapp_verify_token=secret(settings.whatsapp_verify_token),
         smtp=SmtpConfig.from_url(smtp_url, settings.email_from or "") if smtp_url else None,
-        supabase_url=settings.supabase_url,
-        supabase_service_key=secret(settings.supabase_service_key),
+        supabase_url=supabase_url,
+        supabase_service_key=supabase_service_key,
         poll_interval_seconds=poll_interval_seconds,
     )

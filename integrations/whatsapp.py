@@ -33,7 +33,6 @@ from integrations.contracts import (
 
 log = structlog.get_logger("collab.integrations.whatsapp")
 
-GRAPH_API_URL = "https://graph.facebook.com/v21.0"
 CUSTOMER_SERVICE_WINDOW_SECONDS = 24 * 3600
 RETRYABLE_CODES = frozenset({130429, 131056, 4, 80007, 1, 2, 131000, 131016})
 WINDOW_CLOSED_CODE = 131047

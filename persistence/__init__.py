@@ -1,9 +1,24 @@
-"""Document stores, chosen by the scheme of DATABASE_URL; backends are imported lazily."""
+"""Stores, chosen by the scheme of DATABASE_URL; backends are imported lazily.
+
+The document store is chosen from settings; members, people and the notifications' state live
+beside the documents, in the same database, so their stores are built from the document store.
+`memory://` keeps documents and members in memory, and people and notifications in a private
+in-memory SQLite (they need SQL state).
+"""
 
 from __future__ import annotations
 
+import sys
+from typing import TYPE_CHECKING, cast
+
 from collab_server.settings import Settings
 from collab_server.store import DocumentStore
+
+if TYPE_CHECKING:
+    from collab_server.access import AccessStore
+    from integrations.contracts import NotificationStore, PeopleStore
+    from persistence.postgres import PostgresStore
+    from persistence.sqlite import SQLiteStore
 
 
 def store_from_settings(settings: Settings) -> DocumentStore:
@@ -27,4 +42,77 @@ def store_from_settings(settings: Settings) -> DocumentStore:
     return MemoryStore()
 
 
-__all__ = ["store_from_settings"]
+def _sqlite(store: DocumentStore) -> SQLiteStore | None:
+    # Each backend is looked up only if its module was imported: no driver loads for nothing.
+    module = sys.modules.get("persistence.sqlite")
+    if module is not None and isinstance(store, module.SQLiteStore):
+        return cast("SQLiteStore", store)
+    return None
+
+
+def _postgres(store: DocumentStore) -> PostgresStore | None:
+    module = sys.modules.get("persistence.postgres")
+    if module is not None and isinstance(store, module.PostgresStore):
+        return cast("PostgresStore", store)
+    return None
+
+
+def access_store_for(store: DocumentStore) -> AccessStore:
+    sqlite = _sqlite(store)
+    if sqlite is not None:
+        from persistence.sqlite_access import SQLiteAccessStore
+
+        return SQLiteAccessStore(sqlite)
+    postgres = _postgres(store)
+    if postgres is not None:
+        from persistence.postgres_access import PostgresAccessStore
+
+        return PostgresAccessStore(postgres)
+    from collab_server.access import MemoryAccessStore
+
+    return MemoryAccessStore()
+
+
+class SideTables:
+    """Where people and notifications live for one document store.
+
+    For `memory://` that is a private in-memory SQLite, opened by the notification store
+    (started before any request) and shared with the people store.
+    """
+
+    def __init__(self, store: DocumentStore) -> None:
+        self.store = store
+        self._private: SQLiteStore | None = None
+
+    def _sqlite(self) -> SQLiteStore | None:
+        sqlite = _sqlite(self.store)
+        if sqlite is not None or _postgres(self.store) is not None:
+            return sqlite
+        if self._private is None:
+            from persistence.sqlite import SQLiteStore
+
+            self._private = SQLiteStore(":memory:")
+        return self._private
+
+    def people(self) -> PeopleStore:
+        sqlite = self._sqlite()
+        if sqlite is not None:
+            from persistence.sqlite_people import SQLitePeopleStore
+
+            return SQLitePeopleStore(sqlite)
+        from persistence.postgres_people import PostgresPeopleStore
+
+        return PostgresPeopleStore(cast("PostgresStore", _postgres(self.store)))
+
+    def notifications(self) -> NotificationStore:
+        from persistence.sqlite_notifications import SQLiteNotificationStore
+
+        sqlite = self._sqlite()
+        if sqlite is not None:
+            return SQLiteNotificationStore(sqlite, owns_store=sqlite is self._private)
+        from persistence.postgres_notifications import PostgresNotificationStore
+
+        return PostgresNotificationStore(cast("PostgresStore", _postgres(self.store)))
+
+
+__all__ = ["SideTables", "access_store_for", "store_from_settings"]

@@ -1,4 +1,4 @@
-"""Members and people in the documents' Postgres schema (tables from 002_access.sql).
+"""Members in the documents' Postgres schema (tables from 002_access.sql).
 
 It borrows the PostgresStore's pool; every statement is a single round trip, so it works
 behind Supabase's transaction-mode pooler as well.
@@ -10,14 +10,11 @@ from collections.abc import Collection
 
 import asyncpg
 
-from collab_server.access import Channels, DocumentAccess, Language, Member, Person
+from collab_server.access import DocumentAccess, Member
 from collab_server.identity import Role
 from persistence.postgres import PostgresStore
 
 _MEMBER_COLUMNS = "document, user_id, role, digest"
-_PERSON_COLUMNS = (
-    "user_id, name, phone, email, language, timezone, notify_whatsapp, notify_email, notify_in_app"
-)
 
 
 class PostgresAccessStore:
@@ -55,20 +52,6 @@ class PostgresAccessStore:
             f"SELECT m.document AS name, m.role, d.updated_at FROM {s}.members AS m "
             f"LEFT JOIN {s}.documents AS d ON d.name = m.document "
             "WHERE m.user_id = $1 ORDER BY m.document"
-        )
-        self._sql_person = f"SELECT {_PERSON_COLUMNS} FROM {s}.people WHERE user_id = $1"
-        # A shared number belongs to whoever was updated last (ties: the larger user id).
-        self._sql_person_by_phone = (
-            f"SELECT {_PERSON_COLUMNS} FROM {s}.people WHERE phone = $1 "
-            "ORDER BY updated_at DESC, user_id DESC LIMIT 1"
-        )
-        self._sql_put_person = (
-            f"INSERT INTO {s}.people ({_PERSON_COLUMNS}) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (user_id) DO UPDATE SET "
-            "name = excluded.name, phone = excluded.phone, email = excluded.email, "
-            "language = excluded.language, timezone = excluded.timezone, "
-            "notify_whatsapp = excluded.notify_whatsapp, notify_email = excluded.notify_email, "
-            "notify_in_app = excluded.notify_in_app, updated_at = now()"
         )
 
     async def member(self, document: str, user_id: str) -> Member | None:
@@ -122,44 +105,6 @@ class PostgresAccessStore:
             for r in rows
         ]
 
-    async def person(self, user_id: str) -> Person | None:
-        async with self._store.pool.acquire() as conn:
-            row = await conn.fetchrow(self._sql_person, user_id)
-        return _person(row) if row else None
-
-    async def person_by_phone(self, phone: str) -> Person | None:
-        async with self._store.pool.acquire() as conn:
-            row = await conn.fetchrow(self._sql_person_by_phone, phone)
-        return _person(row) if row else None
-
-    async def put_person(self, person: Person) -> None:
-        channels = person.channels
-        async with self._store.pool.acquire() as conn:
-            await conn.execute(
-                self._sql_put_person,
-                person.user_id,
-                person.name,
-                person.phone,
-                person.email,
-                person.language.value,
-                person.timezone,
-                channels.whatsapp,
-                channels.email,
-                channels.in_app,
-            )
-
 
 def _member(row: asyncpg.Record) -> Member:
     return Member(row["document"], row["user_id"], Role(row["role"]), row["digest"])
-
-
-def _person(row: asyncpg.Record) -> Person:
-    return Person(
-        user_id=row["user_id"],
-        name=row["name"],
-        phone=row["phone"],
-        email=row["email"],
-        language=Language(row["language"]),
-        timezone=row["timezone"],
-        channels=Channels(row["notify_whatsapp"], row["notify_email"], row["notify_in_app"]),
-    )

@@ -53,9 +53,6 @@ class PostgresNotificationStore:
             "through_seq = greatest(w.through_seq, excluded.through_seq)"
         )
 
-    async def save_window(self, window: DigestWindow) -> None:
-        await self._status(self._save_window_sql(), *window_row(window))
-
     async def save_windows(
         self, document: str, through_seq: int, windows: Sequence[DigestWindow]
     ) -> None:

@@ -1,4 +1,4 @@
-"""Members and people in the SQLite file of the documents (tables from 002_access.sql).
+"""Members in the SQLite file of the documents (tables from 002_access.sql).
 
 It shares the SQLiteStore's one connection, so its writes take turns with group commits.
 """
@@ -9,13 +9,9 @@ import time
 from collections.abc import Collection
 from typing import Any
 
-from collab_server.access import Channels, DocumentAccess, Language, Member, Person
+from collab_server.access import DocumentAccess, Member
 from collab_server.identity import Role
 from persistence.sqlite import SQLiteStore
-
-_PERSON_COLUMNS = (
-    "user_id, name, phone, email, language, timezone, notify_whatsapp, notify_email, notify_in_app"
-)
 
 
 class SQLiteAccessStore:
@@ -110,60 +106,6 @@ class SQLiteAccessStore:
         rows = await self._store.fetch_all(sql, params)  # reads the log: drains its journal
         return [DocumentAccess(r[0], Role(r[1]), r[2]) for r in rows]
 
-    async def person(self, user_id: str) -> Person | None:
-        async with self._store.db.execute(
-            f"SELECT {_PERSON_COLUMNS} FROM people WHERE user_id = ?", (user_id,)
-        ) as cursor:
-            row = await cursor.fetchone()
-        return _person(row) if row else None
-
-    async def person_by_phone(self, phone: str) -> Person | None:
-        # A shared number belongs to whoever was updated last (ties: the larger user id).
-        async with self._store.db.execute(
-            f"SELECT {_PERSON_COLUMNS} FROM people WHERE phone = ? "
-            "ORDER BY updated_at DESC, user_id DESC LIMIT 1",
-            (phone,),
-        ) as cursor:
-            row = await cursor.fetchone()
-        return _person(row) if row else None
-
-    async def put_person(self, person: Person) -> None:
-        channels = person.channels
-        async with self._store.transaction() as db:
-            await db.execute(
-                f"INSERT INTO people ({_PERSON_COLUMNS}, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
-                "name = excluded.name, phone = excluded.phone, email = excluded.email, "
-                "language = excluded.language, timezone = excluded.timezone, "
-                "notify_whatsapp = excluded.notify_whatsapp, "
-                "notify_email = excluded.notify_email, notify_in_app = excluded.notify_in_app, "
-                "updated_at = excluded.updated_at",
-                (
-                    person.user_id,
-                    person.name,
-                    person.phone,
-                    person.email,
-                    person.language.value,
-                    person.timezone,
-                    int(channels.whatsapp),
-                    int(channels.email),
-                    int(channels.in_app),
-                    time.time(),
-                ),
-            )
-
 
 def _member(row: Any) -> Member:
     return Member(row[0], row[1], Role(row[2]), bool(row[3]))
-
-
-def _person(row: Any) -> Person:
-    return Person(
-        user_id=row[0],
-        name=row[1],
-        phone=row[2],
-        email=row[3],
-        language=Language(row[4]),
-        timezone=row[5],
-        channels=Channels(bool(row[6]), bool(row[7]), bool(row[8])),
-    )

@@ -137,10 +137,6 @@ class SQLiteNotificationStore:
 
     # -- digest windows
 
-    async def save_window(self, window: DigestWindow) -> None:
-        async with self._store.transaction() as db:
-            await db.execute(SAVE_WINDOW, window_row(window))
-
     async def save_windows(
         self, document: str, through_seq: int, windows: Sequence[DigestWindow]
     ) -> None:

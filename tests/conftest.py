@@ -5,12 +5,16 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from collab_server.settings import Settings, load_settings
 from collab_server.store import DocumentStore
+from iep_collab.composition import build_app
 from persistence import store_from_settings
 from tests.support import postgres
+from tests.support.servers import serve_in_process
+from tests.support.tokens import FakeSupabase, auth_settings, fake_supabase
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +45,22 @@ async def store(store_settings: Settings) -> AsyncIterator[DocumentStore]:
     await opened.open()
     yield opened
     await opened.aclose()
+
+
+@pytest.fixture
+def supabase() -> Iterator[FakeSupabase]:
+    """A loopback Supabase: JWKS endpoint and token factory."""
+    with fake_supabase() as running:
+        yield running
+
+
+@pytest.fixture
+async def http(
+    store_settings: Settings, supabase: FakeSupabase
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for the full app (`build_app`) signed in against `supabase`."""
+    async with (
+        serve_in_process(build_app(auth_settings(store_settings, supabase))) as server,
+        httpx.AsyncClient(base_url=server.http) as client,
+    ):
+        yield client

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from collab_server.access import AccessAuthenticator, AccessStore, MembershipEnforcer
-from collab_server.api import documents, members, people
+from collab_server.api import documents, members
 
 
 def api_routes(
@@ -16,7 +16,6 @@ def api_routes(
     return [
         *documents.routes(authenticator, access),
         *members.routes(authenticator, access, enforcer),
-        *people.routes(authenticator, access),
     ]
 
 

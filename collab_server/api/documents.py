@@ -9,7 +9,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from collab_server.access import AccessAuthenticator, AccessStore
-from collab_server.api.http import json_errors, request_credentials
+from collab_server.api.http import json_errors
+from collab_server.credentials import request_credentials
 
 
 def _iso(epoch: float | None) -> str | None:

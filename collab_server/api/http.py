@@ -15,7 +15,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from collab_server.errors import Rejected
-from collab_server.identity import Credentials
 from collab_server.protocol import CloseCode
 
 log = structlog.get_logger("collab.api")
@@ -37,16 +36,6 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.problems = problems
-
-
-def request_credentials(request: Request) -> Credentials:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    token = value.strip() if scheme.lower() == "bearer" else ""
-    return Credentials(
-        token or request.query_params.get("token") or None,
-        request.query_params.get("name") or None,
-    )
 
 
 async def json_body(request: Request) -> Any:

@@ -15,14 +15,14 @@ from starlette.routing import Route
 from collab_server.access import (
     AccessAuthenticator,
     AccessStore,
-    Caller,
     Member,
     MembershipEnforcer,
     NotAMember,
 )
-from collab_server.api.http import ApiError, json_body, json_errors, request_credentials
+from collab_server.api.http import ApiError, json_body, json_errors
+from collab_server.credentials import request_credentials
 from collab_server.errors import InvalidDocumentName
-from collab_server.identity import Role
+from collab_server.identity import Caller, Role
 from collab_server.names import validate_document_name
 
 _MAX_USER_ID = 255

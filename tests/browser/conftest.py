@@ -19,9 +19,9 @@ import uvicorn
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 from starlette.applications import Starlette
 
-from collab_server.app import build_app
-from collab_server.cli import server_config
+from collab_server.serving import server_config
 from collab_server.settings import Settings
+from iep_collab.composition import build_app
 from tests.support.servers import ROOT, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")

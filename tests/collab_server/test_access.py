@@ -12,11 +12,11 @@ import websockets
 from pycrdt import Text
 
 from collab_server.access import CachedMembers, Member, MemoryAccessStore
-from collab_server.app import access_store_for, build_app
 from collab_server.identity import Role
 from collab_server.protocol import CloseCode
 from collab_server.settings import Settings
-from persistence import store_from_settings
+from iep_collab.composition import build_app
+from persistence import access_store_for, store_from_settings
 from tests.support.servers import InProcessServer, serve_in_process
 from tests.support.tokens import FakeSupabase, auth_settings, bearer
 from tests.support.yclient import YClient, connect
@@ -114,6 +114,34 @@ async def test_non_members_are_refused_and_an_admin_creates_a_document_by_openin
     async with httpx.AsyncClient(base_url=server.http) as http:
         members = await http.get("/api/documents/iep/new/members", headers=bearer(admin))
     assert members.json()["members"] == [{"user_id": "admin-1", "role": "owner", "digest": False}]
+
+
+async def test_asking_about_a_document_never_creates_it(
+    server: InProcessServer, supabase: FakeSupabase
+) -> None:
+    admin = bearer(supabase.admin_token("admin-1"))
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        asked = await http.get("/api/access/iep/only-asked", headers=admin)
+        assert asked.json() == {"role": "owner", "canWrite": True}
+        listed = await http.get("/api/documents", headers=admin)
+        members = await http.get("/api/documents/iep/only-asked/members", headers=admin)
+    assert "iep/only-asked" not in [d["name"] for d in listed.json()["documents"]]
+    assert members.json()["members"] == []
+
+
+async def test_a_token_in_the_header_wins_over_the_query_on_the_socket_and_the_api(
+    server: InProcessServer, supabase: FakeSupabase
+) -> None:
+    await put_member(server, supabase, "iep/both", THERAPIST, "editor")
+    member, stranger = supabase.token(THERAPIST), supabase.token("stranger")
+    header = {"Authorization": f"Bearer {member}"}
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        answer = await http.get(f"/api/access/iep/both?token={stranger}", headers=header)
+    assert answer.status_code == 200
+    async with connect(
+        server.ws("iep/both") + f"?token={stranger}", additional_headers=header
+    ) as client:
+        assert client.synced.is_set()  # the stranger's token alone would be refused (403)
 
 
 async def test_revoking_a_live_editor_through_the_api_closes_it_at_once(

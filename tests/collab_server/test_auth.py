@@ -13,11 +13,11 @@ import pytest
 import structlog
 import websockets
 
-from collab_server.app import build_app
 from collab_server.auth import JWKSCache, TokenVerifier, Unauthenticated
-from collab_server.cli import development_mode_refusal
 from collab_server.protocol import CloseCode
 from collab_server.settings import Settings
+from iep_collab.cli import development_mode_refusal
+from iep_collab.composition import build_app
 from tests.support.servers import ROOT, serve_in_process
 from tests.support.tokens import (
     HS256_SECRET,
@@ -250,7 +250,7 @@ def test_the_server_refuses_anonymous_editing_on_a_public_address() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "COLLAB_ALLOW"))}
     env["DATABASE_URL"] = "memory://"
     done = subprocess.run(
-        [sys.executable, "-m", "collab_server", "--host", "0.0.0.0", "--port", "0"],
+        [sys.executable, "-m", "iep_collab", "--host", "0.0.0.0", "--port", "0"],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 _PROBE = """
 import sys
-from collab_server.app import build_app
+from iep_collab.composition import build_app
 from collab_server.settings import load_settings
 build_app(load_settings({{}}, database_url="sqlite:///{path}"))
 print(",".join(m for m in ("asyncpg", "jwt", "cryptography") if m in sys.modules))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pycrdt import create_awareness_message, write_var_uint
 
 from collab_server.errors import ProtocolError
 from collab_server.protocol import (
@@ -14,18 +15,16 @@ from collab_server.protocol import (
     SyncStep,
     decode_awareness_update,
     decode_message,
-    encode_awareness,
     encode_awareness_update,
     encode_permission_denied,
-    encode_sync,
-    write_varuint,
 )
+from tests.support.frames import sync_frame
 
 
 @pytest.mark.parametrize("value", [0, 1, 127, 128, 300, 2**32, 2**53 - 1])
 def test_varuint_round_trips_through_a_sync_frame(value: int) -> None:
-    payload = write_varuint(value)
-    message = decode_message(encode_sync(SyncStep.STEP1, payload))
+    payload = write_var_uint(value)
+    message = decode_message(sync_frame(SyncStep.STEP1, payload))
     assert message == SyncMessage(SyncStep.STEP1, payload)
 
 
@@ -33,17 +32,17 @@ def test_varuint_round_trips_through_a_sync_frame(value: int) -> None:
 @pytest.mark.parametrize("step", list(SyncStep))
 def test_sync_payloads_of_every_length_round_trip(step: SyncStep, size: int) -> None:
     payload = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
-    assert decode_message(encode_sync(step, payload)) == SyncMessage(step, payload)
+    assert decode_message(sync_frame(step, payload)) == SyncMessage(step, payload)
     with pytest.raises(ProtocolError):
-        decode_message(encode_sync(step, payload) + b"\x00")
+        decode_message(sync_frame(step, payload) + b"\x00")
     if size:
         with pytest.raises(ProtocolError):
-            decode_message(encode_sync(step, payload)[:-1])
+            decode_message(sync_frame(step, payload)[:-1])
 
 
 def test_awareness_frames_round_trip_with_unicode_state() -> None:
     entries = [AwarenessEntry(7, 3, '{"user":{"name":"أ. هدى"}}'), AwarenessEntry(9, 1, "null")]
-    frame = encode_awareness(encode_awareness_update(entries))
+    frame = create_awareness_message(encode_awareness_update(entries))
     message = decode_message(frame)
     assert isinstance(message, AwarenessMessage)
     assert decode_awareness_update(message.update) == entries

@@ -35,7 +35,7 @@ def test_bad_values_name_the_variable(environ: dict[str, str], variable: str) ->
 
 def test_the_server_refuses_to_start_with_bad_config(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "collab_server", "--port", "0"],
+        [sys.executable, "-m", "iep_collab", "--port", "0"],
         env={"DATABASE_URL": "mysql://nope", "PATH": "/usr/bin:/bin"},
         cwd=tmp_path,
         capture_output=True,

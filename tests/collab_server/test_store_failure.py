@@ -10,9 +10,10 @@ import httpx
 from pycrdt import Text
 
 from collab_server.app import create_app
-from collab_server.protocol import SyncStep, encode_sync
+from collab_server.protocol import SyncStep
 from collab_server.settings import load_settings
 from persistence import store_from_settings
+from tests.support.frames import sync_frame
 from tests.support.servers import serve_in_process
 from tests.support.yclient import connect
 
@@ -45,7 +46,7 @@ async def test_edits_survive_a_store_outage_and_reach_peers_only_once_stored(
             # Nobody but the author has seen it while it is not stored, not even a joiner:
             # its sync step 2 waits for the store.
             async with connect(server.ws("iep/outage"), sync=False) as joiner:
-                await joiner.ws.send(encode_sync(SyncStep.STEP1, joiner.doc.get_state()))
+                await joiner.ws.send(sync_frame(SyncStep.STEP1, joiner.doc.get_state()))
                 # Its own later frame comes back (awareness is echoed): step 1 was handled.
                 await joiner.set_awareness(4242, 1, "{}")
                 await joiner.wait_for(lambda: 4242 in joiner.awareness)

@@ -10,10 +10,11 @@ import websockets
 from pycrdt import Array, Doc, Map, Text
 
 from collab_server.app import create_app
-from collab_server.protocol import CloseCode, MessageType, SyncStep, encode_sync
+from collab_server.protocol import CloseCode, MessageType, SyncStep
 from collab_server.settings import Settings
 from persistence import store_from_settings
 from tests.collab_server.conftest import ServerFactory
+from tests.support.frames import sync_frame
 from tests.support.servers import InProcessServer, serve_in_process
 from tests.support.yclient import connect
 
@@ -130,9 +131,9 @@ async def test_joiner_sees_presence_and_it_leaves_when_the_socket_closes(
     ("frame", "code"),
     [
         (b"\x00\x02\xff", CloseCode.INVALID_PAYLOAD),  # truncated varint
-        (encode_sync(SyncStep.UPDATE, b"\x01\x02garbage"), CloseCode.INVALID_PAYLOAD),
-        (encode_sync(SyncStep.UPDATE, b""), CloseCode.INVALID_PAYLOAD),  # an empty update
-        (encode_sync(SyncStep.STEP2, b"\x00\x05\x01"), CloseCode.INVALID_PAYLOAD),  # bad deletes
+        (sync_frame(SyncStep.UPDATE, b"\x01\x02garbage"), CloseCode.INVALID_PAYLOAD),
+        (sync_frame(SyncStep.UPDATE, b""), CloseCode.INVALID_PAYLOAD),  # an empty update
+        (sync_frame(SyncStep.STEP2, b"\x00\x05\x01"), CloseCode.INVALID_PAYLOAD),  # bad deletes
         (b"\x07", CloseCode.INVALID_PAYLOAD),  # unknown message type
         (bytes([MessageType.AWARENESS, 3, 1, 1, 9]), CloseCode.INVALID_PAYLOAD),
         ("text frame", CloseCode.UNSUPPORTED_DATA),
@@ -156,7 +157,7 @@ async def test_an_update_sent_in_fragments_is_applied_once_whole(server: InProce
     url = server.ws("iep/fragments")
     source = Doc()
     notes(source).insert(0, "in three fragments")
-    frame = encode_sync(SyncStep.UPDATE, source.get_update())
+    frame = sync_frame(SyncStep.UPDATE, source.get_update())
     async with connect(url) as writer, connect(url) as reader:
         await writer.ws.send([frame[:2], frame[2:7], frame[7:]])  # a fragmented message
         await reader.wait_for(lambda: str(notes(reader.doc)) == "in three fragments")
@@ -164,7 +165,7 @@ async def test_an_update_sent_in_fragments_is_applied_once_whole(server: InProce
 
 async def test_frame_over_the_limit_is_refused_with_1009(start_server: ServerFactory) -> None:
     async with start_server(max_message_bytes=2048) as server, connect(server.ws("big")) as c:
-        await c.send_raw(encode_sync(SyncStep.UPDATE, b"\x00" * 4096))
+        await c.send_raw(sync_frame(SyncStep.UPDATE, b"\x00" * 4096))
         assert await c.closed() == CloseCode.MESSAGE_TOO_BIG
 
 

@@ -10,9 +10,9 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from collab_server.app import build_app
 from collab_server.settings import Settings, load_settings
 from collab_server.web import ASSETS_DIR
+from iep_collab.composition import build_app
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE_FILES = ("app.js", "app.css", "index.html")

@@ -12,7 +12,8 @@ import struct
 from pycrdt import Doc, Text
 from websockets.frames import CloseCode as RFC6455Close
 
-from collab_server.protocol import CloseCode, SyncStep, encode_sync
+from collab_server.protocol import CloseCode, SyncStep
+from tests.support.frames import sync_frame
 from tests.support.servers import InProcessServer
 from tests.support.yclient import YClient, connect
 
@@ -46,7 +47,7 @@ def typed_updates(*insertions: str) -> tuple[list[bytes], str]:
     doc = Doc()
     text = doc.get("notes", type=Text)
     messages: list[bytes] = []
-    doc.observe(lambda event: messages.append(encode_sync(SyncStep.UPDATE, event.update)))
+    doc.observe(lambda event: messages.append(sync_frame(SyncStep.UPDATE, event.update)))
     for insertion in insertions:
         text += insertion
     return messages, str(text)

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from collab_server.app import create_app, notification_store_for
+from collab_server.app import create_app
 from collab_server.settings import Settings
 from collab_server.store import DocumentStore
 from integrations.contracts import Channel, Language, Person
@@ -25,7 +25,7 @@ from integrations.email import SmtpConfig
 from integrations.notifications import NotificationConfig, NotificationService
 from integrations.outbox import OutboxPolicy
 from integrations.whatsapp import WhatsAppConfig
-from persistence import store_from_settings
+from persistence import SideTables, store_from_settings
 from tests.integrations.fakes import (
     FakeGraphApi,
     ManualClock,
@@ -105,7 +105,7 @@ class Harness:
         users = TokenUsers({p.user_id: p.name for p in self.directory.people.values()})
         service = NotificationService(
             self.config(**digest),
-            notification_store_for(store),
+            SideTables(store).notifications(),
             self.directory,
             store.updates_since,
             users,
@@ -187,7 +187,7 @@ def whatsapp_environment(database: Path, graph_url: str, **overrides: str) -> di
         "WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN,
         "WHATSAPP_DIGEST_TEMPLATE": "iep_digest",
         "COLLAB_DIGEST_DEBOUNCE_SECONDS": "0",
-        "COLLAB_QUIET_HOURS": "",
+        "COLLAB_QUIET_HOURS": "off",
         **overrides,
     }
 

@@ -19,8 +19,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from collab_server.errors import Rejected
-from collab_server.identity import Identity, Role
-from integrations.contracts import Caller, Person
+from collab_server.identity import Caller, Credentials, Identity, Role
+from integrations.contracts import Person
 from tests.support.servers import free_port, serve_in_process
 
 # HTTP status Meta uses for each scripted error code (Cloud API error reference).
@@ -235,14 +235,17 @@ class TokenUsers:
     def __init__(self, names: dict[str, str]) -> None:
         self.names = names
 
-    async def authenticate(self, credentials: Any, document: str) -> Identity:
+    async def authenticate(
+        self, credentials: Any, document: str, *, opening: bool = True
+    ) -> Identity:
         token = getattr(credentials, "token", credentials)
         if not isinstance(token, str) or ":" not in token:
             raise Rejected(4401, "no token")
         _, user_id = token.split(":", 1)
         return Identity(user_id, self.names.get(user_id, user_id), Role.EDITOR)
 
-    async def caller(self, token: str | None) -> Caller:
+    async def caller(self, credentials: Credentials) -> Caller:
+        token = credentials.token
         if not token or ":" not in token:
             raise Rejected(4401, "no token")
         kind, user_id = token.split(":", 1)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 
-from collab_server.app import build_app
-from collab_server.settings import load_settings
+from iep_collab.composition import build_app
+from iep_collab.config import load_config
 from tests.integrations.conftest import eventually, inbound_text, sign, whatsapp_environment
 from tests.integrations.edits import add_item, create_sections
 from tests.integrations.fakes import graph_api, wait_until
@@ -37,13 +37,13 @@ HUDA = {
 
 async def test_build_app_sends_a_digest_and_honours_stop(tmp_path: Path) -> None:
     async with graph_api() as graph:
-        settings = load_settings(
+        config = load_config(
             whatsapp_environment(
                 tmp_path / "collab.db", graph.url, COLLAB_PUBLIC_URL="https://iep.example.test"
             )
         )
         async with (
-            serve_in_process(build_app(settings)) as server,
+            serve_in_process(build_app(config.server, config.notifications)) as server,
             httpx.AsyncClient(base_url=server.http) as http,
         ):
             person = await http.put("/api/people/p-layla", json=LAYLA)
@@ -81,11 +81,13 @@ async def test_a_parent_who_never_had_a_digest_can_reply_and_send_stop(tmp_path:
     """Replies are matched to people by their stored number, not by who was sent a digest."""
     with fake_supabase() as supabase:
         async with graph_api() as graph:
-            base = load_settings(whatsapp_environment(tmp_path / "collab.db", graph.url))
+            config = load_config(whatsapp_environment(tmp_path / "collab.db", graph.url))
             admin = bearer(supabase.admin_token("admin-1"))
             huda_token = supabase.token("t-huda")
             async with (
-                serve_in_process(build_app(auth_settings(base, supabase))) as server,
+                serve_in_process(
+                    build_app(auth_settings(config.server, supabase), config.notifications)
+                ) as server,
                 httpx.AsyncClient(base_url=server.http) as http,
             ):
                 for user_id, record, membership in (

@@ -8,11 +8,11 @@ import datetime as dt
 import pytest
 
 from collab_server.errors import ConfigError
-from collab_server.settings import load_settings
 from integrations.contracts import Language
 from integrations.digest import Digest, QuietHours, SectionDigest, flatten, plural, render
 from integrations.iep import Section
 from integrations.notifications import config_from_settings
+from integrations.settings import load_notification_settings
 
 
 @pytest.mark.parametrize(
@@ -73,17 +73,17 @@ def test_quiet_hours_span_midnight_in_the_persons_time_zone() -> None:
 
 def test_partial_whatsapp_configuration_names_what_is_missing() -> None:
     with pytest.raises(ConfigError) as error:
-        load_settings({"WHATSAPP_ACCESS_TOKEN": "t", "WHATSAPP_PHONE_NUMBER_ID": "1"})
+        load_notification_settings({"WHATSAPP_ACCESS_TOKEN": "t", "WHATSAPP_PHONE_NUMBER_ID": "1"})
     message = str(error.value)
     for name in ("WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_DIGEST_TEMPLATE"):
         assert name in message
     assert "WHATSAPP_PHONE_NUMBER_ID," not in message
     with pytest.raises(ConfigError, match="EMAIL_FROM"):
-        load_settings({"SMTP_URL": "smtp://mail.test:25"})
+        load_notification_settings({"SMTP_URL": "smtp://mail.test:25"})
 
 
-def test_settings_become_channels_and_an_empty_quiet_hours_disables_them() -> None:
-    settings = load_settings(
+def test_settings_become_channels_and_quiet_hours_off_disables_them() -> None:
+    settings = load_notification_settings(
         {
             "WHATSAPP_ACCESS_TOKEN": "t",
             "WHATSAPP_PHONE_NUMBER_ID": "1",
@@ -92,7 +92,7 @@ def test_settings_become_channels_and_an_empty_quiet_hours_disables_them() -> No
             "WHATSAPP_DIGEST_TEMPLATE": "iep_digest",
             "SMTP_URL": "smtp://user:p%40ss@mail.test:2525",
             "EMAIL_FROM": "iep@example.test",
-            "COLLAB_QUIET_HOURS": "",
+            "COLLAB_QUIET_HOURS": "off",
             "COLLAB_DIGEST_DEBOUNCE_SECONDS": "60",
         }
     )

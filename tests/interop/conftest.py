@@ -21,7 +21,7 @@ LONE_CLIENT_TEST = "test_lone_client_stays_connected"
 
 @dataclass
 class Servers:
-    """Starts `python -m collab_server` children on one store; stops them at teardown."""
+    """Starts `python -m iep_collab` children on one store; stops them at teardown."""
 
     cwd: Path
     store_env: dict[str, str]

@@ -1,4 +1,4 @@
-"""The AccessStore contract (members, people), run against SQLite and the real PostgreSQL."""
+"""The AccessStore contract (members), run against SQLite and the real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,19 +6,11 @@ import time
 
 import pytest
 
-from collab_server.access import (
-    AccessStore,
-    Channels,
-    Language,
-    Member,
-    MemoryAccessStore,
-    Person,
-)
-from collab_server.app import access_store_for
+from collab_server.access import AccessStore, Member
 from collab_server.identity import Role
 from collab_server.settings import Settings
 from collab_server.store import DocumentStore, UpdateRecord
-from persistence import store_from_settings
+from persistence import access_store_for, store_from_settings
 
 
 @pytest.fixture
@@ -77,53 +69,6 @@ async def test_documents_for_a_user_and_for_admins(
     everything = await access.documents_for(None)
     assert [d.name for d in everything] == ["iep/a", "iep/b", "iep/c", "iep/orphan"]
     assert await access.documents_for("nobody") == []
-
-
-async def test_people_records_round_trip_and_replace(access: AccessStore) -> None:
-    huda = Person(
-        user_id="u1",
-        name="هدى",
-        phone="+971501234567",
-        email="huda@example.org",
-        language=Language.ARABIC,
-        timezone="Asia/Dubai",
-        channels=Channels(whatsapp=True, email=False, in_app=True),
-    )
-    assert await access.person("u1") is None
-    await access.put_person(huda)
-    assert await access.person("u1") == huda
-    moved = Person("u1", "Huda", None, "huda@example.org", Language.ENGLISH, "Europe/London")
-    await access.put_person(moved)
-    assert await access.person("u1") == moved
-
-
-async def test_people_are_found_by_phone_and_a_shared_number_goes_to_the_latest_update(
-    access: AccessStore,
-) -> None:
-    await people_found_by_phone(access)
-
-
-async def test_the_in_process_store_finds_people_by_phone_the_same_way() -> None:
-    await people_found_by_phone(MemoryAccessStore())
-
-
-async def people_found_by_phone(access: AccessStore) -> None:
-    mother = Person("p-mother", "ليلى", "+966500000001", None, Language.ARABIC)
-    father = Person("p-father", "Khalid", "+966500000001", None)
-    other = Person("p-other", "John", "+447700900002", None)
-    assert await access.person_by_phone("+966500000001") is None
-    await access.put_person(mother)
-    await access.put_person(other)
-    assert await access.person_by_phone("+966500000001") == mother
-    assert await access.person_by_phone("+447700900002") == other
-    await access.put_person(father)
-    assert await access.person_by_phone("+966500000001") == father
-    renamed = Person("p-mother", "Layla", "+966500000001", None, Language.ARABIC)
-    await access.put_person(renamed)
-    assert await access.person_by_phone("+966500000001") == renamed
-    await access.put_person(Person("p-other", "John", None, "john@example.org"))
-    assert await access.person_by_phone("+447700900002") is None
-    assert await access.person_by_phone("966500000001") is None  # stored numbers are E.164
 
 
 async def test_access_tables_survive_a_restart(store_settings: Settings) -> None:

@@ -18,7 +18,7 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 
-from collab_server.cli import server_config
+from collab_server.serving import server_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,7 +75,7 @@ async def serve_in_process(
 
 @dataclass
 class ServerProcess:
-    """`python -m collab_server` in a child process, for restart, SIGTERM and SIGKILL tests."""
+    """`python -m iep_collab` in a child process, for restart, SIGTERM and SIGKILL tests."""
 
     env: Mapping[str, str]
     cwd: Path
@@ -95,7 +95,7 @@ class ServerProcess:
         self.log_path = self.cwd / f"server-{self.port}.log"
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "collab_server", "--port", str(self.port), *extra_args],
+            [sys.executable, "-m", "iep_collab", "--port", str(self.port), *extra_args],
             cwd=self.cwd,
             env=env,
             stdout=log,

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import websockets
-from pycrdt import Doc
+from pycrdt import Doc, create_awareness_message
 
 from collab_server.protocol import (
     AuthMessage,
@@ -18,10 +18,9 @@ from collab_server.protocol import (
     SyncStep,
     decode_awareness_update,
     decode_message,
-    encode_awareness,
     encode_awareness_update,
-    encode_sync,
 )
+from tests.support.frames import sync_frame
 
 
 class YClient:
@@ -44,7 +43,7 @@ class YClient:
         if self._applying_remote:
             return
         update = event.update
-        asyncio.get_running_loop().create_task(self._send(encode_sync(SyncStep.UPDATE, update)))
+        asyncio.get_running_loop().create_task(self._send(sync_frame(SyncStep.UPDATE, update)))
 
     async def _send(self, frame: bytes) -> None:
         with contextlib.suppress(websockets.ConnectionClosed):
@@ -76,7 +75,7 @@ class YClient:
             if isinstance(message, SyncMessage):
                 if message.step is SyncStep.STEP1:
                     await self._send(
-                        encode_sync(SyncStep.STEP2, self.doc.get_update(message.payload))
+                        sync_frame(SyncStep.STEP2, self.doc.get_update(message.payload))
                     )
                 else:
                     self._applying_remote = True
@@ -98,12 +97,12 @@ class YClient:
                 self._changed.notify_all()
 
     async def sync(self, timeout: float = 5.0) -> None:
-        await self.ws.send(encode_sync(SyncStep.STEP1, self.doc.get_state()))
+        await self.ws.send(sync_frame(SyncStep.STEP1, self.doc.get_state()))
         await asyncio.wait_for(self.synced.wait(), timeout)
 
     async def set_awareness(self, client_id: int, clock: int, state: str) -> None:
         update = encode_awareness_update([AwarenessEntry(client_id, clock, state)])
-        await self.ws.send(encode_awareness(update))
+        await self.ws.send(create_awareness_message(update))
 
     async def wait_for(self, predicate: Any, timeout: float = 5.0) -> None:
         async def check() -> None:
@@ -121,8 +120,14 @@ class YClient:
 
 
 @contextlib.asynccontextmanager
-async def connect(url: str, doc: Doc | None = None, *, sync: bool = True) -> AsyncIterator[YClient]:
-    async with websockets.connect(url, max_size=None) as ws:
+async def connect(
+    url: str,
+    doc: Doc | None = None,
+    *,
+    sync: bool = True,
+    additional_headers: dict[str, str] | None = None,
+) -> AsyncIterator[YClient]:
+    async with websockets.connect(url, max_size=None, additional_headers=additional_headers) as ws:
         client = YClient(ws, doc)
         try:
             if sync:

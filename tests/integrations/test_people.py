@@ -6,8 +6,8 @@ from typing import Any
 
 import httpx
 
-from collab_server.app import build_app
 from collab_server.settings import Settings
+from iep_collab.composition import build_app
 from tests.support.servers import serve_in_process
 from tests.support.tokens import FakeSupabase, auth_settings, bearer
 from tests.support.yclient import connect

@@ -1,3 +1,0 @@
-from collab_server.cli import main
-
-main()

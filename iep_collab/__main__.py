@@ -1,0 +1,3 @@
+from iep_collab.cli import main
+
+main()

@@ -1,0 +1,71 @@
+"""Settings of the parents' digests and their channels, from the environment.
+
+WhatsApp and SMTP keep the names Meta's and mail providers' guides use; the rest are
+`COLLAB_` variables like the core's (see `collab_server.settings`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import Field, SecretStr, model_validator
+
+from collab_server.settings import EnvironmentSettings, load_from
+
+DEFAULT_WHATSAPP_API_URL = "https://graph.facebook.com/v21.0"
+QUIET_HOURS_OFF = ("", "off", "none")
+
+
+class NotificationSettings(EnvironmentSettings):
+    whatsapp_api_url: str = Field(DEFAULT_WHATSAPP_API_URL, validation_alias="WHATSAPP_API_URL")
+    whatsapp_access_token: SecretStr | None = Field(None, validation_alias="WHATSAPP_ACCESS_TOKEN")
+    whatsapp_phone_number_id: str | None = Field(None, validation_alias="WHATSAPP_PHONE_NUMBER_ID")
+    whatsapp_app_secret: SecretStr | None = Field(None, validation_alias="WHATSAPP_APP_SECRET")
+    whatsapp_verify_token: SecretStr | None = Field(None, validation_alias="WHATSAPP_VERIFY_TOKEN")
+    whatsapp_digest_template: str | None = Field(None, validation_alias="WHATSAPP_DIGEST_TEMPLATE")
+    whatsapp_rate_per_second: float = Field(80.0, gt=0)
+    smtp_url: SecretStr | None = Field(None, validation_alias="SMTP_URL")
+    email_from: str | None = Field(None, validation_alias="EMAIL_FROM")
+    public_url: str = "http://127.0.0.1:8000"
+    digest_debounce_seconds: float = Field(600.0, ge=0)
+    digest_max_wait_seconds: float = Field(3600.0, gt=0)
+    # `off` disables quiet hours.
+    quiet_hours: str = Field(
+        "21:00-08:00", pattern=r"^(|off|none|\s*\d{1,2}:\d{2}\s*-\s*\d{1,2}:\d{2}\s*)$"
+    )
+
+    @model_validator(mode="after")
+    def _channels_complete(self) -> NotificationSettings:
+        whatsapp = {
+            "WHATSAPP_ACCESS_TOKEN": self.whatsapp_access_token,
+            "WHATSAPP_PHONE_NUMBER_ID": self.whatsapp_phone_number_id,
+            "WHATSAPP_APP_SECRET": self.whatsapp_app_secret,
+            "WHATSAPP_VERIFY_TOKEN": self.whatsapp_verify_token,
+            "WHATSAPP_DIGEST_TEMPLATE": self.whatsapp_digest_template,
+        }
+        if any(whatsapp.values()):
+            missing = [name for name, value in whatsapp.items() if not value]
+            if missing:
+                raise ValueError("WhatsApp is partly configured; also set " + ", ".join(missing))
+        if self.smtp_url is not None:
+            if not self.smtp_url.get_secret_value().startswith(("smtp://", "smtps://")):
+                raise ValueError("SMTP_URL must look like smtp://user:pass@host:port")
+            if not self.email_from:
+                raise ValueError("SMTP_URL is set; also set EMAIL_FROM")
+        return self
+
+    @property
+    def whatsapp_configured(self) -> bool:
+        return self.whatsapp_access_token is not None
+
+    @property
+    def quiet_hours_spec(self) -> str:
+        """The quiet hours, or "" when they are off."""
+        return "" if self.quiet_hours.strip().lower() in QUIET_HOURS_OFF else self.quiet_hours
+
+
+def load_notification_settings(
+    environ: Mapping[str, str] | None = None, **overrides: Any
+) -> NotificationSettings:
+    return load_from(NotificationSettings, environ, overrides)
