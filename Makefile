@@ -28,6 +28,9 @@ bench/node_modules/.installed: bench/package.json bench/package-lock.json
 	touch $@
 
 PY_SOURCES := collab_server persistence integrations iep_collab tests bench
+# Every test that reads frames from a socket, run again without the fast receive path.
+SOCKET_TESTS := tests/collab_server/test_sync.py tests/collab_server/test_wire.py \
+	tests/collab_server/test_store_failure.py tests/interop
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(PY_SOURCES)
@@ -49,6 +52,7 @@ test: $(STAMP) node-deps
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/pytest
+	COLLAB_FAST_RECEIVE=false $(BIN)/pytest -q $(SOCKET_TESTS)
 
 bench: $(STAMP) node-deps
 	$(BIN)/python -m bench.run

@@ -94,6 +94,20 @@ async def find_transport(scope: Scope) -> FrameTransport | None:
 MessageHandler = Callable[[bytes | str], None]
 
 
+# websockets 16 renamed the parser's size fields; these read either major.
+def _message_size(conn: Any) -> int | None:
+    """Bytes of a fragmented message received so far; None between messages."""
+    size: int | None = conn.current_size if hasattr(conn, "current_size") else conn.cur_size
+    return size
+
+
+def _max_message_size(conn: Any) -> int | None:
+    limit: int | None = (
+        conn.max_message_size if hasattr(conn, "max_message_size") else conn.max_size
+    )
+    return limit
+
+
 class DirectReceiveProtocol(WebSocketsSansIOProtocol):
     """uvicorn's sans-I/O WebSocket protocol that can hand messages to a handler in place.
 
@@ -116,7 +130,7 @@ class DirectReceiveProtocol(WebSocketsSansIOProtocol):
     def _parser_idle(self) -> bool:
         """True when websockets' parser holds no bytes and waits for the next frame's header."""
         conn = self.conn
-        if conn.state is not State.OPEN or conn.cur_size is not None or conn.reader.buffer:
+        if conn.state is not State.OPEN or _message_size(conn) is not None or conn.reader.buffer:
             return False
         # Its buffer is also empty in the middle of a frame whose start it has consumed: the
         # innermost generator says where it waits (`at_eof` only between frames).
@@ -127,7 +141,7 @@ class DirectReceiveProtocol(WebSocketsSansIOProtocol):
 
     def _receive_whole_frames(self, data: bytes, handler: MessageHandler) -> bytes:
         """Handle the leading frames this class reads itself; return the rest for websockets."""
-        max_size = self.conn.max_size
+        max_size = _max_message_size(self.conn)
         offset, end = 0, len(data)
         while end - offset >= 6:
             if data[offset] != FIN_BINARY:  # RSV bits set, control, text, continuation

@@ -21,6 +21,10 @@ from starlette.applications import Starlette
 from collab_server.serving import server_config
 
 ROOT = Path(__file__).resolve().parents[2]
+# `make test` runs the socket tests a second time with the fast receive path off; child
+# processes read the same variable through their settings.
+FAST_RECEIVE = os.environ.get("COLLAB_FAST_RECEIVE", "true").lower() not in ("0", "false", "no")
+PLAIN_WS_PROTOCOL = "websockets-sansio"
 
 
 def free_port() -> int:
@@ -59,6 +63,8 @@ async def serve_in_process(
     )
     if ws_protocol is not None:
         config.ws = ws_protocol
+    elif not FAST_RECEIVE:
+        config.ws = PLAIN_WS_PROTOCOL
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
