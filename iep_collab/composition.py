@@ -16,7 +16,7 @@ from integrations.contracts import SystemClock
 from integrations.notifications import NotificationService, config_from_settings
 from integrations.people import PeopleNames, people_routes
 from integrations.settings import NotificationSettings, load_notification_settings
-from persistence import SideTables, access_store_for, store_from_settings
+from persistence import SideTables, access_store_for, ownership_for, store_from_settings
 
 if TYPE_CHECKING:
     from collab_server.auth import TokenVerifier
@@ -48,7 +48,7 @@ def build_app(settings: Settings, notifications: NotificationSettings | None = N
         ),
         notification_store,
         AccessDirectory(access, people, notification_store, clock),
-        store.updates_since,
+        store,
         authenticator,
         clock=clock,
     )
@@ -64,6 +64,7 @@ def build_app(settings: Settings, notifications: NotificationSettings | None = N
             *service.routes(),
         ],
         services=[service],
+        ownership=ownership_for(store),
     )
     if enforcer is not None:
         enforcer.attach(app.state.collab.registry)
