@@ -137,7 +137,7 @@ def create_app(
     async def readyz(request: Request) -> Response:
         problems = []
         if not registry.store_healthy:
-            problems.append("store writes are failing")
+            problems.append(f"store writes are failing ({registry.store_error})")
         conflicts = registry.recent_conflicts()
         if conflicts:
             problems.append(f"log conflicts in the last 5 minutes: {conflicts}")

@@ -91,6 +91,7 @@ class Registry:
         self.metrics = metrics
         self.limits = limits
         self.store_healthy = True
+        self.store_error: str | None = None  # why the last append failed, while it fails
         self.closing = False
         self._live: dict[str, LiveDocument] = {}
         self._loading: dict[str, asyncio.Future[None]] = {}
@@ -332,8 +333,8 @@ class Registry:
         except DocumentsFailed as exc:
             self._partly_committed(batch, exc, started)
             return
-        except Exception:
-            self._commit_failed(batch, retry_in=0.0)
+        except Exception as exc:
+            self._commit_failed(batch, exc, retry_in=0.0)
             self._wake_committer.set()  # the committer retries with backoff
             return
         self._committed(batch, started)
@@ -355,8 +356,8 @@ class Registry:
                 delay = 0.05
                 self._partly_committed(batch, exc, started)
                 continue
-            except Exception:
-                self._commit_failed(batch, retry_in=delay)
+            except Exception as exc:
+                self._commit_failed(batch, exc, retry_in=delay)
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, self.limits.store_retry_max_seconds)
                 self._wake_committer.set()
@@ -364,11 +365,12 @@ class Registry:
             delay = 0.05
             self._committed(batch, started)
 
-    def _commit_failed(self, batch: list[_Pending], retry_in: float) -> None:
+    def _commit_failed(self, batch: list[_Pending], exc: Exception, retry_in: float) -> None:
+        self.store_healthy = False
+        self.store_error = f"{type(exc).__name__}: {exc}"[:200]
+        self._pending = batch + self._pending
         self.metrics.store_failures.labels("append").inc()
         log.exception("store_append_failed", updates=len(batch), retry_in=retry_in)
-        self.store_healthy = False
-        self._pending = batch + self._pending
         if not self.writes_admitted:
             # Past the bound, a joiner of these documents would wait with no end in sight.
             for live in {item.live for item in self._pending}:
@@ -407,6 +409,7 @@ class Registry:
         if not self.store_healthy:
             log.info("store_recovered")
         self.store_healthy = True
+        self.store_error = None
         elapsed = time.perf_counter() - started
         self._after_commit(batch)
         # Counted after the broadcast: readers should not wait for our metrics.
@@ -538,6 +541,18 @@ class Registry:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def settle(self) -> None:
+        """Wait for the unloads and compactions under way or already due to finish."""
+        loop = asyncio.get_running_loop()
+        while True:
+            running = [*self._background, *self._compactions.values()]
+            if running:
+                await asyncio.wait(running)
+            elif any(t.when() <= loop.time() for t in self._unload_timers.values()):
+                await asyncio.sleep(0)  # a due timer runs in the loop's next turn
+            else:
+                return
 
     async def flush(self, within_seconds: float = 10.0) -> bool:
         """Wait until every applied update is durable; False if the store did not take them."""
