@@ -16,7 +16,7 @@ class UpdateRecord(NamedTuple):
     """One applied update, as appended to the log.
 
     A named tuple, not a frozen dataclass: one is built per update on the hot path, and a
-    frozen dataclass's `__init__` costs 2.5x as much.
+    frozen dataclass's `__init__` costs more than twice as much.
     """
 
     document: str

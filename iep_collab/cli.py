@@ -19,7 +19,7 @@ from iep_collab.config import load_config
 
 
 def tune_garbage_collector() -> None:
-    """Fewer, cheaper cyclic collections: the joins profile spent ~20 % of CPU in the GC.
+    """Fewer, cheaper cyclic collections: the joins profile spent much of its CPU in the GC.
 
     Everything alive at start (modules, app) is frozen out of collection, and the middle
     generation is collected every million net allocations instead of every 7,000: a server
