@@ -16,7 +16,7 @@ import contextlib
 import functools
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
@@ -131,6 +131,17 @@ class Registry:
             del self._loading[name]
         future.set_result(live)
         return live
+
+    @contextlib.asynccontextmanager
+    async def using(self, name: str) -> AsyncIterator[LiveDocument]:
+        """The live document for work without a socket (taking a version): loaded if needed,
+        and let go after the unload grace if nobody connects meanwhile."""
+        live = await self.acquire(name)
+        try:
+            yield live
+        finally:
+            if not live.connections and self._live.get(name) is live:
+                self._schedule_unload(live)
 
     async def _load(self, name: str) -> LiveDocument:
         await self.ownership.acquire(name)
