@@ -261,7 +261,7 @@ class HistoryReader:
         before = before_seq if before_seq is not None else 2**62
         chosen, exhausted = await self._sessions(document, before, limit)
         if not chosen:
-            return HistoryPage([], None, True)
+            return HistoryPage([], None, await self._whole_log(document))
         low = min(s.first_seq for s in chosen) - 1
         high = max(s.last_seq for s in chosen)
         start_seq, start_state, complete = await self._start(document, low)
@@ -278,7 +278,17 @@ class HistoryReader:
             for s in sorted(chosen, key=lambda s: s.last_seq, reverse=True)
         ]
         next_before = None if exhausted else min(s.last_seq for s in chosen)
-        return HistoryPage(out, next_before, complete and start_seq <= low)
+        complete = complete and start_seq <= low
+        if exhausted:
+            complete = complete and await self._whole_log(document)
+        return HistoryPage(out, next_before, complete)
+
+    async def _whole_log(self, document: str) -> bool:
+        """Whether the store still holds the log from its first entry."""
+        first = await self.records.first_log_seq(document)
+        if first is not None:
+            return first <= 1
+        return (await self.store.load(document)).snapshot_seq == 0
 
     async def _sessions(self, document: str, before: int, limit: int) -> tuple[list[Session], bool]:
         """The `limit` sessions that ended last before `before`, and whether none is older."""

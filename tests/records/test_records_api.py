@@ -44,7 +44,7 @@ async def test_three_editors_history_versions_export_and_what_a_viewer_may_not_d
         await synced_with(huda, lambda d: "20 words" in str(section(d, "notes")))
         await synced_with(omar, lambda d: "20 words" in str(section(d, "notes")))
 
-        history = (await http.get(f"/api/documents/{DOC}/history", headers=team.auth(PARENT)))
+        history = await http.get(f"/api/documents/{DOC}/history", headers=team.auth(PARENT))
         assert history.status_code == 200
         sessions = {s["user_id"]: s for s in history.json()["sessions"]}
         assert set(sessions) == {OWNER, OMAR, SARA}
@@ -157,4 +157,3 @@ def pdffonts(pdf: bytes) -> list[list[str]]:
             )
     lines = done.stdout.decode().splitlines()[2:]
     return [[line.split()[0], line.split()[-5]] for line in lines if line.strip()]
-
