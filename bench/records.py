@@ -34,8 +34,18 @@ from persistence.sqlite import SQLiteStore
 
 DOC = "centre/bench/iep-2026"
 USERS = ("t-huda", "t-omar", "t-sara")
-ASCII_WORDS = "reading fluency target baseline skills goal session".split()
-WORDS = "القراءة بطلاقة reading fluency الهدف target baseline مهارات skills".split()
+ASCII_WORDS = ["reading", "fluency", "target", "baseline", "skills", "goal", "session"]
+WORDS = [
+    "القراءة",
+    "بطلاقة",
+    "reading",
+    "fluency",
+    "الهدف",
+    "target",
+    "baseline",
+    "مهارات",
+    "skills",
+]
 
 
 def build(edits: int, rng: random.Random) -> tuple[list[UpdateRecord], list[int], Doc[Any]]:
@@ -109,8 +119,15 @@ async def run(edits: int) -> dict[str, Any]:
             state = replay.get_update()
             version_bytes += len(state)
             version = Version(
-                uuid.uuid4().hex, DOC, end, "auto", "", VersionKind.AUTO,
-                records[end - 1].user_id, "bench", time.time(),
+                uuid.uuid4().hex,
+                DOC,
+                end,
+                "auto",
+                "",
+                VersionKind.AUTO,
+                records[end - 1].user_id,
+                "bench",
+                time.time(),
                 content_sha256(content_of_state(state)),
             )
             await rows.add_version(version, state)

@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     tune_garbage_collector()
     server.run()
     if not server.started:
-        sys.exit(3)
+        sys.exit(f"collab-server: {app.state.collab.startup_error or 'the server did not start'}")
 
 
 if __name__ == "__main__":

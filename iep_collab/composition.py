@@ -22,7 +22,7 @@ from integrations.people import PeopleNames, people_routes
 from integrations.records_api import RecordsApi
 from integrations.settings import NotificationSettings, load_notification_settings
 from integrations.versions import SessionVersions, VersionService
-from persistence import SideTables, access_store_for, store_from_settings
+from persistence import SideTables, access_store_for, ownership_for, store_from_settings
 
 if TYPE_CHECKING:
     from collab_server.auth import TokenVerifier
@@ -56,7 +56,7 @@ def build_app(settings: Settings, notifications: NotificationSettings | None = N
         ),
         notification_store,
         directory,
-        store.updates_since,
+        store,
         authenticator,
         clock=clock,
     )
@@ -107,6 +107,7 @@ def build_app(settings: Settings, notifications: NotificationSettings | None = N
             *records_api.routes(),
         ],
         services=[service, acknowledgements],
+        ownership=ownership_for(store),
     )
     registry = app.state.collab.registry
     if enforcer is not None:

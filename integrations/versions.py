@@ -19,8 +19,7 @@ from typing import Any
 
 import structlog
 
-from collab_server.hooks import ChangePayload, Extension
-from collab_server.identity import ConnectionOrigin
+from collab_server.hooks import Extension, StorePayload
 from collab_server.registry import Registry
 from integrations.iep_content import content_of_state, content_sha256
 from integrations.record_contracts import RecordStore, Version, VersionKind
@@ -133,16 +132,12 @@ class SessionVersions(Extension):
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def on_change(self, payload: ChangePayload) -> None:
-        origin = payload.origin
-        if not isinstance(origin, ConnectionOrigin) or origin.user_id is None:
-            return
-        self._open.setdefault(payload.document, {})[origin.user_id] = (
-            payload.at,
-            origin.display_name,
-        )
+    async def on_store(self, payload: StorePayload) -> None:
+        # Stored changes only say which entries; who made them is read from the log when the
+        # document has been quiet for the gap (no read per keystroke).
+        self._open.setdefault(payload.document, {})[""] = (self.clock(), "")
         if payload.document not in self._timers:
-            self._arm(payload.document, payload.at + self.gap)
+            self._arm(payload.document, self.clock() + self.gap)
 
     def _arm(self, document: str, due: float) -> None:
         loop = asyncio.get_running_loop()
@@ -166,8 +161,11 @@ class SessionVersions(Extension):
             self._open.pop(document, None)
         if not ended:
             return
-        user_id, _, display_name = max(ended, key=lambda e: e[1])
         try:
+            last = await self.versions.records.log_entries(document, 2**62, 1)
+            if not last or last[0].user_id is None:
+                return
+            user_id, display_name = last[0].user_id, last[0].user_id
             latest = await self.versions.records.latest_version(document)
             seq, _ = await self.versions.current_state(document)
             if latest is not None and latest.seq >= seq:

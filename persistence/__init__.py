@@ -16,6 +16,7 @@ from collab_server.store import DocumentStore
 
 if TYPE_CHECKING:
     from collab_server.access import AccessStore
+    from collab_server.cluster import DocumentOwnership
     from integrations.contracts import NotificationStore, PeopleStore
     from persistence.postgres import PostgresStore
     from persistence.postgres_records import PostgresRecordStore
@@ -75,6 +76,20 @@ def access_store_for(store: DocumentStore) -> AccessStore:
     return MemoryAccessStore()
 
 
+def ownership_for(store: DocumentStore) -> DocumentOwnership | None:
+    """Who may write a document's log across processes: Postgres advisory locks.
+
+    SQLite needs none beyond the database lock its store takes (one process per file);
+    memory is one process by nature.
+    """
+    postgres = _postgres(store)
+    if postgres is None:
+        return None
+    from persistence.postgres_ownership import PostgresOwnership
+
+    return PostgresOwnership(postgres)
+
+
 class SideTables:
     """Where people and notifications live for one document store.
 
@@ -129,4 +144,4 @@ class SideTables:
         return PostgresRecordStore(cast("PostgresStore", _postgres(self.store)))
 
 
-__all__ = ["SideTables", "access_store_for", "store_from_settings"]
+__all__ = ["SideTables", "access_store_for", "ownership_for", "store_from_settings"]

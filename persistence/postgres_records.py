@@ -1,5 +1,5 @@
 """Versions, acknowledgements and the audit trail in the documents' Postgres schema (tables from
-008_records.sql, where a trigger refuses any UPDATE or DELETE of audit events)."""
+009_records.sql, where a trigger refuses any UPDATE or DELETE of audit events)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Versions, acknowledgements and the audit trail in the SQLite file of the documents (tables
-from 008_records.sql). It shares the SQLiteStore's one connection and drains its journal before
+from 009_records.sql). It shares the SQLiteStore's one connection and drains its journal before
 reading the log, so a history never misses an acknowledged update."""
 
 from __future__ import annotations

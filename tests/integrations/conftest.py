@@ -96,6 +96,7 @@ class Harness:
             supabase_service_key="service-role-key" if self.supabase_url else None,
             outbox=OutboxPolicy(rate_per_second=digest.get("rate", 80.0)),
             poll_interval_seconds=None,
+            feed_delay_seconds=0.0,
         )
 
     @contextlib.asynccontextmanager
@@ -107,7 +108,7 @@ class Harness:
             self.config(**digest),
             SideTables(store).notifications(),
             self.directory,
-            store.updates_since,
+            store,
             users,
             clock=self.clock,
             on_alert=self.alerts.append,
