@@ -25,6 +25,7 @@ class ConnectPayload:
     document: str
     connection_id: str
     identity: Identity
+    address: str | None = None  # the client's IP as this server saw it (audit)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ import contextlib
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 
 import structlog
@@ -172,6 +172,16 @@ class Registry:
         live.holders -= 1
         if live.holders == 0 and self._live.get(live.name) is live:
             self._schedule_unload(live)
+
+    @contextlib.asynccontextmanager
+    async def using(self, name: str) -> AsyncIterator[LiveDocument]:
+        """The live document for work without a socket (taking a version): loaded if needed,
+        and let go after the unload grace if nobody connects meanwhile."""
+        live = await self.acquire(name)
+        try:
+            yield live
+        finally:
+            self.release(live)
 
     async def _load(self, name: str) -> LiveDocument:
         await self.ownership.acquire(name)

@@ -94,7 +94,8 @@ class SyncEndpoint:
                 websocket, name, identity, backlog_limit=self.limits.send_backlog_bytes
             )
             try:
-                await self.hooks.on_connect(ConnectPayload(name, connection.id, identity))
+                address = websocket.client.host if websocket.client else None
+                await self.hooks.on_connect(ConnectPayload(name, connection.id, identity, address))
                 live = await self.registry.acquire(name)
             except BaseException:
                 connection.abort()

@@ -111,6 +111,7 @@ class OutboxState(StrEnum):
 class MessageKind(StrEnum):
     DIGEST = "digest"
     CONFIRMATION = "confirmation"  # opt-out / opt-in replies: WhatsApp only, never digests
+    ACKNOWLEDGEMENT = "acknowledgement"  # a version sent to a parent to read, and its reminders
 
 
 @dataclass(frozen=True, slots=True)

@@ -181,6 +181,7 @@ def config_from_settings(
             access_token=settings.whatsapp_access_token.get_secret_value(),
             phone_number_id=settings.whatsapp_phone_number_id or "",
             digest_template=settings.whatsapp_digest_template or "",
+            acknowledgement_template=settings.whatsapp_acknowledgement_template or "",
         )
     smtp_url = secret(settings.smtp_url)
     return NotificationConfig(

@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from collab_server.cluster import DocumentOwnership
     from integrations.contracts import NotificationStore, PeopleStore
     from persistence.postgres import PostgresStore
+    from persistence.postgres_records import PostgresRecordStore
     from persistence.sqlite import SQLiteStore
+    from persistence.sqlite_records import SQLiteRecordStore
 
 
 def store_from_settings(settings: Settings) -> DocumentStore:
@@ -128,6 +130,18 @@ class SideTables:
         from persistence.postgres_notifications import PostgresNotificationStore
 
         return PostgresNotificationStore(cast("PostgresStore", _postgres(self.store)))
+
+    def records(self) -> SQLiteRecordStore | PostgresRecordStore:
+        """Versions, acknowledgements and the audit trail (opened with the notifications' store
+        for `memory://`, with the documents otherwise)."""
+        sqlite = self._sqlite()
+        if sqlite is not None:
+            from persistence.sqlite_records import SQLiteRecordStore
+
+            return SQLiteRecordStore(sqlite)
+        from persistence.postgres_records import PostgresRecordStore
+
+        return PostgresRecordStore(cast("PostgresStore", _postgres(self.store)))
 
 
 __all__ = ["SideTables", "access_store_for", "ownership_for", "store_from_settings"]

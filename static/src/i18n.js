@@ -214,3 +214,8 @@ export function installLanguageSwitch () {
   toggle.addEventListener('click', () => setLanguage(current === 'ar' ? 'en' : 'ar'))
   applyLanguage()
 }
+
+/** More strings, from a feature's own module (`{ en: {...}, ar: {...} }`). */
+export function addStrings (more) {
+  for (const [lang, table] of Object.entries(more)) Object.assign(STRINGS[lang], table)
+}

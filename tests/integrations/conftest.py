@@ -187,6 +187,7 @@ def whatsapp_environment(database: Path, graph_url: str, **overrides: str) -> di
         "WHATSAPP_APP_SECRET": APP_SECRET,
         "WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN,
         "WHATSAPP_DIGEST_TEMPLATE": "iep_digest",
+        "WHATSAPP_ACKNOWLEDGEMENT_TEMPLATE": "iep_acknowledgement",
         "COLLAB_DIGEST_DEBOUNCE_SECONDS": "0",
         "COLLAB_QUIET_HOURS": "off",
         **overrides,
