@@ -98,6 +98,18 @@ class Authenticator(Protocol):
 
 
 DEV_USER_PREFIX = "dev:"
+# The log's `user_id` of a change the server made itself ("server:migration"): never a user's.
+SERVER_USER_PREFIX = "server:"
+
+
+def server_user_id(reason: str) -> str:
+    return SERVER_USER_PREFIX + reason
+
+
+def is_server_change(user_id: str | None) -> bool:
+    return user_id is not None and user_id.startswith(SERVER_USER_PREFIX)
+
+
 _MAX_DEV_NAME = 80
 
 

@@ -42,7 +42,7 @@ from collab_server.hooks import (
     StorePayload,
     UnloadPayload,
 )
-from collab_server.identity import ConnectionOrigin, Origin, PeerNodeOrigin
+from collab_server.identity import ConnectionOrigin, Origin, PeerNodeOrigin, server_user_id
 from collab_server.metrics import Metrics
 from collab_server.protocol import CloseCode
 from collab_server.store import DocumentStore, ImmediateAppend, UpdateRecord
@@ -319,7 +319,11 @@ class Registry:
             self.metrics.updates_out.inc(sent)
             return
         live.last_seq += 1
-        user_id = origin.user_id if isinstance(origin, ConnectionOrigin) else None
+        user_id = (
+            origin.user_id
+            if isinstance(origin, ConnectionOrigin)
+            else server_user_id(origin.reason)
+        )
         record = UpdateRecord(live.name, live.last_seq, update, user_id, time.time())
         self._pending.append(_Pending(live, record, origin))
         self._unstored_bytes += len(update)

@@ -14,7 +14,7 @@ import structlog
 from pycrdt import Doc, merge_updates
 
 from collab_server.hooks import Extension, StorePayload
-from collab_server.identity import ConnectionOrigin, Origin, ServerOrigin
+from collab_server.identity import ConnectionOrigin, Origin, ServerOrigin, is_server_change
 from collab_server.store import DocumentStore, UpdateRecord
 from integrations.contracts import Checkpoint
 from integrations.digest import DigestScheduler
@@ -140,14 +140,20 @@ class DigestFeed(Extension):
             await self.scheduler.record(document, changes, reader.seq, checkpoint)
 
     async def _changes(self, reader: _Reader, records: Sequence[UpdateRecord]) -> list[ChangeSet]:
-        names = await self._names({r.user_id for r in records if r.user_id is not None})
+        names = await self._names(
+            {
+                r.user_id
+                for r in records
+                if r.user_id is not None and not is_server_change(r.user_id)
+            }
+        )
         changes: list[ChangeSet] = []
         started = time.perf_counter()
         for run in _runs(records):
             user_id = run[0].user_id
             origin: Origin = (
                 ConnectionOrigin("log", user_id, names.get(user_id, user_id))
-                if user_id is not None
+                if user_id is not None and not is_server_change(user_id)
                 else ServerOrigin("log")  # the server's (or an anonymous) change: not news
             )
             update = run[0].update if len(run) == 1 else merge_updates(*(r.update for r in run))
