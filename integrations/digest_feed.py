@@ -32,6 +32,8 @@ _RUN = 100
 # Documents whose own copy the feed keeps in memory (the least recently used go first).
 _READERS = 64
 _RETRY_SECONDS = 5.0
+# Entries of a document nobody gets digests of between two writes of its watermark.
+_PASS_OVER = 500
 
 
 class _Reader:
@@ -74,6 +76,8 @@ class DigestFeed(Extension):
         self.delay_seconds = delay_seconds  # lets a burst of keystrokes become one batch
         self._behind: dict[str, int] = {}  # document -> stored through (bounded by documents)
         self._readers: OrderedDict[str, _Reader] = OrderedDict()
+        self._passed: dict[str, int] = {}  # watermarks of documents nobody gets digests of
+        self._checkpoints: dict[str, Checkpoint] = {}  # of evicted copies, saved next batch
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -111,6 +115,10 @@ class DigestFeed(Extension):
                     log.exception("digest_feed_failed", document=document)
                     self._forget(document)
                     retry[document] = through
+            try:
+                await self._save_evicted()
+            except Exception:
+                log.exception("digest_checkpoint_failed")
             if retry:
                 # The stores failed: nothing was recorded past the watermark; try later.
                 asyncio.get_running_loop().call_later(_RETRY_SECONDS, self._retry, retry)
@@ -122,6 +130,9 @@ class DigestFeed(Extension):
             self.notify(document, through)
 
     async def _consume(self, document: str, through: int) -> None:
+        if not await self.scheduler.directory.digest_recipient_ids(document):
+            await self._pass_over(document, through)
+            return
         reader = await self._reader(document)
         while reader.seq < through:
             records = await self.documents.updates_since(document, reader.seq, _BATCH)
@@ -138,6 +149,27 @@ class DigestFeed(Extension):
                 checkpoint = Checkpoint(reader.seq, reader.doc.get_update())
                 reader.since_checkpoint = 0
             await self.scheduler.record(document, changes, reader.seq, checkpoint)
+
+    async def _save_evicted(self) -> None:
+        """Checkpoints of copies that left memory, each saved with its own watermark."""
+        while self._checkpoints:
+            document, checkpoint = self._checkpoints.popitem()
+            await self.scheduler.record(document, [], checkpoint.seq, checkpoint)
+
+    async def _pass_over(self, document: str, through: int) -> None:
+        """Nobody gets digests of `document`: its entries are not read at all, and the
+        watermark moves every _PASS_OVER entries (a recipient added later may get the last
+        few as news). Its copy, now behind, leaves memory."""
+        self._forget(document)
+        watermark = self._passed.get(document)
+        if watermark is None:
+            watermark = await self.scheduler.store.watermark(document) or 0
+        if through - watermark >= _PASS_OVER:
+            await self.scheduler.record(document, [], through)
+            watermark = through
+        self._passed[document] = watermark
+        if len(self._passed) > _READERS * 16:
+            self._passed.pop(next(iter(self._passed)))
 
     async def _changes(self, reader: _Reader, records: Sequence[UpdateRecord]) -> list[ChangeSet]:
         names = await self._names(
@@ -182,7 +214,9 @@ class DigestFeed(Extension):
             self._readers.move_to_end(document)
             return reader
         watermark = await self.scheduler.store.watermark(document) or 0
-        checkpoint = await self.scheduler.store.checkpoint(document)
+        checkpoint = self._checkpoints.pop(document, None)
+        if checkpoint is None:
+            checkpoint = await self.scheduler.store.checkpoint(document)
         doc: Doc[Any] = Doc()
         seq = 0
         if checkpoint is not None and checkpoint.seq <= watermark:
@@ -223,10 +257,16 @@ class DigestFeed(Extension):
         return self._keep(fresh)
 
     def _keep(self, reader: _Reader) -> _Reader:
+        self._passed.pop(reader.document, None)
         self._readers[reader.document] = reader
         while len(self._readers) > _READERS:
             _, evicted = self._readers.popitem(last=False)
             evicted.close()
+            if evicted.since_checkpoint:
+                # Its next use starts from here instead of replaying up to 1,000 entries.
+                self._checkpoints[evicted.document] = Checkpoint(
+                    evicted.seq, evicted.doc.get_update()
+                )
         return reader
 
     def _forget(self, document: str) -> None:

@@ -81,9 +81,9 @@ class PostgresNotificationStore:
             )
             if checkpoint is not None:
                 await conn.execute(
-                    f"INSERT INTO {self.s}.digest_checkpoints VALUES ($1, $2, $3) "
+                    f"INSERT INTO {self.s}.digest_checkpoints AS c VALUES ($1, $2, $3) "
                     "ON CONFLICT (document) DO UPDATE SET seq = excluded.seq, "
-                    "state = excluded.state",
+                    "state = excluded.state WHERE excluded.seq >= c.seq",
                     document,
                     checkpoint.seq,
                     checkpoint.state,

@@ -159,7 +159,8 @@ class SQLiteNotificationStore:
             if checkpoint is not None:
                 await db.execute(
                     "INSERT INTO digest_checkpoints VALUES (?, ?, ?) ON CONFLICT (document) "
-                    "DO UPDATE SET seq = excluded.seq, state = excluded.state",
+                    "DO UPDATE SET seq = excluded.seq, state = excluded.state "
+                    "WHERE excluded.seq >= digest_checkpoints.seq",
                     (document, checkpoint.seq, checkpoint.state),
                 )
 

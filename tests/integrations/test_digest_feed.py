@@ -163,3 +163,15 @@ async def test_the_sync_path_reports_stored_entries_and_nothing_else(store: SQLi
     await feed.idle()
     await feed.aclose()
     assert await feed.scheduler.store.watermark(DOCUMENT) == 3
+
+
+async def test_a_document_nobody_gets_digests_of_is_not_read(store: SQLiteStore) -> None:
+    records = [r._replace(document="iep/unwatched") for r in typed_log(1_200)]
+    await store.append(records)
+    recorded = ReadsRecorded(store)
+    feed = feed_over(store, recorded)  # recipients only for DOCUMENT
+    feed.notify("iep/unwatched", 1_200)
+    await feed.idle()
+    await feed.aclose()
+    assert recorded.read_after == []
+    assert await feed.scheduler.store.watermark("iep/unwatched") == 1_200
