@@ -43,6 +43,7 @@ from collab_server.hooks import (
     UnloadPayload,
 )
 from collab_server.identity import ConnectionOrigin, Origin, PeerNodeOrigin, server_user_id
+from collab_server.join_budget import JoinBudget
 from collab_server.metrics import Metrics
 from collab_server.protocol import CloseCode
 from collab_server.store import DocumentStore, ImmediateAppend, UpdateRecord
@@ -83,8 +84,10 @@ class Registry:
         *,
         fanout: NodeFanOut | None = None,
         ownership: DocumentOwnership | None = None,
+        join_budget: JoinBudget | None = None,
     ) -> None:
         self.store = store
+        self.join_budget = join_budget
         self.fanout: NodeFanOut = fanout or SingleNode()
         self.ownership: DocumentOwnership = ownership or SingleNode()
         self.hooks = hooks
@@ -195,7 +198,7 @@ class Registry:
         started = time.perf_counter()
         stored = await self.store.load(name)
         self.metrics.store_latency.labels("load").observe(time.perf_counter() - started)
-        live = LiveDocument.from_stored(name, stored, self._on_update)
+        live = LiveDocument.from_stored(name, stored, self._on_update, self.join_budget)
         try:
             await self.hooks.on_load(LoadPayload(name, live.doc, live.last_seq))
         except Rejected:
