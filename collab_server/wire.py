@@ -32,9 +32,12 @@ uvicorn's own protocol instead, and the test suite runs the socket tests both wa
 from __future__ import annotations
 
 import asyncio
+import functools
+import math
 from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
+import structlog
 from starlette.types import Send
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -47,6 +50,8 @@ try:
     from websockets.speedups import apply_mask
 except ImportError:  # a build without websockets' C extension
     from websockets.utils import apply_mask
+
+log = structlog.get_logger("collab.wire")
 
 _MASKED = 0x80
 _AT_EOF_CODE = StreamReader.at_eof.__code__
@@ -116,6 +121,34 @@ class DirectReceiveProtocol(WebSocketsSansIOProtocol):
     """
 
     message_handler: MessageHandler | None = None
+    _ping_tick: int | None = None
+
+    def __init__(self, *args: Any, keepalive: Keepalive | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.keepalive = keepalive
+
+    @classmethod
+    def factory(cls, keepalive: Keepalive) -> type[asyncio.Protocol]:
+        """What uvicorn's `ws` setting takes: builds each socket's protocol with `keepalive`."""
+        return cast(type[asyncio.Protocol], functools.partial(cls, keepalive=keepalive))
+
+    def schedule_ping(self) -> None:
+        keepalive = self.keepalive
+        if keepalive is None or self.ping_interval is None:
+            super().schedule_ping()
+            return
+        delay = max(0.0, self.ping_interval - self.last_ping_rtt)
+        self._ping_tick = keepalive.schedule(self, delay)
+
+    def stop_keepalive(self) -> None:
+        super().stop_keepalive()
+        self._ping_tick = None
+
+    def ping_due(self, tick: int) -> None:
+        """`Keepalive` says the ping scheduled for `tick` is due (unless stopped since)."""
+        if self._ping_tick == tick:
+            self._ping_tick = None
+            self.send_keepalive_ping()
 
     def data_received(self, data: bytes) -> None:
         handler = self.message_handler
@@ -191,6 +224,9 @@ class DirectReceiveProtocol(WebSocketsSansIOProtocol):
         for name in ("request", "response", "scope"):
             if hasattr(self, name):
                 delattr(self, name)
+        # uvicorn's protocol has too many attributes for a shared-key dict: its own dict grew
+        # by doubling; a copy is sized to what is there (about half).
+        self.__dict__ = dict(self.__dict__)
         # websockets' server parser keeps the parsed request in its frame for as long as the
         # socket lives; between frames the base class' frame parser takes over unchanged.
         if self._parser_idle():
@@ -236,6 +272,37 @@ class DirectReceiveProtocol(WebSocketsSansIOProtocol):
         task = self.loop.create_task(on_closed())
         task.add_done_callback(self.on_task_complete)
         self.tasks.add(task)
+
+
+class Keepalive:
+    """Every socket's next keepalive ping on one timer per tick, not a timer per socket.
+
+    uvicorn arms a timer for each socket between its pings (a handle, a libuv timer and a
+    context each); thousands of idle sockets need only a list entry each. A socket that ends
+    before its tick stays listed until then and is skipped.
+    """
+
+    def __init__(self, resolution_seconds: float) -> None:
+        self.resolution_seconds = resolution_seconds
+        self._due: dict[int, list[DirectReceiveProtocol]] = {}
+
+    def schedule(self, protocol: DirectReceiveProtocol, delay: float) -> int:
+        """Ping `protocol` in about `delay` seconds (up to one tick later); returns the tick."""
+        loop = protocol.loop
+        tick = math.ceil((loop.time() + delay) / self.resolution_seconds)
+        due = self._due.get(tick)
+        if due is None:
+            due = self._due[tick] = []
+            loop.call_at(tick * self.resolution_seconds, self._fire, tick)
+        due.append(protocol)
+        return tick
+
+    def _fire(self, tick: int) -> None:
+        for protocol in self._due.pop(tick, ()):
+            try:
+                protocol.ping_due(tick)
+            except Exception:  # one broken socket must not cost the others their pings
+                log.exception("keepalive_ping_failed")
 
 
 class _EndSignal:
