@@ -96,11 +96,13 @@ def build_app(settings: Settings, notifications: NotificationSettings | None = N
     )
     cluster = cluster_parts(settings, store)
     services: list[Service] = [service, acknowledgements]
+    leader = None
     if cluster is not None:
         # Jobs run on the holder of the jobs lock; the others only serve sockets and the API.
         service.jobs_led_elsewhere = True
         acknowledgements.run_loop = False
-        services.append(JobsLeader(cluster.jobs_lock, [service, acknowledgements]))
+        leader = JobsLeader(cluster.jobs_lock, [service, acknowledgements])
+        services.append(leader)
     records_api = RecordsApi(
         authenticator,
         access,
@@ -132,6 +134,7 @@ def build_app(settings: Settings, notifications: NotificationSettings | None = N
         bus=cluster.bus if cluster is not None else None,
         cluster_store=cluster.store if cluster is not None else None,
     )
+    app.state.jobs_leader = leader
     registry = app.state.collab.registry
     if registry.replication is not None:
         registry.replication.on_stored_through.append(service.stored_elsewhere)
