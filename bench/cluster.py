@@ -98,8 +98,7 @@ def cluster(count: int, workdir: Path, db_url: str, redis_url: str) -> Iterator[
         "COLLAB_DB_SCHEMA": f"b_{uuid.uuid4().hex[:8]}",
         "COLLAB_REDIS_URL": redis_url,
         "COLLAB_LOG_LEVEL": "warning",
-        # One user id is not counted against a cap in development mode only per name: the
-        # load generator's clients are anonymous, and its writers far below the rates.
+        # The load generator's clients are anonymous: no per-user cap applies to them.
     }
     spec = SERVERS["ours-memory"]
     with contextlib.ExitStack() as stack:
@@ -130,7 +129,7 @@ def drive(servers: Sequence[RunningServer], workload: str, params: dict[str, Any
     return json.loads(lines[-1])
 
 
-def kill_to_synced(workdir: Path, db_url: str, redis_url: str, clients: int) -> Any:
+def kill_to_synced(workdir: Path, db_url: str, clients: int) -> Any:
     """SIGKILL the owner of a document with `clients` spread over three nodes; the time until
     each of its clients (moved to the survivors, as a load balancer would) is synced again."""
     with redis_server(workdir) as redis_url, cluster(3, workdir, db_url, redis_url) as servers:
@@ -180,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> Any:
                 report["results"].append(result)
                 print(json.dumps(result), file=sys.stderr)
         if "kill" in workloads:
-            result = kill_to_synced(workdir, db_url, "", 30 if args.quick else 300)
+            result = kill_to_synced(workdir, db_url, 30 if args.quick else 300)
             report["results"].append(result)
             print(json.dumps(result), file=sys.stderr)
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -202,7 +201,8 @@ def table(report: dict[str, Any]) -> str:
             lines.append(
                 f"| {r['nodes']} | fan-out 1 → {r.get('readers')} | {r.get('p50_ms')} / "
                 f"{r.get('p99_ms')} (y/hub {yhub[0]} / {yhub[1]}) | {lost} | "
-                f"{r.get('server_cpu_s_per_node')} | {r.get('server_cpu_us_per_delivery')} µs/delivery |"
+                f"{r.get('server_cpu_s_per_node')} | "
+                f"{r.get('server_cpu_us_per_delivery')} µs/delivery |"
                 if yhub
                 else f"| {r['nodes']} | fan-out | {r.get('p50_ms')} / {r.get('p99_ms')} | {lost} | "
                 f"{r.get('server_cpu_s_per_node')} | |"
@@ -210,8 +210,9 @@ def table(report: dict[str, Any]) -> str:
         elif r.get("workload") == "throughput":
             lines.append(
                 f"| {r['nodes']} | throughput {r.get('rooms')} rooms: {r.get('updates_per_s')} "
-                f"updates/s | | {r.get('updates_expected', 0) - r.get('updates_acknowledged', 0)} | "
-                f"{r.get('server_cpu_s_per_node')} | {r.get('server_cpu_us_per_update')} µs/update |"
+                f"updates/s | | {r.get('updates_expected', 0) - r.get('updates_acknowledged', 0)}"
+                f" | {r.get('server_cpu_s_per_node')} | "
+                f"{r.get('server_cpu_us_per_update')} µs/update |"
             )
         elif r.get("workload") == "failover":
             lines.append(
