@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 
 from collab_server.access import AccessAuthenticator, CachedMembers, MembershipEnforcer
 from collab_server.api import api_routes
-from collab_server.app import create_app
+from collab_server.app import Service, create_app
 from collab_server.audit import AuditRecorder
+from collab_server.cluster import Bus
+from collab_server.errors import ConfigError
 from collab_server.identity import DEV_USER_PREFIX
+from collab_server.leadership import JobsLeader, JobsLock
+from collab_server.replication import ClusterStore
 from collab_server.settings import Settings
+from collab_server.store import DocumentStore
 from collab_server.web import WebConfig, web_routes
 from integrations.access import AccessDirectory
 from integrations.acknowledgement import AcknowledgementService, AckPolicy
@@ -22,7 +29,14 @@ from integrations.people import PeopleNames, people_routes
 from integrations.records_api import RecordsApi
 from integrations.settings import NotificationSettings, load_notification_settings
 from integrations.versions import SessionVersions, VersionService
-from persistence import SideTables, access_store_for, ownership_for, store_from_settings
+from persistence import (
+    SideTables,
+    access_store_for,
+    cluster_store_for,
+    jobs_lock_for,
+    ownership_for,
+    store_from_settings,
+)
 
 if TYPE_CHECKING:
     from collab_server.auth import TokenVerifier
@@ -80,6 +94,15 @@ def build_app(settings: Settings, notifications: NotificationSettings | None = N
             max_reminders=notifications.ack_max_reminders,
         ),
     )
+    cluster = cluster_parts(settings, store)
+    services: list[Service] = [service, acknowledgements]
+    leader = None
+    if cluster is not None:
+        # Jobs run on the holder of the jobs lock; the others only serve sockets and the API.
+        service.jobs_led_elsewhere = True
+        acknowledgements.run_loop = False
+        leader = JobsLeader(cluster.jobs_lock, [service, acknowledgements])
+        services.append(leader)
     records_api = RecordsApi(
         authenticator,
         access,
@@ -106,14 +129,48 @@ def build_app(settings: Settings, notifications: NotificationSettings | None = N
             *service.routes(),
             *records_api.routes(),
         ],
-        services=[service, acknowledgements],
+        services=services,
         ownership=ownership_for(store),
+        bus=cluster.bus if cluster is not None else None,
+        cluster_store=cluster.store if cluster is not None else None,
     )
+    app.state.jobs_leader = leader
     registry = app.state.collab.registry
+    if registry.replication is not None:
+        registry.replication.on_stored_through.append(service.stored_elsewhere)
     if enforcer is not None:
         enforcer.attach(registry)
     versions.attach(registry)
     return app
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterParts:
+    bus: Bus
+    store: ClusterStore
+    jobs_lock: JobsLock
+
+
+def cluster_parts(settings: Settings, store: DocumentStore) -> ClusterParts | None:
+    """Cluster mode's bus, replica reads and jobs lock, when COLLAB_REDIS_URL is set (the
+    settings refuse it without Postgres); redis loads only then."""
+    if settings.redis_url is None:
+        return None
+    from cluster import RedisBus
+
+    cluster_store = cluster_store_for(store)
+    jobs_lock = jobs_lock_for(store)
+    if cluster_store is None or jobs_lock is None:
+        raise ConfigError("COLLAB_REDIS_URL: cluster mode needs a Postgres DATABASE_URL")
+    bus = RedisBus(settings.redis_url, bus_namespace(settings))
+    return ClusterParts(bus, cluster_store, jobs_lock)
+
+
+def bus_namespace(settings: Settings) -> str:
+    """Channels and keys of one deployment: its database and schema (one Redis may serve
+    several deployments, and the tests)."""
+    database = urlsplit(settings.database_url).path.lstrip("/") or "postgres"
+    return f"collab:{database}:{settings.db_schema}"
 
 
 class RecordNames:
