@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Any
 
+from pycrdt import Doc
 from starlette.applications import Starlette
 
 from collab_server.access import AccessAuthenticator, CachedMembers, MembershipEnforcer
 from collab_server.api import api_routes
 from collab_server.app import create_app
+from collab_server.event_socket import EventEndpoint, EventSocketLimits, LiveEvents
+from collab_server.events import EventHub, OwnUserTopic
+from collab_server.limits import RateLimits
 from collab_server.settings import Settings
+from collab_server.store import DocumentStore
 from collab_server.web import WebConfig, web_routes
 from integrations.access import AccessDirectory
-from integrations.contracts import SystemClock
+from integrations.contracts import Clock, SystemClock
 from integrations.notifications import NotificationService, config_from_settings
 from integrations.people import PeopleNames, people_routes
+from integrations.sessions.api import session_routes
+from integrations.sessions.messages import CONFIRM_PAYLOAD, DECLINE_PAYLOAD
+from integrations.sessions.policy import StudentAccess, StudentTopic, TherapistTopic
+from integrations.sessions.service import SessionService, StudentReader, policy_from_settings
+from integrations.sessions.student import StudentProfile, student_profile
 from integrations.settings import NotificationSettings, load_notification_settings
 from persistence import SideTables, access_store_for, store_from_settings
 
@@ -22,8 +33,19 @@ if TYPE_CHECKING:
     from collab_server.auth import TokenVerifier
 
 
-def build_app(settings: Settings, notifications: NotificationSettings | None = None) -> Starlette:
-    """The server for `settings`; parents' digests use `notifications` (default: channels off)."""
+def build_app(
+    settings: Settings,
+    notifications: NotificationSettings | None = None,
+    *,
+    clock: Clock | None = None,
+    timers: bool = True,
+) -> Starlette:
+    """The server for `settings`; parents' digests use `notifications` (default: channels off).
+
+    `clock` and `timers=False` are for tests that drive time by hand: the outbox and the
+    session jobs then run when the test calls them (`app.state.notifications.tick()`,
+    `app.state.sessions.jobs.run_due()`).
+    """
     store = store_from_settings(settings)
     side_tables = SideTables(store)
     people = side_tables.people()
@@ -35,10 +57,13 @@ def build_app(settings: Settings, notifications: NotificationSettings | None = N
         else MembershipEnforcer(access, settings.membership_recheck_seconds)
     )
     notification_store = side_tables.notifications()
-    clock = SystemClock()
+    clock = clock or SystemClock()
+    notifications = notifications or load_notification_settings({})
+    directory = AccessDirectory(access, people, notification_store, clock)
     service = NotificationService(
         config_from_settings(
-            notifications or load_notification_settings({}),
+            notifications,
+            poll_interval_seconds=1.0 if timers else None,
             supabase_url=settings.supabase_url,
             supabase_service_key=(
                 settings.supabase_service_key.get_secret_value()
@@ -47,11 +72,32 @@ def build_app(settings: Settings, notifications: NotificationSettings | None = N
             ),
         ),
         notification_store,
-        AccessDirectory(access, people, notification_store, clock),
+        directory,
         store.updates_since,
         authenticator,
         clock=clock,
     )
+    live = live_events(settings, side_tables, authenticator)
+    students = StudentAccess(access, development_mode=authenticator.development_mode)
+    live.hub.register("student", StudentTopic(students))
+    live.hub.register("therapist", TherapistTopic(students))
+    app_ref: list[Starlette] = []
+    sessions = SessionService(
+        side_tables.sessions(),
+        live.hub,
+        students,
+        student_reader(store, app_ref),
+        directory=directory,
+        clock=clock,
+        policy=policy_from_settings(notifications),
+        notifier=service.notifier,
+        broadcaster=service.notifier.broadcaster,
+        outbox_changed=service.wake,
+        timers=timers,
+    )
+    if service.webhook is not None:
+        service.webhook.add_button_handler(CONFIRM_PAYLOAD, sessions.answer)
+        service.webhook.add_button_handler(DECLINE_PAYLOAD, sessions.answer)
     app = create_app(
         settings,
         store=store,
@@ -62,12 +108,72 @@ def build_app(settings: Settings, notifications: NotificationSettings | None = N
             *api_routes(authenticator, access, enforcer),
             *people_routes(authenticator, people),
             *service.routes(),
+            *live.routes(),
+            *session_routes(sessions, authenticator),
         ],
-        services=[service],
+        # In this order: the notification store opens the memory:// side tables.
+        services=[service, live, sessions],
     )
+    app_ref.append(app)
+    app.state.notifications, app.state.sessions, app.state.events = service, sessions, live
     if enforcer is not None:
         enforcer.attach(app.state.collab.registry)
     return app
+
+
+def live_events(
+    settings: Settings, side_tables: SideTables, authenticator: AccessAuthenticator
+) -> LiveEvents:
+    """`WS /events`: the hub over the database's event log, with the sync socket's limits."""
+    hub = EventHub(side_tables.events())
+    hub.register("user", OwnUserTopic())
+    limits = EventSocketLimits(
+        rates=RateLimits(max_connections_per_user=settings.max_connections_per_user),
+        recheck_seconds=settings.membership_recheck_seconds,
+    )
+    return LiveEvents(
+        hub,
+        EventEndpoint(hub, authenticator, limits),
+        retention_seconds=settings.event_retention_days * 86400,
+    )
+
+
+_PROFILE_SECONDS = 5.0
+_PROFILES = 1024
+
+
+def student_reader(store: DocumentStore, app_ref: list[Starlette]) -> StudentReader:
+    """A student's profile from their IEP: the live document, else the stored one.
+
+    Remembered for a few seconds: a week view names many sessions of a few students.
+    """
+    cache: dict[str, tuple[float, StudentProfile | None]] = {}
+
+    async def read(student_id: str) -> StudentProfile | None:
+        now = time.monotonic()
+        cached = cache.get(student_id)
+        if cached is not None and now - cached[0] < _PROFILE_SECONDS:
+            return cached[1]
+        live = app_ref[0].state.collab.registry.get_live(student_id) if app_ref else None
+        if live is not None:
+            profile: StudentProfile | None = student_profile(live.doc)
+        else:
+            stored = await store.load(student_id)
+            if stored.snapshot is None and not stored.tail:
+                profile = None
+            else:
+                doc: Doc[Any] = Doc()
+                if stored.snapshot:
+                    doc.apply_update(stored.snapshot)
+                for record in stored.tail:
+                    doc.apply_update(record.update)
+                profile = student_profile(doc)
+        if len(cache) >= _PROFILES:
+            cache.clear()
+        cache[student_id] = (now, profile)
+        return profile
+
+    return read
 
 
 def token_verifier(settings: Settings) -> TokenVerifier | None:

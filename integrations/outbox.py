@@ -142,7 +142,7 @@ class Outbox:
                 return f"whatsapp halted ({self.whatsapp_halted})"
             if not person.phone:
                 return "no phone number"
-            if entry.kind is MessageKind.DIGEST and person.whatsapp_opted_out:
+            if entry.kind is not MessageKind.CONFIRMATION and person.whatsapp_opted_out:
                 return "opted out of whatsapp"
         return None
 

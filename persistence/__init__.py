@@ -16,7 +16,9 @@ from collab_server.store import DocumentStore
 
 if TYPE_CHECKING:
     from collab_server.access import AccessStore
+    from collab_server.events import EventLog
     from integrations.contracts import NotificationStore, PeopleStore
+    from integrations.sessions.records import SessionStore
     from persistence.postgres import PostgresStore
     from persistence.sqlite import SQLiteStore
 
@@ -113,6 +115,27 @@ class SideTables:
         from persistence.postgres_notifications import PostgresNotificationStore
 
         return PostgresNotificationStore(cast("PostgresStore", _postgres(self.store)))
+
+    def sessions(self) -> SessionStore:
+        sqlite = self._sqlite()
+        if sqlite is not None:
+            from persistence.sqlite_sessions import SQLiteSessionStore
+
+            return SQLiteSessionStore(sqlite)
+        from persistence.postgres_sessions import PostgresSessionStore
+
+        return PostgresSessionStore(cast("PostgresStore", _postgres(self.store)))
+
+    def events(self) -> EventLog:
+        """The live subscription log (for memory://, in the private SQLite: open it first)."""
+        sqlite = self._sqlite()
+        if sqlite is not None:
+            from persistence.sqlite_events import SQLiteEventLog
+
+            return SQLiteEventLog(sqlite)
+        from persistence.postgres_events import PostgresEventLog
+
+        return PostgresEventLog(cast("PostgresStore", _postgres(self.store)))
 
 
 __all__ = ["SideTables", "access_store_for", "store_from_settings"]
