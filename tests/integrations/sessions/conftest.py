@@ -120,6 +120,7 @@ class Centre:
     server: InProcessServer | None = None
     client: httpx.AsyncClient | None = None
     tokens: dict[str, str] = field(default_factory=dict)
+    _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     @property
     def app(self) -> Starlette:
@@ -138,9 +139,10 @@ class Centre:
 
     def token(self, user: str) -> str:
         if user not in self.tokens:
-            self.tokens[user] = (
-                self.supabase.admin_token(user) if user == "admin" else self.supabase.token(user)
-            )
+            # Signed by the fake project; issued by whichever URL the server knows as Supabase.
+            issuer = f"{self.realtime_url}/auth/v1" if self.realtime_url else None
+            claims = {"app_metadata": {"role": "admin"}} if user == "admin" else {}
+            self.tokens[user] = self.supabase.token(user, issuer=issuer, **claims)
         return self.tokens[user]
 
     async def call(self, user: str, method: str, path: str, body: Any = None) -> httpx.Response:
@@ -192,6 +194,20 @@ class Centre:
                 yield self
             finally:
                 self.server, self.client = None, None
+
+    @contextlib.asynccontextmanager
+    async def running_stopped(self) -> AsyncIterator[None]:
+        """Stop the server for the block (a restart), then serve again from the same database."""
+        await self._exit()
+        yield
+        await self._enter()
+
+    async def _enter(self) -> None:
+        self._stack = contextlib.AsyncExitStack()
+        await self._stack.enter_async_context(self.running())
+
+    async def _exit(self) -> None:
+        await self._stack.aclose()
 
     async def set_up_people(self) -> None:
         for user, record in PEOPLE.items():
@@ -274,9 +290,12 @@ async def centre(store_settings: Settings, supabase: FakeSupabase) -> AsyncItera
     await seed(settings)
     async with graph_api() as graph:
         found = Centre(settings, supabase, graph, ManualClock(DAYTIME))
-        async with found.running():
+        await found._enter()
+        try:
             await found.set_up_people()
             yield found
+        finally:
+            await found._exit()
 
 
 __all__ = ["OMAR", "SARA", "Centre", "at", "centre", "next_message", "websockets"]
