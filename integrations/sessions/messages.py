@@ -112,8 +112,10 @@ def digits(person: Person, text: str) -> str:
 
 
 def number(person: Person, value: float) -> str:
+    # babel gives the Arabic separators (٫ ٬) for `arab` but keeps the digits Latin.
     system = "arab" if person.arabic_digits else "latn"
-    return str(format_decimal(value, locale=person.language.value, numbering_system=system))
+    text = format_decimal(value, locale=person.language.value, numbering_system=system)
+    return digits(person, str(text))
 
 
 def local_time(person: Person, at: float) -> str:
