@@ -151,6 +151,11 @@ const STRINGS = {
 
 const LANGUAGE_KEY = 'iep-ui-language'
 
+/** Features keep their own strings beside their code: `addStrings({ en: {...}, ar: {...} })`. */
+export function addStrings (table) {
+  for (const [lang, strings] of Object.entries(table)) Object.assign(STRINGS[lang], strings)
+}
+
 let current = initialLanguage()
 
 function initialLanguage () {
