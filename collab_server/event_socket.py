@@ -69,7 +69,7 @@ class EventSocket:
         self._writer = asyncio.create_task(self._write(), name="event-socket-writer")
 
     def deliver(self, event: Event) -> None:
-        self.send(event.frame())
+        self.send(event.frame)
 
     def send(self, frame: str) -> None:
         if self.close_code is not None:

@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
@@ -66,12 +66,15 @@ class Event:
     kind: str
     data_json: str
     at: float
+    # The WebSocket text frame, built once from the stored JSON, sent to every subscriber.
+    frame: str = field(init=False, repr=False, compare=False)
 
-    def frame(self) -> str:
-        """The WebSocket text frame, built from the stored JSON without decoding it."""
-        return (
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "frame",
             f'{{"type":"event","position":{self.position},"topic":{json.dumps(self.topic)},'
-            f'"kind":{json.dumps(self.kind)},"at":{self.at!r},"data":{self.data_json}}}'
+            f'"kind":{json.dumps(self.kind)},"at":{self.at!r},"data":{self.data_json}}}',
         )
 
     @property

@@ -22,6 +22,8 @@ log = structlog.get_logger("collab.integrations.sessions.jobs")
 
 LEASE_SECONDS = 120.0
 BATCH = 500
+# Jobs of a batch run at once: each mostly waits on the database and the outbox.
+CONCURRENCY = 16
 # A timer far in the future is re-armed from the store now and then, never more often: other
 # processes may have added earlier jobs this one does not know of.
 MAX_SLEEP_SECONDS = 300.0
@@ -96,15 +98,20 @@ class JobRunner:
     async def run_due(self) -> int:
         """Claim and run every job due now; returns how many ran."""
         ran = 0
-        while True:
-            jobs = await self.store.claim_due(self.clock.now(), LEASE_SECONDS, BATCH)
-            for job in jobs:
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def run(job: Job) -> None:
+            async with gate:
                 try:
                     await self.run(job)
                 except Exception:
                     # Left claimed: its lease runs out and it is tried again.
                     log.exception("session_job_failed", job=job.id, kind=job.kind.value)
-                ran += 1
+
+        while True:
+            jobs = await self.store.claim_due(self.clock.now(), LEASE_SECONDS, BATCH)
+            await asyncio.gather(*(run(job) for job in jobs))
+            ran += len(jobs)
             if len(jobs) < BATCH:
                 return ran
 

@@ -64,7 +64,8 @@ async def test_one_update_a_day_joins_the_days_sessions(centre: Centre) -> None:
     )
     layla = params(centre.graph.to(LAYLA)[-1])
     assert layla[1].startswith(
-        "\u2068Reading fluency\u2069: ٤٢ \u2068words correct per minute\u2069، ارتفاعًا من ٣٥ في ٢٥ نوفمبر — الهدف: ٦٠"
+        "\u2068Reading fluency\u2069: ٤٢ \u2068words correct per minute\u2069، "
+        "ارتفاعًا من ٣٥ في ٢٥ نوفمبر — الهدف: ٦٠"
     )
 
 
