@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit interop browser bench setup node-deps browser-deps bundle clean
+.PHONY: run test lint typecheck unit interop browser bench setup node-deps browser-deps pdf-deps bundle clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -81,3 +81,12 @@ test: browser-deps
 
 browser: $(STAMP) node-deps browser-deps
 	$(BIN)/pytest -m browser
+
+# PDF export: fonts with Arabic glyphs (Noto) for WeasyPrint, and poppler's pdftotext/pdffonts
+# for the tests; Debian packages installed with apt-get when missing, never assumed. `make run`
+# serves without them (PDFs then use whatever fonts the system has).
+pdf-deps:
+	@{ fc-list | grep -q 'Noto Naskh Arabic' && command -v pdftotext >/dev/null; } || { \
+		apt-get update && apt-get install -y --no-install-recommends fonts-noto-core poppler-utils; }
+
+test: pdf-deps

@@ -25,6 +25,8 @@ const EMPTY_STATE_VECTOR = Y.encodeStateVector(new Y.Doc())
 // writes a frame holds without applying it (a merged update may hold several).
 const MARKER = Buffer.from('@BM')
 const CLOCK_TICKS_PER_SECOND = 100 // `getconf CLK_TCK` on Linux
+const REMOTE = Symbol('remote') // transaction origins of a writer's own Y.Doc
+const SETUP = Symbol('setup')
 
 const config = JSON.parse(process.argv[2])
 // Sockets the server closed on us: any wait fails at once with the code instead of timing out.
@@ -225,7 +227,10 @@ class Writer extends Client {
     this.writerId = writerId
     this.doc = new Y.Doc()
     this.text = this.doc.getText('body')
-    this.doc.on('update', (update) => this.sendUpdate(update))
+    // Our own edits go out; what the server sent us, or set-up before connecting, does not.
+    this.doc.on('update', (update, origin) => {
+      if (origin !== REMOTE && origin !== SETUP) this.sendUpdate(update)
+    })
     this.sent = 0
   }
 
@@ -234,6 +239,59 @@ class Writer extends Client {
     this.text.insert(this.text.length, `@BM${this.writerId}.${index}; `)
     return index
   }
+}
+
+/** An editor of an IEP: types into the `iep` root's notes, as the IEP editor's fields do. */
+class IepWriter extends Writer {
+  constructor (name, writerId, { creates, ...options }) {
+    super(name, writerId, options)
+    if (creates) {
+      const iep = this.doc.getMap('iep')
+      this.doc.transact(() => {
+        iep.set('meta', new Y.Map([['title', `Bench IEP ${name}`]]))
+        iep.set('student', new Y.Map([['name', 'سارة']]))
+        const goal = new Y.Map([['id', 'g1'], ['title', 'Reading fluency']])
+        iep.set('goals', Y.Array.from([goal]))
+        iep.set('notes', new Y.Text())
+      }, SETUP)
+      this.state = Y.encodeStateAsUpdate(this.doc)
+    }
+  }
+
+  receive (data) {
+    if (this.syncedAt === null) {
+      // The first step 2 carries the IEP another writer created: type into the same notes.
+      const decoder = decoding.createDecoder(data)
+      if (dialect === 'hocuspocus') decoding.readVarString(decoder)
+      const type = decoding.readVarUint(decoder)
+      if ((type === MESSAGE_SYNC || type === MESSAGE_SYNC_REPLY) && decoding.readVarUint(decoder) === STEP2) {
+        Y.applyUpdate(this.doc, decoding.readVarUint8Array(decoder), REMOTE)
+      }
+    }
+    super.receive(data)
+  }
+
+  write () {
+    const index = this.sent++
+    const notes = this.doc.getMap('iep').get('notes')
+    notes.insert(notes.length, `@BM${this.writerId}.${index}; `)
+    return index
+  }
+}
+
+/** Server CPU once it stops rising: work a server defers (digests) counts too. */
+async function settledServerCpu (quietMs = 1500, boundMs = 15000) {
+  const started = performance.now()
+  let last = serverCpuSeconds()
+  let quietSince = performance.now()
+  while (performance.now() - started < boundMs) {
+    await sleep(250)
+    const now = serverCpuSeconds()
+    if (now - last > 0.005) quietSince = performance.now()
+    last = now
+    if (performance.now() - quietSince >= quietMs) break
+  }
+  return last
 }
 
 async function connectAll (clients, inFlight = 50) {
@@ -358,6 +416,59 @@ async function throughput ({ rooms, updatesPerWriter, inFlight }) {
   }
 }
 
+/** `throughput` on IEP documents (parents with digests on ours): CPU per update, end to end. */
+async function iep ({ rooms, updatesPerWriter, inFlight, stamp }) {
+  const writers = []
+  for (let room = 0; room < rooms; room++) {
+    const name = `iep/bench-${stamp}-${room}`
+    for (let side = 0; side < 2; side++) {
+      writers.push(new IepWriter(name, room * 2 + side, { creates: side === 0 }))
+    }
+  }
+  const acked = new Int32Array(writers.length)
+  let totalAcked = 0
+  let running = false
+  const pump = (writer) => {
+    while (running && writer.sent < updatesPerWriter &&
+           writer.sent - acked[writer.writerId] < inFlight) writer.write()
+  }
+  for (const writer of writers) {
+    const partner = writer.writerId ^ 1
+    writer.onUpdate = (update) => scanMarkers(update, (from, index) => {
+      if (from !== partner || index !== acked[partner]) return
+      acked[partner]++
+      totalAcked++
+      pump(writers[partner])
+    })
+  }
+  // Creators first: their partners join a document that already holds the IEP.
+  await connectAll(writers.filter((w) => w.writerId % 2 === 0))
+  await connectAll(writers.filter((w) => w.writerId % 2 === 1))
+  await sleep(500)
+
+  const cpuBefore = serverCpuSeconds()
+  const started = performance.now()
+  running = true
+  for (const writer of writers) pump(writer)
+  const expected = writers.length * updatesPerWriter
+  try {
+    await waitFor(() => totalAcked >= expected, 'IEP echoes', remainingMs())
+  } catch (error) { if (unexpectedCloses.length) throw error }
+  const elapsed = (performance.now() - started) / 1000
+  const cpu = (await settledServerCpu()) - cpuBefore
+  closeAll(writers)
+  return {
+    rooms,
+    writers: writers.length,
+    updates_expected: expected,
+    updates_acknowledged: totalAcked,
+    elapsed_s: round(elapsed),
+    updates_per_s: round(totalAcked / elapsed, 1),
+    server_cpu_s: round(cpu),
+    server_cpu_us_per_update: totalAcked ? round((cpu / totalAcked) * 1e6, 2) : null
+  }
+}
+
 /** Many joins to pre-filled documents, K in flight: joins/s, time to synced, CPU per join. */
 async function connect ({ connections, documents, documentBytes, inFlight }) {
   const stamp = `${process.pid}-${Date.now()}`
@@ -440,7 +551,7 @@ async function coldsync ({ name }) {
   return { name, synced_ms: round(ms), step2_bytes: client.step2Bytes }
 }
 
-const WORKLOADS = { fanout, throughput, connect, memory, prewrite, coldsync }
+const WORKLOADS = { fanout, throughput, iep, connect, memory, prewrite, coldsync }
 
 try {
   const result = await WORKLOADS[config.workload](config.params ?? {})

@@ -52,6 +52,7 @@ class Profile:
     runs: int
     fanout: Mapping[str, int]
     throughput: Mapping[str, int]
+    iep: Mapping[str, int]
     connect: Mapping[str, int]
     memory: Mapping[str, int]
     load_updates: int
@@ -62,6 +63,7 @@ FULL = Profile(
     runs=5,
     fanout={"readers": 50, "updates": 2000, "rate": 200},
     throughput={"rooms": 100, "updatesPerWriter": 600, "inFlight": 8},
+    iep={"rooms": 100, "updatesPerWriter": 600, "inFlight": 8},
     connect={"connections": 1000, "documents": 200, "documentBytes": 50_000, "inFlight": 50},
     memory={"documents": 500, "documentBytes": 1000},
     load_updates=10_000,
@@ -71,6 +73,7 @@ QUICK = Profile(
     runs=1,
     fanout={"readers": 5, "updates": 60, "rate": 200},
     throughput={"rooms": 5, "updatesPerWriter": 20, "inFlight": 8},
+    iep={"rooms": 5, "updatesPerWriter": 20, "inFlight": 8},
     connect={"connections": 40, "documents": 8, "documentBytes": 50_000, "inFlight": 20},
     memory={"documents": 30, "documentBytes": 1000},
     load_updates=300,
@@ -239,7 +242,7 @@ def _py_spy(server: RunningServer, workload: str, profile_dir: Path | None) -> I
 
     One recorder only: a second one cannot attach (ptrace) and most of its samples fail.
     """
-    profiled = ("fanout", "throughput", "connect")
+    profiled = ("fanout", "throughput", "iep", "connect")
     if profile_dir is None or not server.spec.is_ours or workload not in profiled:
         yield
         return
@@ -261,7 +264,31 @@ def _py_spy(server: RunningServer, workload: str, profile_dir: Path | None) -> I
             recorder.wait(5)
 
 
-WORKLOADS = ("memory", "fanout", "throughput", "connect")
+WORKLOADS = ("memory", "fanout", "throughput", "iep", "connect")
+
+
+def subscribe_parents(server: RunningServer, stamp: str, rooms: int) -> None:
+    """Ours: every IEP of the `iep` workload gets a parent who receives digests, through the
+    API as a centre would (development mode: the API treats the caller as an admin)."""
+    base = f"http://127.0.0.1:{server.port}"
+
+    def put(path: str, body: Mapping[str, Any]) -> None:
+        request = urllib.request.Request(
+            base + path,
+            data=json.dumps(body).encode(),
+            method="PUT",
+            headers={"content-type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+
+    for room in range(rooms):
+        parent = f"p-bench-{room}"
+        put(f"/api/people/{parent}", {"name": f"ولي أمر {room}", "language": "ar"})
+        put(
+            f"/api/documents/iep/bench-{stamp}-{room}/members/{parent}",
+            {"role": "viewer", "digest": True},
+        )
 
 
 def measure(
@@ -273,6 +300,11 @@ def measure(
 ) -> Result:
     """One workload against a fresh process of one server."""
     with started(spec, workdir) as server:
+        if workload == "iep":
+            stamp = f"{os.getpid()}-{time.time_ns()}"
+            params = {**params, "stamp": stamp}
+            if spec.is_ours:
+                subscribe_parents(server, stamp, int(params["rooms"]))
         result = drive(server, workload, params, profile_dir=profile_dir)
         result["peak_rss_mb"] = server.peak_rss_mb()
     return result
@@ -284,6 +316,8 @@ def one_round(
     run_index: int,
     workdir: Path,
     profile_dir: Path | None,
+    *,
+    workloads: Sequence[str] = WORKLOADS,
 ) -> dict[str, Result]:
     """Every workload against every server, a workload at a time, each on a fresh process.
 
@@ -293,7 +327,7 @@ def one_round(
     """
     order = [chosen[(run_index + i) % len(chosen)] for i in range(len(chosen))]
     runs: dict[str, Result] = {spec.name: {} for spec in chosen}
-    for workload in WORKLOADS:
+    for workload in workloads:
         for spec in order:
             print(f"run {run_index + 1}: {workload}: {spec.name}", file=sys.stderr, flush=True)
             place = workdir / f"{spec.name}-{run_index}-{workload}"
@@ -303,7 +337,7 @@ def one_round(
             params = getattr(profile, workload)
             run[workload] = measure(spec, workload, params, place, profile_dir)
     for run in runs.values():
-        run["peak_rss_mb"] = max(run[workload].pop("peak_rss_mb", 0.0) for workload in WORKLOADS)
+        run["peak_rss_mb"] = max(run[workload].pop("peak_rss_mb", 0.0) for workload in workloads)
     return runs
 
 
@@ -383,6 +417,13 @@ TABLE_ROWS: list[tuple[str, str, str, str]] = [
     ("fan-out server CPU per delivery, µs", "fanout", "server_cpu_us_per_delivery", ""),
     ("throughput, updates/s", "throughput", "updates_per_s", ""),
     ("throughput server CPU per update, µs", "throughput", "server_cpu_us_per_update", ""),
+    ("IEP documents (parents get digests), updates/s", "iep", "updates_per_s", ""),
+    (
+        "IEP server CPU per update, all deferred work included, µs",
+        "iep",
+        "server_cpu_us_per_update",
+        "",
+    ),
     ("connect, connections/s", "connect", "connections_per_s", ""),
     ("connect p99 time to synced, ms", "connect", "p99_ms", ""),
     ("connect server CPU per connection, ms", "connect", "server_cpu_ms_per_connection", ""),
@@ -428,6 +469,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-load-time", action="store_true", help="skip the cold-load figure")
     parser.add_argument(
+        "--workloads",
+        default=",".join(WORKLOADS),
+        help=f"comma-separated subset of {', '.join(WORKLOADS)}",
+    )
+    parser.add_argument(
         "--output",
         type=Path,
         default=RESULTS_DIR / "latest.json",
@@ -440,6 +486,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     unknown = set(args.servers.split(",")) - set(SERVERS)
     if unknown:
         parser.error(f"unknown servers: {', '.join(sorted(unknown))}")
+    unknown = set(args.workloads.split(",")) - set(WORKLOADS)
+    if unknown:
+        parser.error(f"unknown workloads: {', '.join(sorted(unknown))}")
     return args
 
 
@@ -451,7 +500,14 @@ def main(argv: Sequence[str] | None = None) -> Result:
     per_server: dict[str, list[Result]] = {spec.name: [] for spec in chosen}
     with tempfile.TemporaryDirectory(prefix="collab-bench-") as tmp:
         for run_index in range(runs):
-            results = one_round(chosen, profile, run_index, Path(tmp), args.profile_dir)
+            results = one_round(
+                chosen,
+                profile,
+                run_index,
+                Path(tmp),
+                args.profile_dir,
+                workloads=args.workloads.split(","),
+            )
             for name, run in results.items():
                 per_server[name].append(run)
         report: Result = {

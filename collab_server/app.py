@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from collab_server.cluster import DocumentOwnership, NodeFanOut
+from collab_server.errors import StoreError
 from collab_server.hooks import Extension, Hooks
 from collab_server.identity import AnonymousAuthenticator, Authenticator
 from collab_server.limits import RateLimits
@@ -54,6 +55,7 @@ class CollabServer:
     registry: Registry
     metrics: Metrics
     authenticator: Authenticator
+    startup_error: str | None = None  # why the store could not be opened, for the command
 
     async def drain(self) -> None:
         """SIGTERM: refuse new sockets, store everything, close sockets with 1001."""
@@ -82,6 +84,7 @@ def create_app(
         compact_max_bytes=settings.compact_max_bytes,
         group_commit_window_seconds=settings.group_commit_window_ms / 1000,
         store_retry_max_seconds=settings.store_retry_max_seconds,
+        max_unstored_bytes=settings.max_unstored_bytes,
     )
     registry = Registry(store, hooks, metrics, limits, fanout=fanout, ownership=ownership)
     server = CollabServer(
@@ -107,7 +110,12 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await store.open()
+        try:
+            await store.open()
+        except StoreError as exc:
+            server.startup_error = str(exc)
+            log.error("store_unavailable", error=str(exc))
+            raise
         await registry.start()
         for service in services:
             await service.start()
@@ -129,7 +137,10 @@ def create_app(
     async def readyz(request: Request) -> Response:
         problems = []
         if not registry.store_healthy:
-            problems.append("store writes are failing")
+            problems.append(f"store writes are failing ({registry.store_error})")
+        conflicts = registry.recent_conflicts()
+        if conflicts:
+            problems.append(f"log conflicts in the last 5 minutes: {conflicts}")
         try:
             await asyncio.wait_for(store.ping(), READY_TIMEOUT_SECONDS)
         except Exception as exc:

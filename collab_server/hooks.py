@@ -15,7 +15,7 @@ import structlog
 from pycrdt import Doc
 
 from collab_server.errors import Rejected
-from collab_server.identity import Identity, Origin
+from collab_server.identity import Identity
 
 log = structlog.get_logger("collab.hooks")
 
@@ -25,36 +25,27 @@ class ConnectPayload:
     document: str
     connection_id: str
     identity: Identity
+    address: str | None = None  # the client's IP as this server saw it (audit)
 
 
 @dataclass(frozen=True, slots=True)
 class LoadPayload:
-    """A document became live in memory. Extensions may observe `doc` until `on_unload`.
+    """A document became live in memory. Extensions may read `doc` until `on_unload`.
 
-    They read it and never write to it: every change arrives through the sync protocol.
-    Inside an observer of `doc`, `applying_update()` is the update being applied (the same
-    bytes `on_change` will carry), so an observer can pair what it saw with the stored change.
+    They never write to it: every change arrives through the sync protocol. Reading it on
+    every change is the hot path's cost: integrations read the stored log instead.
     """
 
     document: str
     doc: Doc[Any]
     last_seq: int
-    applying_update: Callable[[], bytes | None] = lambda: None
-
-
-@dataclass(frozen=True, slots=True)
-class ChangePayload:
-    """One transaction changed the document; emitted after it is durable."""
-
-    document: str
-    origin: Origin
-    update: bytes
-    seq: int
-    at: float
 
 
 @dataclass(frozen=True, slots=True)
 class StorePayload:
+    """Log entries first_seq..last_seq of `document` are stored (several commits may be
+    reported at once: notifications coalesce per document while an extension is busy)."""
+
     document: str
     first_seq: int
     last_seq: int
@@ -97,9 +88,6 @@ class Extension:
     async def on_load(self, payload: LoadPayload) -> None:
         return None
 
-    async def on_change(self, payload: ChangePayload) -> None:
-        return None
-
     async def on_store(self, payload: StorePayload) -> None:
         return None
 
@@ -135,11 +123,6 @@ class Hooks:
     async def on_load(self, payload: LoadPayload) -> None:
         await self._run("on_load", payload, may_veto=True)
 
-    async def on_changes(self, payloads: Sequence[ChangePayload]) -> None:
-        """`on_change` for each of one commit's changes, in order."""
-        for payload in payloads:
-            await self._run("on_change", payload)
-
     async def on_store(self, payload: StorePayload) -> None:
         await self._run("on_store", payload)
 
@@ -157,7 +140,6 @@ class Hooks:
             await _isolated(ext, "aclose", ext.aclose)
 
     async def _run(self, hook: str, payload: Any, *, may_veto: bool = False) -> None:
-        # Runs once per stored update for `on_change`: no wrapper per call.
         for ext in self._implementers[hook]:
             method: Callable[[Any], Awaitable[None]] = getattr(ext, hook)
             try:
@@ -178,7 +160,6 @@ async def _isolated(ext: Extension, hook: str, call: Callable[[], Awaitable[None
 _HOOK_NAMES = (
     "on_connect",
     "on_load",
-    "on_change",
     "on_store",
     "on_awareness",
     "on_disconnect",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from typing import TextIO, cast
 
 import structlog
 
@@ -24,7 +26,7 @@ def configure_logging(level: str, fmt: str) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _Stderr())),
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(name)s %(message)s")
@@ -32,6 +34,21 @@ def configure_logging(level: str, fmt: str) -> None:
     # websockets' own per-socket "connection open/rejected" lines: checked by level before a
     # record is even built, so busy joins do not pay for them.
     logging.getLogger("websockets.server").setLevel(max(numeric, logging.WARNING))
+
+
+class _Stderr:
+    """stderr that never raises: a log line that cannot be written (a full disk under a log
+    file) must not stop what was being logged, e.g. the store's retry of a failed append."""
+
+    def write(self, text: str) -> int:
+        try:
+            return sys.stderr.write(text)
+        except OSError:
+            return 0
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError):
+            sys.stderr.flush()
 
 
 def _drop_per_connection_lines(record: logging.LogRecord) -> bool:

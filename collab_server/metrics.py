@@ -37,6 +37,22 @@ class Metrics:
         self.store_failures = Counter(
             "collab_store_failures", "Failed store operations", ["operation"], registry=r
         )
+        self.log_conflicts = Counter(
+            "collab_log_conflicts",
+            "Appends refused because another writer holds the log position",
+            registry=r,
+        )
+        self.hooks_shed = Counter(
+            "collab_hook_calls_shed",
+            "Hook calls dropped because extensions fell too far behind",
+            ["hook"],
+            registry=r,
+        )
+        self.writes_refused = Counter(
+            "collab_writes_refused",
+            "Connections closed (1013) because the store could not take more changes",
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

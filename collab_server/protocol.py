@@ -52,6 +52,8 @@ class CloseCode(IntEnum):
     UNAUTHORIZED = 4401
     FORBIDDEN = 4403
     RATE_LIMITED = 4429
+    # Another server process owns the document: the client should retry (not a refusal).
+    SERVED_ELSEWHERE = 4503
 
 
 _SYNC_STEPS = tuple(SyncStep)  # indexed by wire value: no Enum call per frame

@@ -5,18 +5,26 @@ store -> broadcast. Appends are batched: a store that is durable without awaitin
 journal, memory) takes everything applied in one event-loop turn at the start of the next;
 for the others one committer task puts whatever arrives while a commit is running into the
 next transaction. Either way a busy server commits many updates at once and an idle one
-commits each immediately. A failing store keeps everything in memory, reports
-not-ready and retries with backoff; no update is broadcast before it is stored.
+commits each immediately. A failing store keeps everything in memory, reports not-ready and
+retries with backoff; no update is broadcast before it is stored.
+
+One live copy per document, one writer per log: a document is held from `acquire` to
+`release` (a socket is a holder from before its handshake until it is gone) and is unloaded
+only when nobody holds it; an `acquire` during an unload waits for it and loads afresh. Across
+processes `DocumentOwnership` decides who may load it. A document whose records the store
+refuses, or whose log positions another writer took, is dropped alone: its sockets are closed
+(their clients still hold every unacknowledged change and resend it on reconnect) and every
+other document goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 
 import structlog
@@ -25,10 +33,9 @@ from pycrdt import create_update_message
 from collab_server.cluster import DocumentOwnership, NodeFanOut, SingleNode
 from collab_server.connection import Connection
 from collab_server.document import AwarenessChange, LiveDocument
-from collab_server.errors import Rejected
+from collab_server.errors import DocumentsFailed, LogConflict, Rejected
 from collab_server.hooks import (
     AwarenessPayload,
-    ChangePayload,
     DisconnectPayload,
     Hooks,
     LoadPayload,
@@ -42,6 +49,9 @@ from collab_server.store import DocumentStore, ImmediateAppend, UpdateRecord
 
 log = structlog.get_logger("collab.registry")
 
+# How long a log conflict keeps /readyz at 503.
+CONFLICT_ALERT_SECONDS = 300.0
+
 
 @dataclass(frozen=True, slots=True)
 class RegistryLimits:
@@ -50,6 +60,10 @@ class RegistryLimits:
     compact_max_bytes: int = 4 * 1024 * 1024
     group_commit_window_seconds: float = 0.0
     store_retry_max_seconds: float = 5.0
+    # While the store fails, writes held in memory stop at this many bytes (then 1013).
+    max_unstored_bytes: int = 64 * 1024 * 1024
+    # Hook calls (awareness, disconnects) waiting for slow extensions; beyond it they are shed.
+    hook_queue_max: int = 10_000
 
 
 @dataclass(slots=True)
@@ -77,11 +91,14 @@ class Registry:
         self.metrics = metrics
         self.limits = limits
         self.store_healthy = True
+        self.store_error: str | None = None  # why the last append failed, while it fails
         self.closing = False
         self._live: dict[str, LiveDocument] = {}
-        self._loading: dict[str, asyncio.Future[LiveDocument]] = {}
+        self._loading: dict[str, asyncio.Future[None]] = {}
+        self._unloading: dict[str, asyncio.Future[None]] = {}
         self._unload_timers: dict[str, asyncio.TimerHandle] = {}
         self._pending: list[_Pending] = []
+        self._unstored_bytes = 0  # updates applied and not yet stored, in flight included
         self._wake_committer = asyncio.Event()
         # A store that is durable without awaiting commits with no task switch (see
         # `ImmediateAppend`); others, and a configured commit window, go through the committer.
@@ -92,13 +109,20 @@ class Registry:
         )
         self._commit_scheduled = False
         self._committer: asyncio.Task[None] | None = None
-        self._hook_queue: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
+        # Store notifications coalesce per document (bounded by the live documents); the
+        # other hook calls queue up to a bound and are shed beyond it, with a metric.
+        self._stored: dict[str, StorePayload] = {}
+        self._hook_calls: deque[Callable[[], Awaitable[None]]] = deque()
+        self._wake_hooks = asyncio.Event()
         self._hook_runner: asyncio.Task[None] | None = None
+        self._compactions: dict[LiveDocument, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._conflicts: deque[float] = deque(maxlen=1000)
 
     async def start(self) -> None:
         self._committer = asyncio.create_task(self._commit_loop(), name="group-commit")
         self._hook_runner = asyncio.create_task(self._run_hooks(), name="hooks")
+        await self.ownership.start(self._ownership_lost)
         await self.fanout.start(self._deliver_remote)
 
     # -- documents ------------------------------------------------------------------------
@@ -111,26 +135,53 @@ class Registry:
         return self._live
 
     async def acquire(self, name: str) -> LiveDocument:
-        """The live document, loading it once even when many connections join at once."""
-        live = self._live.get(name)
-        if live is not None:
-            self._cancel_unload(name)
+        """Hold the live document, loading it once even when many connections join at once.
+
+        Every `acquire` is paired with one `release`; a held document is never unloaded.
+        """
+        while True:
+            unloading = self._unloading.get(name)
+            if unloading is not None:
+                await asyncio.shield(unloading)
+                continue
+            live = self._live.get(name)
+            if live is not None:
+                live.holders += 1
+                self._cancel_unload(name)
+                return live
+            loading = self._loading.get(name)
+            if loading is not None:
+                await asyncio.shield(loading)  # raises what the load raised
+                continue
+            loading = asyncio.get_running_loop().create_future()
+            self._loading[name] = loading
+            try:
+                live = await self._load(name)
+            except BaseException as exc:
+                loading.set_exception(exc)
+                loading.exception()  # retrieved: waiters get it, nobody else needs to
+                raise
+            finally:
+                del self._loading[name]
+            loading.set_result(None)
+            live.holders += 1
             return live
-        loading = self._loading.get(name)
-        if loading is not None:
-            return await asyncio.shield(loading)
-        future: asyncio.Future[LiveDocument] = asyncio.get_running_loop().create_future()
-        self._loading[name] = future
+
+    def release(self, live: LiveDocument) -> None:
+        """The end of one `acquire`: the last holder out starts the unload grace period."""
+        live.holders -= 1
+        if live.holders == 0 and self._live.get(live.name) is live:
+            self._schedule_unload(live)
+
+    @contextlib.asynccontextmanager
+    async def using(self, name: str) -> AsyncIterator[LiveDocument]:
+        """The live document for work without a socket (taking a version): loaded if needed,
+        and let go after the unload grace if nobody connects meanwhile."""
+        live = await self.acquire(name)
         try:
-            live = await self._load(name)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters get it, nobody else needs to
-            raise
+            yield live
         finally:
-            del self._loading[name]
-        future.set_result(live)
-        return live
+            self.release(live)
 
     async def _load(self, name: str) -> LiveDocument:
         await self.ownership.acquire(name)
@@ -146,9 +197,7 @@ class Registry:
         self.metrics.store_latency.labels("load").observe(time.perf_counter() - started)
         live = LiveDocument.from_stored(name, stored, self._on_update)
         try:
-            await self.hooks.on_load(
-                LoadPayload(name, live.doc, live.last_seq, live.applying_update)
-            )
+            await self.hooks.on_load(LoadPayload(name, live.doc, live.last_seq))
         except Rejected:
             live.release()
             raise
@@ -159,15 +208,11 @@ class Registry:
         return live
 
     async def connect(self, live: LiveDocument, connection: Connection) -> None:
-        self._cancel_unload(live.name)
         await live.join(connection)
         self.metrics.connections.inc()
 
     async def disconnect(self, live: LiveDocument, connection: Connection) -> None:
         if connection not in live.connections:
-            # Acquired but never joined (the handshake failed): still let the document go.
-            if not live.connections:
-                self._schedule_unload(live)
             return
         change = live.leave(connection)
         self.metrics.connections.dec()
@@ -180,9 +225,7 @@ class Registry:
                 connection.identity,
                 connection.close_code or CloseCode.NORMAL,
             )
-            self._hook_queue.put_nowait(functools.partial(self.hooks.on_disconnect, payload))
-        if not live.connections:
-            self._schedule_unload(live)
+            self._queue_hook(lambda: self.hooks.on_disconnect(payload), "on_disconnect")
 
     def notify_awareness(
         self, live: LiveDocument, connection: Connection, change: AwarenessChange
@@ -191,7 +234,17 @@ class Registry:
             payload = AwarenessPayload(
                 live.name, connection.id, change.added, change.updated, change.removed
             )
-            self._hook_queue.put_nowait(functools.partial(self.hooks.on_awareness, payload))
+            self._queue_hook(lambda: self.hooks.on_awareness(payload), "on_awareness")
+
+    @property
+    def writes_admitted(self) -> bool:
+        """False while the store fails and the writes it has not taken reach their bound."""
+        return self.store_healthy or self._unstored_bytes < self.limits.max_unstored_bytes
+
+    def recent_conflicts(self, now: float | None = None) -> int:
+        """Log conflicts in the last CONFLICT_ALERT_SECONDS."""
+        since = (time.monotonic() if now is None else now) - CONFLICT_ALERT_SECONDS
+        return sum(1 for at in self._conflicts if at >= since)
 
     # -- unload ---------------------------------------------------------------------------
 
@@ -208,18 +261,54 @@ class Registry:
             timer.cancel()
 
     async def _unload(self, live: LiveDocument) -> None:
-        self._unload_timers.pop(live.name, None)
-        if live.connections or self._live.get(live.name) is not live:
-            return
+        name = live.name
+        self._unload_timers.pop(name, None)
+        if live.holders or self._live.get(name) is not live:
+            return  # held again since the timer was set, or already gone
         if live.durable_seq < live.last_seq or live.compacting:
             self._schedule_unload(live)  # never drop what the store has not taken yet
             return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._unloading[name] = done
+        del self._live[name]
+        self.metrics.documents_loaded.set(len(self._live))
+        try:
+            await self.hooks.on_unload(UnloadPayload(name, live.doc))
+            live.release()
+            await self.ownership.release(name)
+            log.info("document_unloaded", document=name)
+        except Exception:
+            log.exception("document_unload_failed", document=name)
+        finally:
+            del self._unloading[name]
+            done.set_result(None)
+
+    def _drop(self, live: LiveDocument, code: CloseCode, reason: str) -> None:
+        """Stop serving `live` at once, without storing what it holds (see the module doc)."""
+        if self._live.get(live.name) is not live:
+            return
         del self._live[live.name]
         self.metrics.documents_loaded.set(len(self._live))
-        await self.hooks.on_unload(UnloadPayload(live.name, live.doc))
+        self._cancel_unload(live.name)
+        kept = [item for item in self._pending if item.live is not live]
+        self._unstored_bytes -= sum(
+            len(item.record.update) for item in self._pending if item.live is live
+        )
+        self._pending = kept
+        compaction = self._compactions.pop(live, None)
+        if compaction is not None:
+            compaction.cancel()
+        for connection in list(live.connections):
+            connection.close(code, reason)
         live.release()
-        await self.ownership.release(live.name)
-        log.info("document_unloaded", document=live.name)
+        self._spawn(self.hooks.on_unload(UnloadPayload(live.name, live.doc)))
+        log.error("document_dropped", document=live.name, code=int(code), reason=reason)
+
+    def _ownership_lost(self, documents: Collection[str]) -> None:
+        for name in documents:
+            live = self._live.get(name)
+            if live is not None:
+                self._drop(live, CloseCode.SERVED_ELSEWHERE, "this server lost the document")
 
     # -- changes and group commit ---------------------------------------------------------
 
@@ -233,6 +322,7 @@ class Registry:
         user_id = origin.user_id if isinstance(origin, ConnectionOrigin) else None
         record = UpdateRecord(live.name, live.last_seq, update, user_id, time.time())
         self._pending.append(_Pending(live, record, origin))
+        self._unstored_bytes += len(update)
         if self._append_now is not None and self.store_healthy:
             if not self._commit_scheduled:
                 # Next loop turn: updates from every socket read in this turn share the commit.
@@ -250,8 +340,11 @@ class Registry:
         started = time.perf_counter()
         try:
             self._append_now([item.record for item in batch])
-        except Exception:
-            self._commit_failed(batch, retry_in=0.0)
+        except DocumentsFailed as exc:
+            self._partly_committed(batch, exc, started)
+            return
+        except Exception as exc:
+            self._commit_failed(batch, exc, retry_in=0.0)
             self._wake_committer.set()  # the committer retries with backoff
             return
         self._committed(batch, started)
@@ -269,8 +362,12 @@ class Registry:
             started = time.perf_counter()
             try:
                 await self.store.append([item.record for item in batch])
-            except Exception:
-                self._commit_failed(batch, retry_in=delay)
+            except DocumentsFailed as exc:
+                delay = 0.05
+                self._partly_committed(batch, exc, started)
+                continue
+            except Exception as exc:
+                self._commit_failed(batch, exc, retry_in=delay)
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, self.limits.store_retry_max_seconds)
                 self._wake_committer.set()
@@ -278,16 +375,51 @@ class Registry:
             delay = 0.05
             self._committed(batch, started)
 
-    def _commit_failed(self, batch: list[_Pending], retry_in: float) -> None:
+    def _commit_failed(self, batch: list[_Pending], exc: Exception, retry_in: float) -> None:
+        self.store_healthy = False
+        self.store_error = f"{type(exc).__name__}: {exc}"[:200]
+        self._pending = batch + self._pending
         self.metrics.store_failures.labels("append").inc()
         log.exception("store_append_failed", updates=len(batch), retry_in=retry_in)
-        self.store_healthy = False
-        self._pending = batch + self._pending
+        if not self.writes_admitted:
+            # Past the bound, a joiner of these documents would wait with no end in sight.
+            for live in {item.live for item in self._pending}:
+                live.abandon_joiners(
+                    CloseCode.TRY_AGAIN_LATER, "the server cannot store changes right now"
+                )
+
+    def _partly_committed(
+        self, batch: list[_Pending], exc: DocumentsFailed, started: float
+    ) -> None:
+        """Everything but `exc.documents` is stored; those are dropped alone."""
+        stored = [item for item in batch if item.record.document not in exc.documents]
+        if stored:
+            self._committed(stored, started)
+        else:
+            self.store_healthy = True  # the store answered: it is the records that failed
+        self._unstored_bytes -= sum(
+            len(item.record.update) for item in batch if item.record.document in exc.documents
+        )
+        conflict = isinstance(exc, LogConflict)
+        label = "log_conflict" if conflict else "records_refused"
+        self.metrics.store_failures.labels(label).inc()
+        if conflict:
+            self.metrics.log_conflicts.inc(len(exc.documents))
+            self._conflicts.append(time.monotonic())
+        code = CloseCode.SERVED_ELSEWHERE if conflict else CloseCode.INTERNAL_ERROR
+        reason = (
+            "another server process wrote this IEP; reconnecting"
+            if conflict
+            else "your latest changes could not be stored"
+        )
+        for live in {item.live for item in batch if item.record.document in exc.documents}:
+            self._drop(live, code, reason)
 
     def _committed(self, batch: list[_Pending], started: float) -> None:
         if not self.store_healthy:
             log.info("store_recovered")
         self.store_healthy = True
+        self.store_error = None
         elapsed = time.perf_counter() - started
         self._after_commit(batch)
         # Counted after the broadcast: readers should not wait for our metrics.
@@ -297,10 +429,10 @@ class Registry:
     def _after_commit(self, batch: list[_Pending]) -> None:
         stored: dict[LiveDocument, list[UpdateRecord]] = {}  # per document, in seq order
         delivered = 0
-        changes: list[ChangePayload] = []
-        wants_changes = self.hooks.has("on_change")
+        unstored = 0
         for item in batch:
             live, record = item.live, item.record
+            unstored += len(record.update)
             live.mark_durable(record.seq)
             live.log_counter.updates += 1
             live.log_counter.nbytes += len(record.update)
@@ -310,28 +442,13 @@ class Registry:
                 exclude = live.connection_by_id(item.origin.connection_id)
             delivered += live.broadcast(create_update_message(record.update), exclude)
             self.fanout.publish_update(live.name, record.update)
-            if wants_changes:
-                changes.append(
-                    ChangePayload(
-                        live.name, item.origin, record.update, record.seq, record.created_at
-                    )
-                )
-        if changes:
-            # One hook-queue entry per commit, not per update: the runner keeps their order.
-            self._hook_queue.put_nowait(functools.partial(self.hooks.on_changes, changes))
+        self._unstored_bytes -= unstored
         self.metrics.updates_in.inc(len(batch))
         self.metrics.updates_out.inc(delivered)
         wants_store = self.hooks.has("on_store")
         for live, records in stored.items():
             if wants_store:
-                store_payload = StorePayload(
-                    live.name,
-                    records[0].seq,
-                    records[-1].seq,
-                    len(records),
-                    sum(len(r.update) for r in records),
-                )
-                self._hook_queue.put_nowait(functools.partial(self.hooks.on_store, store_payload))
+                self._note_stored(live.name, records)
             self._maybe_compact(live)
 
     def _deliver_remote(self, document: str, update: bytes, origin: PeerNodeOrigin) -> None:
@@ -344,11 +461,44 @@ class Registry:
         except ValueError:
             log.error("remote_update_invalid", document=document, node=origin.node_id)
 
+    # -- hooks ----------------------------------------------------------------------------
+
+    def _note_stored(self, document: str, records: list[UpdateRecord]) -> None:
+        earlier = self._stored.get(document)
+        nbytes = sum(len(r.update) for r in records)
+        if earlier is None:
+            payload = StorePayload(document, records[0].seq, records[-1].seq, len(records), nbytes)
+        else:
+            payload = StorePayload(
+                document,
+                earlier.first_seq,
+                records[-1].seq,
+                earlier.updates + len(records),
+                earlier.nbytes + nbytes,
+            )
+        self._stored[document] = payload
+        self._wake_hooks.set()
+
+    def _queue_hook(self, call: Callable[[], Awaitable[None]], hook: str) -> None:
+        if len(self._hook_calls) >= self.limits.hook_queue_max:
+            self.metrics.hooks_shed.labels(hook).inc()
+            log.warning("hook_call_shed", hook=hook, queued=len(self._hook_calls))
+            return
+        self._hook_calls.append(call)
+        self._wake_hooks.set()
+
     async def _run_hooks(self) -> None:
-        # One queue keeps hook calls in commit order without stalling the committer.
+        # One runner keeps hook calls in order without stalling the committer.
         while True:
-            call = await self._hook_queue.get()
-            await call()
+            await self._wake_hooks.wait()
+            self._wake_hooks.clear()
+            while self._stored or self._hook_calls:
+                if self._stored:
+                    stored, self._stored = self._stored, {}
+                    for payload in stored.values():
+                        await self.hooks.on_store(payload)
+                if self._hook_calls:
+                    await self._hook_calls.popleft()()
 
     # -- compaction -----------------------------------------------------------------------
 
@@ -360,15 +510,18 @@ class Registry:
         )
         if over and not live.compacting:
             live.compacting = True
-            self._spawn(self._compact(live))
+            task = asyncio.ensure_future(self._compact(live))
+            self._compactions[live] = task
+            task.add_done_callback(lambda _: self._compactions.pop(live, None))
 
     async def _compact(self, live: LiveDocument) -> None:
         try:
-            # Anything applied but not yet durable is also in this snapshot; replaying those
-            # log entries again on load is harmless because applying an update is idempotent.
-            through = live.durable_seq
-            folded_updates, folded_bytes = live.log_counter.updates, live.log_counter.nbytes
+            # The snapshot is exactly the log's state through `through`: taken together, and
+            # written only once every entry up to it is stored.
+            through = live.last_seq
             snapshot = live.doc.get_update()
+            folded_updates, folded_bytes = live.log_counter.updates, live.log_counter.nbytes
+            await live.wait_durable()
             started = time.perf_counter()
             await self.store.compact(live.name, snapshot, through)
             self.metrics.store_latency.labels("compact").observe(time.perf_counter() - started)
@@ -399,6 +552,18 @@ class Registry:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    async def settle(self) -> None:
+        """Wait for the unloads and compactions under way or already due to finish."""
+        loop = asyncio.get_running_loop()
+        while True:
+            running = [*self._background, *self._compactions.values()]
+            if running:
+                await asyncio.wait(running)
+            elif any(t.when() <= loop.time() for t in self._unload_timers.values()):
+                await asyncio.sleep(0)  # a due timer runs in the loop's next turn
+            else:
+                return
+
     async def flush(self, within_seconds: float = 10.0) -> bool:
         """Wait until every applied update is durable; False if the store did not take them."""
         deadline = time.monotonic() + within_seconds
@@ -425,12 +590,15 @@ class Registry:
         await self.fanout.aclose()
         flushed = await self.flush()
         if not flushed:
+            # Never acknowledged: their authors' clients still hold them and resend them.
             log.error("shutdown_with_unstored_updates", pending=len(self._pending))
         for timer in self._unload_timers.values():
             timer.cancel()
-        for task in (self._committer, self._hook_runner, *self._background):
+        tasks = [self._committer, self._hook_runner, *self._background]
+        for task in [*tasks, *self._compactions.values()]:
             if task is not None:
                 task.cancel()
         for live in list(self._live.values()):
             live.release()
         self._live.clear()
+        await self.ownership.aclose()

@@ -124,6 +124,8 @@ class Settings(EnvironmentSettings):
     ping_timeout_seconds: float = Field(15.0, gt=0)
     send_backlog_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     store_retry_max_seconds: float = Field(5.0, gt=0)
+    # While the store fails, changes held in memory stop here: writers get 1013 beyond it.
+    max_unstored_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     # Read whole frames behind uvicorn's and websockets' parser (collab_server/wire.py). It
     # leans on their internals, so it can be turned off; CI runs the suite both ways.
     fast_receive: bool = True

@@ -16,7 +16,7 @@ class UpdateRecord(NamedTuple):
     """One applied update, as appended to the log.
 
     A named tuple, not a frozen dataclass: one is built per update on the hot path, and a
-    frozen dataclass's `__init__` costs 2.5x as much.
+    frozen dataclass's `__init__` costs more than twice as much.
     """
 
     document: str
@@ -56,7 +56,14 @@ class DocumentStore(Protocol):
     async def load(self, document: str) -> StoredDocument: ...
 
     async def append(self, records: Sequence[UpdateRecord]) -> None:
-        """Append records of any documents in one transaction (group commit)."""
+        """Append records of any documents (group commit).
+
+        A position `(document, seq)` holds one update forever: a record whose position holds
+        other bytes is a `LogConflict` (only a byte-identical replay is skipped). Raises a
+        `DocumentsFailed` (`LogConflict`, `RecordsRefused`) naming the documents whose records
+        may not be acknowledged, after storing everyone else's; any other exception: nothing
+        may be acknowledged, try again.
+        """
 
     async def compact(self, document: str, snapshot: bytes, through_seq: int) -> None:
         """Atomically replace the snapshot; log entries with seq <= through_seq leave the tail.
@@ -82,4 +89,4 @@ class ImmediateAppend(Protocol):
     """
 
     def append_now(self, records: Sequence[UpdateRecord]) -> None:
-        """Durable when it returns; raises StoreError (nothing stored) otherwise."""
+        """`append`, durable when it returns."""

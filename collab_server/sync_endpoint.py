@@ -38,6 +38,7 @@ _HTTP_STATUS: dict[int, int] = {
     CloseCode.POLICY_VIOLATION: 403,
     CloseCode.GOING_AWAY: 503,
     CloseCode.TRY_AGAIN_LATER: 503,
+    CloseCode.SERVED_ELSEWHERE: 503,
     CloseCode.INTERNAL_ERROR: 500,
 }
 
@@ -93,12 +94,21 @@ class SyncEndpoint:
                 websocket, name, identity, backlog_limit=self.limits.send_backlog_bytes
             )
             try:
-                await self.hooks.on_connect(ConnectPayload(name, connection.id, identity))
+                address = websocket.client.host if websocket.client else None
+                await self.hooks.on_connect(ConnectPayload(name, connection.id, identity, address))
                 live = await self.registry.acquire(name)
             except BaseException:
                 connection.abort()
                 self.connection_cap.release(counted_user)
                 raise
+            if not self.registry.writes_admitted and live.durable_seq < live.last_seq:
+                # Its step 2 would wait for a store that is far behind and not answering.
+                self.registry.release(live)
+                connection.abort()
+                self.connection_cap.release(counted_user)
+                raise Rejected(
+                    CloseCode.TRY_AGAIN_LATER, "the server cannot store changes right now"
+                )
         except Rejected as exc:
             log.info("connection_refused", document=name, code=exc.code, reason=exc.reason)
             await refuse(websocket, exc.code, exc.reason)
@@ -124,6 +134,7 @@ class SyncEndpoint:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(connection.closed(), 2.0)
             connection.abort()
+            self.registry.release(live)
             log.info(
                 "disconnected",
                 document=name,
@@ -187,6 +198,15 @@ class SyncEndpoint:
             if not rate.allow(len(frame)):
                 self._reject(
                     connection, CloseCode.RATE_LIMITED, "message rate limit exceeded", "rate"
+                )
+                return
+            if not registry.writes_admitted and frame[:1] == b"\x00" and frame[1:2] != b"\x00":
+                # A change the store cannot take: memory for unstored writes has its bound.
+                self._reject(
+                    connection,
+                    CloseCode.TRY_AGAIN_LATER,
+                    "the server cannot store changes right now; try again later",
+                    "store_unavailable",
                 )
                 return
             try:

@@ -1,8 +1,10 @@
 """The browser editor: its pages, its built assets and the two small endpoints it reads.
 
-`/` (the document list) and `/doc/{name}` (one IEP) serve the same page; the bundle routes
-on the path. `/sessions` (the therapy sessions' week view) is its own small bundle. The assets are built from `static/` by `make bundle` into `collab_server/static/`
-and ship inside the package, so an installed server needs no Node.
+`/` (the document list), `/doc/{name}` (one IEP) and `/ack/{id}` (a parent's acknowledgement of
+a version) serve the same page; the bundle routes on the path. `/sessions` (therapy sessions)
+is its own small bundle. The assets are built from
+`static/` by `make bundle` into `collab_server/static/` and ship inside the package, so an
+installed server needs no Node.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ def web_routes(config: WebConfig, assets: Path = ASSETS_DIR) -> list[BaseRoute]:
     return [
         Route("/", pages.page, methods=["GET", "HEAD"]),
         Route("/doc/{name:path}", pages.page, methods=["GET", "HEAD"]),
-        Route("/sessions", pages.sessions_page, methods=["GET", "HEAD"]),
+        Route("/ack/{ack_id}", pages.page, methods=["GET", "HEAD"]),
         Route("/api/config", pages.config_endpoint, methods=["GET"]),
         Route("/api/access/{name:path}", pages.access, methods=["GET"]),
         Mount("/assets", StaticFiles(directory=assets, check_dir=False), name="assets"),

@@ -1,8 +1,8 @@
 """Frame once, write to many; hand each received message straight to its connection.
 
-Why: a profile of 1 writer -> 50 readers showed about 60 % of server CPU per delivered update
-spent in the per-socket ASGI -> uvicorn -> websockets send path (message dicts, state checks,
-framing the same bytes again for every reader). A broadcast sends identical bytes to every
+Why: a fan-out profile put most of the server's CPU per delivered update in the per-socket
+ASGI -> uvicorn -> websockets send path (message dicts, state checks, framing the same bytes
+again for every reader; see docs/decisions.md). A broadcast sends identical bytes to every
 reader, and server-to-client frames are unmasked, so we frame the message once and hand the
 bytes to each socket's transport. Uncompressed frames are valid even where permessage-deflate
 was negotiated (RSV1 clear), so this is safe whatever the client offered.
@@ -13,18 +13,19 @@ connection falls back to ordinary ASGI sends.
 
 The receive side has the same shape: through ASGI every client message became a dict in a
 queue, a pause and resume of the socket's reads, and a task switch into the endpoint's receive
-loop (a fifth of the CPU per update in the throughput profile). `DirectReceiveProtocol` keeps
+loop. `DirectReceiveProtocol` keeps
 uvicorn's and websockets' handshake, limits, ping and close handling, and delivers complete
 data messages (binary; text, for the handler to refuse) by calling the connection's handler
 in place.
 
 It also reads the common frame itself: a whole, final, uncompressed, masked binary frame
-within the size limit, read while websockets' parser waits between frames. websockets'
-generator-based parser took 4 µs per such frame warm and 110-130 µs on a processor just woken
-from idle (the fan-out case: an update every 5 ms), against 0.6 and 35 µs for reading the
-header and unmasking here. Every other frame (control, text, fragments, compressed, oversize,
-unmasked) and any frame not yet complete goes to websockets with whatever follows it, so it
-keeps every rule of the protocol; reading resumes here once its parser is between frames.
+within the size limit, read while websockets' parser waits between frames (its generator-based
+parser is slow on a processor woken from idle, the fan-out case). Every other frame (control,
+text, fragments, compressed, oversize, unmasked) and any frame not yet complete goes to
+websockets with whatever follows it, so it keeps every rule of the protocol; reading resumes
+here once its parser is between frames.
+Both lean on uvicorn's and websockets' internals: `COLLAB_FAST_RECEIVE=false` serves with
+uvicorn's own protocol instead, and the test suite runs the socket tests both ways.
 """
 
 from __future__ import annotations

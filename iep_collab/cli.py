@@ -19,7 +19,7 @@ from iep_collab.config import load_config
 
 
 def tune_garbage_collector() -> None:
-    """Fewer, cheaper cyclic collections: the joins profile spent ~20 % of CPU in the GC.
+    """Fewer, cheaper cyclic collections: the joins profile spent much of its CPU in the GC.
 
     Everything alive at start (modules, app) is frozen out of collection, and the middle
     generation is collected every million net allocations instead of every 7,000: a server
@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     tune_garbage_collector()
     server.run()
     if not server.started:
-        sys.exit(3)
+        sys.exit(f"collab-server: {app.state.collab.startup_error or 'the server did not start'}")
 
 
 if __name__ == "__main__":

@@ -11,23 +11,29 @@ from starlette.applications import Starlette
 from collab_server.access import AccessAuthenticator, CachedMembers, MembershipEnforcer
 from collab_server.api import api_routes
 from collab_server.app import create_app
+from collab_server.audit import AuditRecorder
 from collab_server.event_socket import EventEndpoint, EventSocketLimits, LiveEvents
 from collab_server.events import EventHub, OwnUserTopic
+from collab_server.identity import DEV_USER_PREFIX
 from collab_server.limits import RateLimits
 from collab_server.settings import Settings
 from collab_server.store import DocumentStore
 from collab_server.web import WebConfig, web_routes
 from integrations.access import AccessDirectory
+from integrations.acknowledgement import AcknowledgementService, AckPolicy
 from integrations.contracts import Clock, SystemClock
+from integrations.history import HistoryReader
 from integrations.notifications import NotificationService, config_from_settings
 from integrations.people import PeopleNames, people_routes
+from integrations.records_api import RecordsApi
 from integrations.sessions.api import session_routes
 from integrations.sessions.messages import CONFIRM_PAYLOAD, DECLINE_PAYLOAD
 from integrations.sessions.policy import StudentAccess, StudentTopic, TherapistTopic
 from integrations.sessions.service import SessionService, StudentReader, policy_from_settings
 from integrations.sessions.student import StudentProfile, student_profile
 from integrations.settings import NotificationSettings, load_notification_settings
-from persistence import SideTables, access_store_for, store_from_settings
+from integrations.versions import SessionVersions, VersionService
+from persistence import SideTables, access_store_for, ownership_for, store_from_settings
 
 if TYPE_CHECKING:
     from collab_server.auth import TokenVerifier
@@ -73,9 +79,38 @@ def build_app(
         ),
         notification_store,
         directory,
-        store.updates_since,
+        store,
         authenticator,
         clock=clock,
+    )
+    # The IEP as a record: versions, history, acknowledgements and the audit trail.
+    records = side_tables.records()
+    audit = AuditRecorder(records)
+    names = RecordNames(PeopleNames(people))
+    versions = VersionService(records)
+    acknowledgements = AcknowledgementService(
+        records,
+        directory,
+        enqueue=service.outbox.enqueue,
+        outbox_entry=notification_store.entry,
+        wake_outbox=service.wake,
+        notifier=service.notifier,
+        audit=audit,
+        clock=clock,
+        policy=AckPolicy(
+            public_url=notifications.public_url,
+            remind_after_seconds=notifications.ack_reminder_after_seconds,
+            max_reminders=notifications.ack_max_reminders,
+        ),
+    )
+    records_api = RecordsApi(
+        authenticator,
+        access,
+        records,
+        versions,
+        HistoryReader(records, store, names.display_name),
+        acknowledgements,
+        audit,
     )
     live = live_events(settings, side_tables, authenticator)
     students = StudentAccess(access, development_mode=authenticator.development_mode)
@@ -101,24 +136,49 @@ def build_app(
     app = create_app(
         settings,
         store=store,
-        extensions=[*([enforcer] if enforcer else []), service.extension],
+        extensions=[
+            *([enforcer] if enforcer else []),
+            audit,
+            service.extension,
+            SessionVersions(versions, names.display_name),
+        ],
         authenticator=authenticator,
         extra_routes=[
             *web_routes(WebConfig.from_settings(settings)),
-            *api_routes(authenticator, access, enforcer),
+            *api_routes(authenticator, access, enforcer, audit),
             *people_routes(authenticator, people),
             *service.routes(),
+            *records_api.routes(),
             *live.routes(),
             *session_routes(sessions, authenticator),
         ],
         # In this order: the notification store opens the memory:// side tables.
-        services=[service, live, sessions],
+        services=[service, acknowledgements, live, sessions],
+        ownership=ownership_for(store),
     )
     app_ref.append(app)
     app.state.notifications, app.state.sessions, app.state.events = service, sessions, live
+    registry = app.state.collab.registry
     if enforcer is not None:
-        enforcer.attach(app.state.collab.registry)
+        enforcer.attach(registry)
+    versions.attach(registry)
     return app
+
+
+class RecordNames:
+    """Names shown in history and versions: the people records, else the name a development
+    user typed."""
+
+    def __init__(self, people: PeopleNames) -> None:
+        self.people = people
+
+    async def display_name(self, user_id: str) -> str | None:
+        known = await self.people.display_name(user_id)
+        if known:
+            return known
+        if user_id.startswith(DEV_USER_PREFIX):
+            return user_id.removeprefix(DEV_USER_PREFIX)
+        return None
 
 
 def live_events(

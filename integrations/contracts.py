@@ -115,6 +115,7 @@ class MessageKind(StrEnum):
     REMINDER = "reminder"  # a therapy session is coming
     SESSION_NOTICE = "session_notice"  # a therapy session moved
     PROGRESS = "progress"  # what a child's sessions measured today
+    ACKNOWLEDGEMENT = "acknowledgement"  # a version sent to a parent to read, and its reminders
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +164,15 @@ class DigestWindow:
     last_at: float
     from_seq: int  # log entries after this belong to the window
     through_seq: int
+    summary: str | None = None  # the merged digest so far (JSON, see digest.digest_to_json)
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """The digests' own copy of a document (a full Y update) at log position `seq`."""
+
+    seq: int
+    state: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,15 +205,23 @@ class NotificationStore(Protocol):
     async def windows(self) -> list[DigestWindow]: ...
 
     async def save_windows(
-        self, document: str, through_seq: int, windows: Sequence[DigestWindow]
+        self,
+        document: str,
+        through_seq: int,
+        windows: Sequence[DigestWindow],
+        checkpoint: Checkpoint | None = None,
     ) -> None:
-        """Save `windows` and raise the document's watermark to `through_seq`, atomically."""
+        """Save `windows`, raise the document's watermark to `through_seq` and replace its
+        checkpoint (if given), atomically."""
 
     async def watermark(self, document: str) -> int | None:
         """The highest log seq whose change the digests recorded; None if never set."""
 
+    async def checkpoint(self, document: str) -> Checkpoint | None: ...
+
     async def documents_behind_watermark(self) -> list[tuple[str, int]]:
-        """(document, its last log seq) for each document with log entries past its watermark."""
+        """(document, its last log seq) for each document with log entries past its watermark
+        (no watermark: every entry; documents that predate digests were given one)."""
 
     async def close_window(self, window: DigestWindow, entry: OutboxEntry | None) -> bool:
         """Write `entry` to the outbox and drop the window, atomically; False if the key exists."""

@@ -2,17 +2,19 @@
 
 A window opens at a recipient's first relevant change and closes `debounce` after the last one,
 at most `max_wait` after the first; a window due in the recipient's quiet hours waits for their
-morning. Windows are saved on every change (first/last time and the log range they cover), so
-after a restart the digest is rebuilt from the attributed update log (see docs/decisions.md).
-Closing a window writes the digest to the outbox in the same transaction.
+morning. Each window keeps its merged digest (which items, fields and text changed, and who),
+saved with the document's watermark in one transaction as changes are recorded, so a restart
+needs no log to close it. Closing a window writes the digest to the outbox in the same
+transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,8 +23,8 @@ import structlog
 from babel import Locale
 from babel.lists import format_list
 
-from collab_server.store import UpdateRecord
 from integrations.contracts import (
+    Checkpoint,
     Clock,
     DigestWindow,
     Language,
@@ -33,7 +35,7 @@ from integrations.contracts import (
     Person,
     RecipientDirectory,
 )
-from integrations.iep import SECTION_ORDER, ChangeSet, Section, replay_changes
+from integrations.iep import SECTION_ORDER, ChangeSet, Section
 
 log = structlog.get_logger("collab.integrations.digest")
 
@@ -140,39 +142,87 @@ class Digest:
             names.extend(n for n in section.editors if n not in names)
         return names
 
+    def in_order(self) -> Digest:
+        """The sections that say something, in the IEP's order."""
+        sections = self.sections
+        return Digest(
+            self.document,
+            self.title,
+            {s: sections[s] for s in SECTION_ORDER if s in sections and not sections[s].is_empty()},
+        )
+
+
+def add_change(digest: Digest, change: ChangeSet) -> None:
+    """Merge one ChangeSet into `digest`, section by section."""
+    digest.title = change.title or digest.title
+    for part in change.sections:
+        merged = digest.sections.setdefault(part.section, SectionDigest())
+        if change.editor.name not in merged.editors:
+            merged.editors.append(change.editor.name)
+        for item in part.added:
+            merged.added[item.id] = item.title
+            merged.removed.pop(item.id, None)
+        for item in part.edited:
+            if item.id in merged.added:
+                merged.added[item.id] = item.title
+            else:
+                merged.edited[item.id] = item.title
+        for item in part.removed:
+            if merged.added.pop(item.id, None) is None:
+                merged.edited.pop(item.id, None)
+                merged.removed[item.id] = item.title
+        merged.fields.update(part.fields)
+        merged.inserted_chars += part.inserted_chars
+        merged.deleted_chars += part.deleted_chars
+
 
 def merge(document: str, changes: Sequence[ChangeSet], exclude_user: str | None) -> Digest:
     """Merge ChangeSets by section; the recipient's own edits are left out."""
-    sections: dict[Section, SectionDigest] = {}
-    title = ""
+    digest = Digest(document, "", {})
     for change in changes:
-        title = change.title or title
-        if exclude_user is not None and change.editor.user_id == exclude_user:
-            continue
-        for part in change.sections:
-            merged = sections.setdefault(part.section, SectionDigest())
-            if change.editor.name not in merged.editors:
-                merged.editors.append(change.editor.name)
-            for item in part.added:
-                merged.added[item.id] = item.title
-                merged.removed.pop(item.id, None)
-            for item in part.edited:
-                if item.id in merged.added:
-                    merged.added[item.id] = item.title
-                else:
-                    merged.edited[item.id] = item.title
-            for item in part.removed:
-                if merged.added.pop(item.id, None) is None:
-                    merged.edited.pop(item.id, None)
-                    merged.removed[item.id] = item.title
-            merged.fields.update(part.fields)
-            merged.inserted_chars += part.inserted_chars
-            merged.deleted_chars += part.deleted_chars
-    return Digest(
-        document,
-        title,
-        {s: sections[s] for s in SECTION_ORDER if s in sections and not sections[s].is_empty()},
+        if exclude_user is None or change.editor.user_id != exclude_user:
+            add_change(digest, change)
+        else:
+            digest.title = change.title or digest.title
+    return digest.in_order()
+
+
+def digest_to_json(digest: Digest) -> str:
+    return json.dumps(
+        {
+            "title": digest.title,
+            "sections": {
+                section.value: {
+                    "added": part.added,
+                    "edited": part.edited,
+                    "removed": part.removed,
+                    "fields": sorted(part.fields),
+                    "inserted": part.inserted_chars,
+                    "deleted": part.deleted_chars,
+                    "editors": part.editors,
+                }
+                for section, part in digest.sections.items()
+            },
+        },
+        ensure_ascii=False,
     )
+
+
+def digest_from_json(document: str, raw: str) -> Digest:
+    data = json.loads(raw)
+    sections = {
+        Section(name): SectionDigest(
+            added=dict(part["added"]),
+            edited=dict(part["edited"]),
+            removed=dict(part["removed"]),
+            fields=set(part["fields"]),
+            inserted_chars=int(part["inserted"]),
+            deleted_chars=int(part["deleted"]),
+            editors=list(part["editors"]),
+        )
+        for name, part in data["sections"].items()
+    }
+    return Digest(document, str(data["title"]), sections)
 
 
 # -- rendering --------------------------------------------------------------------------------
@@ -364,14 +414,11 @@ def flatten(text: str) -> str:
 
 # -- scheduling -------------------------------------------------------------------------------
 
-HistoryReader = Callable[[str, int], Awaitable[Sequence[UpdateRecord]]]
-
 
 @dataclass
 class _OpenWindow:
     window: DigestWindow
-    changes: list[ChangeSet]
-    complete: bool  # False after a restart: the changes are rebuilt from the log
+    digest: Digest
     not_before: float = 0.0  # known not due before this (saves look-ups on every tick)
 
 
@@ -380,13 +427,11 @@ class DigestScheduler:
         self,
         store: NotificationStore,
         directory: RecipientDirectory,
-        history: HistoryReader,
         policy: DigestPolicy,
         clock: Clock,
     ) -> None:
         self.store = store
         self.directory = directory
-        self.history = history
         self.policy = policy
         self.clock = clock
         self._windows: dict[tuple[str, str], _OpenWindow] = {}
@@ -396,7 +441,13 @@ class DigestScheduler:
         async with self._lock:
             for window in await self.store.windows():
                 key = (window.document, window.recipient_id)
-                self._windows[key] = _OpenWindow(window, [], complete=False)
+                if window.summary is None:
+                    # Saved by a release that kept no summary: its changes cannot be named.
+                    log.warning("digest_window_without_summary", document=window.document)
+                    digest = Digest(window.document, "", {})
+                else:
+                    digest = digest_from_json(window.document, window.summary)
+                self._windows[key] = _OpenWindow(window, digest)
         if self._windows:
             log.info("digest_windows_restored", windows=len(self._windows))
 
@@ -404,47 +455,43 @@ class DigestScheduler:
         open_window = self._windows.get((document, recipient_id))
         return open_window.window if open_window else None
 
-    async def record(self, change: ChangeSet) -> bool:
-        """Add the change to its recipients' windows; False if it concerned no one, in which
-        case nothing is written (the caller moves the watermark when it sees fit)."""
-        recipient_ids = await self.directory.digest_recipient_ids(change.document)
+    async def record(
+        self,
+        document: str,
+        changes: Sequence[ChangeSet],
+        through_seq: int,
+        checkpoint: Checkpoint | None = None,
+    ) -> None:
+        """Add `changes` (log entries up to `through_seq`) to their recipients' windows, and
+        save those windows, the document's watermark and `checkpoint` in one transaction:
+        a change is in a window exactly when the watermark has passed it."""
+        recipient_ids = await self.directory.digest_recipient_ids(document) if changes else ()
         now = self.clock.now()
         async with self._lock:
-            saved: list[DigestWindow] = []
-            for recipient_id in recipient_ids:
-                if recipient_id == change.editor.user_id:
-                    continue  # their own edit: nothing to tell them
-                key = (change.document, recipient_id)
-                open_window = self._windows.get(key)
-                if open_window is None:
-                    window = DigestWindow(
-                        change.document, recipient_id, now, now, change.seq - 1, change.seq
-                    )
-                    open_window = _OpenWindow(window, [], complete=True)
-                    self._windows[key] = open_window
-                else:
-                    open_window.window = replace(
-                        open_window.window,
-                        last_at=now,
-                        through_seq=max(open_window.window.through_seq, change.seq),
-                    )
-                    open_window.not_before = 0.0
-                open_window.changes.append(change)
-                saved.append(open_window.window)
-            if not saved:
-                return False
-            # The watermark moves with the windows: a change is either in both or in neither.
-            await self.store.save_windows(change.document, change.seq, saved)
-            return True
-
-    async def catch_up(self, document: str, after_seq: int, through_seq: int) -> list[ChangeSet]:
-        """The changes of log entries (after_seq, through_seq] whose change hook never ran.
-
-        Entries without a user are left out: in the log the server's own changes (never
-        digested) cannot be told apart from an anonymous connection's.
-        """
-        changes = await self._replay_range(document, after_seq, through_seq)
-        return [c for c in changes if c.editor.user_id is not None]
+            touched: dict[tuple[str, str], _OpenWindow] = {}
+            for change in changes:
+                for recipient_id in recipient_ids:
+                    if recipient_id == change.editor.user_id:
+                        continue  # their own edit: nothing to tell them
+                    key = (document, recipient_id)
+                    open_window = self._windows.get(key)
+                    if open_window is None:
+                        window = DigestWindow(
+                            document, recipient_id, now, now, change.seq - 1, change.seq
+                        )
+                        open_window = _OpenWindow(window, Digest(document, "", {}))
+                        self._windows[key] = open_window
+                    else:
+                        open_window.window = replace(
+                            open_window.window,
+                            last_at=now,
+                            through_seq=max(open_window.window.through_seq, change.seq),
+                        )
+                        open_window.not_before = 0.0
+                    add_change(open_window.digest, change)
+                    touched[key] = open_window
+            saved = [replace(w.window, summary=digest_to_json(w.digest)) for w in touched.values()]
+            await self.store.save_windows(document, through_seq, saved, checkpoint)
 
     async def flush_due(self) -> int:
         """Close every window that is due now; returns how many digests were written."""
@@ -458,7 +505,7 @@ class DigestScheduler:
                 try:
                     closed, wrote = await self._close_if_due(open_window, now)
                 except Exception:
-                    # One broken window (e.g. an unreadable log) must not hold up the others.
+                    # One broken window must not hold up the others.
                     log.exception("digest_close_failed", document=window.document)
                     open_window.not_before = now + 60
                     continue
@@ -482,8 +529,7 @@ class DigestScheduler:
 
     async def _close(self, open_window: _OpenWindow, person: Person) -> bool:
         window = open_window.window
-        changes = open_window.changes if open_window.complete else await self._replay(window)
-        digest = merge(window.document, changes, exclude_user=person.user_id)
+        digest = open_window.digest.in_order()
         channels = person.delivery_channels()
         message = render(digest, person.language, self.policy.link(window.document))
         if message is None or not channels:
@@ -511,26 +557,3 @@ class DigestScheduler:
             duplicate=not inserted,
         )
         return inserted
-
-    async def _replay(self, window: DigestWindow) -> list[ChangeSet]:
-        return await self._replay_range(window.document, window.from_seq, window.through_seq)
-
-    async def _replay_range(
-        self, document: str, from_seq: int, through_seq: int
-    ) -> list[ChangeSet]:
-        history = await self.history(document, 0)
-        names: dict[str | None, str] = {}
-        for record in history:
-            if from_seq < record.seq <= through_seq and record.user_id not in names:
-                known = await self.directory.person(record.user_id) if record.user_id else None
-                names[record.user_id] = known.name if known else (record.user_id or "anonymous")
-        if history and history[0].seq > 1:
-            # History was compacted away: removed items may lose their titles.
-            log.warning("digest_replay_partial_history", document=document)
-        return replay_changes(
-            document,
-            history,
-            from_seq,
-            through_seq,
-            lambda user_id: names.get(user_id, user_id or "anonymous"),
-        )

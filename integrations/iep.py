@@ -9,8 +9,7 @@ Deleted Y items read back empty, so each watch keeps an index id -> title per it
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -19,7 +18,6 @@ import structlog
 from pycrdt import Array, Doc, Map, Subscription, Text
 
 from collab_server.identity import ConnectionOrigin
-from collab_server.store import UpdateRecord
 
 log = structlog.get_logger("collab.integrations.iep")
 
@@ -163,74 +161,35 @@ def _text_delta(delta: Iterable[dict[str, Any]]) -> tuple[int, int]:
 
 
 class DocumentWatch:
-    """Observes one document; `take(update)` pairs a committed update with its ChangeSet.
+    """Observes a document that the caller changes one transaction at a time (the digests'
+    own copy, replaying the stored log); `take_last()` is the last transaction's ChangeSet."""
 
-    `applying_update` names the update whose transaction is committing (the live document
-    knows it); the watch needs no transaction observer of its own, which pycrdt would make
-    re-encode every update.
-    """
-
-    def __init__(
-        self,
-        document: str,
-        doc: Doc[Any],
-        applying_update: Callable[[], bytes | None] = lambda: None,
-    ) -> None:
+    def __init__(self, document: str, doc: Doc[Any]) -> None:
         self.document = document
         self.doc = doc
-        self._applying_update = applying_update
         self.iep = root(doc)
         self.index: dict[Section, dict[str, str]] = {
             section: read_items(self.iep, section) for section in ITEM_SECTIONS
         }
         self.title = read_title(self.iep)
-        self._unpaired: deque[tuple[bytes, ChangeSet]] = deque()
+        self._last: ChangeSet | None = None
         self._deep: Subscription | None = self.iep.observe_deep(self._on_events)
 
     def close(self) -> None:
         if self._deep is not None:
             self.iep.unobserve(self._deep)
             self._deep = None
-        # Unpaired changes stay: their on_change hooks may still be queued behind the unload.
-
-    @property
-    def closed(self) -> bool:
-        return self._deep is None
-
-    @property
-    def drained(self) -> bool:
-        return not self._unpaired
 
     def _on_events(self, events: Sequence[Any]) -> None:
-        # Called inside the transaction's commit: never let a reading error reach sync.
+        # Called inside the transaction's commit: a reading error must not stop the replay.
         try:
-            change = self._summarise(events)
+            self._last = self._summarise(events)
         except Exception:
             log.exception("change_summary_failed", document=self.document)
-            return
-        if change is not None:
-            self._unpaired.append((self._applying_update() or b"", change))
-
-    def take(self, update: bytes) -> ChangeSet | None:
-        """The ChangeSet of the transaction that produced `update`, if it had one.
-
-        Committed updates arrive in transaction order; a transaction without a ChangeSet
-        (outside `iep`, or by the server) finds none.
-        """
-        for position, (candidate, _) in enumerate(self._unpaired):
-            if candidate == update:
-                # Anything older was never committed (it would have come first): drop it.
-                for _ in range(position):
-                    self._unpaired.popleft()
-                return self._unpaired.popleft()[1]
-        return None
 
     def take_last(self) -> ChangeSet | None:
-        """The ChangeSet of the latest transaction (replay applies one update at a time)."""
-        if not self._unpaired:
-            return None
-        change = self._unpaired[-1][1]
-        self._unpaired.clear()
+        """The ChangeSet of the latest transaction, if it had one (once)."""
+        change, self._last = self._last, None
         return change
 
     def _summarise(self, events: Sequence[Any]) -> ChangeSet | None:
@@ -347,49 +306,3 @@ class DocumentWatch:
         if not (added or removed or edited_list):
             return None  # e.g. a reorder: delete + insert of the same id
         return SectionChange(section, tuple(added), tuple(edited_list), tuple(removed))
-
-
-NameLookup = Callable[[str | None], str]
-
-
-def replay_changes(
-    document: str,
-    history: Sequence[UpdateRecord],
-    from_seq: int,
-    through_seq: int,
-    name_of: NameLookup,
-) -> list[ChangeSet]:
-    """Rebuild the ChangeSets of log entries (from_seq, through_seq] from the attributed log.
-
-    `history` must start at the beginning of the log (kept history) for removed items to be
-    named; entries up to `from_seq` only build the state the window started from.
-    """
-    doc: Doc[Any] = Doc()
-    changes: list[ChangeSet] = []
-    watch: DocumentWatch | None = None
-    for record in history:
-        if record.seq <= from_seq:
-            doc.apply_update(record.update)
-            continue
-        if record.seq > through_seq:
-            break
-        if watch is None:
-            watch = DocumentWatch(document, doc)
-        origin = ConnectionOrigin("replay", record.user_id, name_of(record.user_id))
-        with doc.transaction(origin=origin):
-            doc.apply_update(record.update)
-        change = watch.take_last()
-        if change is not None:
-            changes.append(
-                ChangeSet(
-                    change.document,
-                    change.editor,
-                    change.title,
-                    change.sections,
-                    record.seq,
-                    record.created_at,
-                )
-            )
-    if watch is not None:
-        watch.close()
-    return changes

@@ -34,6 +34,9 @@ class NotificationSettings(EnvironmentSettings):
     whatsapp_progress_template: str | None = Field(
         None, validation_alias="WHATSAPP_PROGRESS_TEMPLATE"
     )
+    whatsapp_acknowledgement_template: str | None = Field(
+        None, validation_alias="WHATSAPP_ACKNOWLEDGEMENT_TEMPLATE"
+    )
     whatsapp_rate_per_second: float = Field(80.0, gt=0)
     smtp_url: SecretStr | None = Field(None, validation_alias="SMTP_URL")
     email_from: str | None = Field(None, validation_alias="EMAIL_FROM")
@@ -41,6 +44,9 @@ class NotificationSettings(EnvironmentSettings):
     digest_debounce_seconds: float = Field(600.0, ge=0)
     digest_max_wait_seconds: float = Field(3600.0, gt=0)
     # `off` disables quiet hours.
+    # Parents' acknowledgements: a reminder after this long without an answer, at most so many.
+    ack_reminder_after_seconds: float = Field(3 * 86400.0, gt=0)
+    ack_max_reminders: int = Field(2, ge=0, le=10)
     quiet_hours: str = Field(
         "21:00-08:00", pattern=r"^(|off|none|\s*\d{1,2}:\d{2}\s*-\s*\d{1,2}:\d{2}\s*)$"
     )
@@ -63,6 +69,7 @@ class NotificationSettings(EnvironmentSettings):
             "WHATSAPP_APP_SECRET": self.whatsapp_app_secret,
             "WHATSAPP_VERIFY_TOKEN": self.whatsapp_verify_token,
             "WHATSAPP_DIGEST_TEMPLATE": self.whatsapp_digest_template,
+            "WHATSAPP_ACKNOWLEDGEMENT_TEMPLATE": self.whatsapp_acknowledgement_template,
         }
         if any(whatsapp.values()):
             missing = [name for name, value in whatsapp.items() if not value]

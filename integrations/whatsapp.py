@@ -46,6 +46,7 @@ class WhatsAppConfig:
     access_token: str
     phone_number_id: str
     digest_template: str
+    acknowledgement_template: str = ""  # a version to read and acknowledge, and reminders
 
 
 def masked(phone: str) -> str:
@@ -158,9 +159,12 @@ class WhatsAppSender:
         if as_text:
             payload = text_payload(to, entry.message.text, entry.key)
         else:
+            template = entry.message.template or self.config.digest_template
+            if entry.kind is MessageKind.ACKNOWLEDGEMENT and self.config.acknowledgement_template:
+                template = self.config.acknowledgement_template
             payload = template_payload(
                 to,
-                entry.message.template or self.config.digest_template,
+                template,
                 person.language.value,
                 entry.message.template_params,
                 entry.key,

@@ -16,11 +16,14 @@ from collab_server.store import DocumentStore
 
 if TYPE_CHECKING:
     from collab_server.access import AccessStore
+    from collab_server.cluster import DocumentOwnership
     from collab_server.events import EventLog
     from integrations.contracts import NotificationStore, PeopleStore
     from integrations.sessions.records import SessionStore
     from persistence.postgres import PostgresStore
+    from persistence.postgres_records import PostgresRecordStore
     from persistence.sqlite import SQLiteStore
+    from persistence.sqlite_records import SQLiteRecordStore
 
 
 def store_from_settings(settings: Settings) -> DocumentStore:
@@ -73,6 +76,20 @@ def access_store_for(store: DocumentStore) -> AccessStore:
     from collab_server.access import MemoryAccessStore
 
     return MemoryAccessStore()
+
+
+def ownership_for(store: DocumentStore) -> DocumentOwnership | None:
+    """Who may write a document's log across processes: Postgres advisory locks.
+
+    SQLite needs none beyond the database lock its store takes (one process per file);
+    memory is one process by nature.
+    """
+    postgres = _postgres(store)
+    if postgres is None:
+        return None
+    from persistence.postgres_ownership import PostgresOwnership
+
+    return PostgresOwnership(postgres)
 
 
 class SideTables:
@@ -137,5 +154,17 @@ class SideTables:
 
         return PostgresEventLog(cast("PostgresStore", _postgres(self.store)))
 
+    def records(self) -> SQLiteRecordStore | PostgresRecordStore:
+        """Versions, acknowledgements and the audit trail (opened with the notifications' store
+        for `memory://`, with the documents otherwise)."""
+        sqlite = self._sqlite()
+        if sqlite is not None:
+            from persistence.sqlite_records import SQLiteRecordStore
 
-__all__ = ["SideTables", "access_store_for", "store_from_settings"]
+            return SQLiteRecordStore(sqlite)
+        from persistence.postgres_records import PostgresRecordStore
+
+        return PostgresRecordStore(cast("PostgresStore", _postgres(self.store)))
+
+
+__all__ = ["SideTables", "access_store_for", "ownership_for", "store_from_settings"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from collab_server.errors import LogConflict
 from collab_server.store import DocumentInfo, StoredDocument, UpdateRecord
 
 
@@ -37,10 +38,17 @@ class MemoryStore:
         self.append_now(records)
 
     def append_now(self, records: Sequence[UpdateRecord]) -> None:
+        conflicts: set[str] = set()
         for record in records:
             row = self._docs.setdefault(record.document, _Row())
             if not row.log or row.log[-1].seq < record.seq:
                 row.log.append(record)
+                continue
+            existing = next((r for r in row.log if r.seq == record.seq), None)
+            if existing is None or existing.update != record.update:
+                conflicts.add(record.document)
+        if conflicts:
+            raise LogConflict(conflicts)
 
     async def compact(self, document: str, snapshot: bytes, through_seq: int) -> None:
         row = self._docs.setdefault(document, _Row())

@@ -11,10 +11,14 @@ import datetime as dt
 from collections.abc import Sequence
 
 import asyncpg
+import structlog
+from asyncpg.pool import PoolConnectionProxy
 
-from collab_server.errors import StoreError
+from collab_server.errors import LogConflict, RecordsRefused, StoreError
 from collab_server.store import DocumentInfo, StoredDocument, UpdateRecord
 from persistence.migrations import migrations_for
+
+log = structlog.get_logger("collab.postgres")
 
 # Any fixed number works: it only serialises concurrent migrations of several server processes.
 _MIGRATION_LOCK = 0x1E9C011AB
@@ -46,15 +50,22 @@ class PostgresStore:
             f"SELECT seq, body, user_id, created_at FROM {s}.updates "
             "WHERE document = $1 AND seq > $2 ORDER BY seq LIMIT $3"
         )
-        # One statement: its own transaction and one round trip, however many documents.
+        # One statement: its own transaction and one round trip, however many documents. It
+        # returns the positions it inserted; a position it skipped is checked afterwards.
         self._sql_append = (
             f"WITH inserted AS (INSERT INTO {s}.updates (document, seq, body, user_id, created_at) "
             "SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::text[], "
-            "$5::timestamptz[]) ON CONFLICT DO NOTHING RETURNING document, seq, created_at) "
-            f"INSERT INTO {s}.documents AS d (name, last_seq, updated_at) "
+            "$5::timestamptz[]) ON CONFLICT DO NOTHING RETURNING document, seq, created_at), "
+            f"touched AS (INSERT INTO {s}.documents AS d (name, last_seq, updated_at) "
             "SELECT document, max(seq), max(created_at) FROM inserted GROUP BY document "
             "ON CONFLICT (name) DO UPDATE SET last_seq = greatest(d.last_seq, excluded.last_seq), "
-            "updated_at = greatest(d.updated_at, excluded.updated_at)"
+            "updated_at = greatest(d.updated_at, excluded.updated_at)) "
+            "SELECT count(*) FROM inserted"
+        )
+        self._sql_existing = (
+            f"SELECT u.document, u.seq, u.body FROM {s}.updates AS u "
+            "JOIN unnest($1::text[], $2::bigint[]) AS k(document, seq) "
+            "ON u.document = k.document AND u.seq = k.seq"
         )
         self._sql_snapshot = (
             f"INSERT INTO {s}.documents AS d (name, snapshot, snapshot_seq, last_seq) "
@@ -120,14 +131,50 @@ class PostgresStore:
         if not records:
             return
         async with self.pool.acquire() as conn:
-            await conn.execute(
-                self._sql_append,
-                [r.document for r in records],
-                [r.seq for r in records],
-                [r.update for r in records],
-                [r.user_id for r in records],
-                [_ts(r.created_at) for r in records],
-            )
+            try:
+                await self._append(conn, records)
+                return
+            except asyncpg.DataError:
+                pass  # some record is invalid: find whose, and store everyone else's
+            refused: set[str] = set()
+            conflicts: set[str] = set()
+            for document, own in _by_document(records).items():
+                try:
+                    await self._append(conn, own)
+                except asyncpg.DataError:
+                    log.error("records_refused", document=document, records=len(own))
+                    refused.add(document)
+                except LogConflict:
+                    conflicts.add(document)
+        if conflicts:
+            raise LogConflict(conflicts)
+        if refused:
+            raise RecordsRefused(refused)
+
+    async def _append(
+        self, conn: PoolConnectionProxy[asyncpg.Record], records: Sequence[UpdateRecord]
+    ) -> None:
+        inserted = await conn.fetchval(
+            self._sql_append,
+            [r.document for r in records],
+            [r.seq for r in records],
+            [r.update for r in records],
+            [r.user_id for r in records],
+            [_ts(r.created_at) for r in records],
+        )
+        if inserted == len(records):
+            return
+        # Positions already taken (a new statement: it sees whatever committed meanwhile).
+        # The same bytes are a replay; other bytes are another writer.
+        rows = await conn.fetch(
+            self._sql_existing, [r.document for r in records], [r.seq for r in records]
+        )
+        wanted = {(r.document, r.seq): r.update for r in records}
+        conflicts = {r["document"] for r in rows if r["body"] != wanted[(r["document"], r["seq"])]}
+        if conflicts:
+            for document in conflicts:
+                log.error("log_conflict", document=document)
+            raise LogConflict(conflicts)
 
     async def compact(self, document: str, snapshot: bytes, through_seq: int) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -152,6 +199,13 @@ class PostgresStore:
                 f"SELECT name, last_seq, updated_at FROM {self.schema}.documents ORDER BY name"
             )
         return [DocumentInfo(r["name"], r["last_seq"], r["updated_at"].timestamp()) for r in rows]
+
+
+def _by_document(records: Sequence[UpdateRecord]) -> dict[str, list[UpdateRecord]]:
+    grouped: dict[str, list[UpdateRecord]] = {}
+    for record in records:
+        grouped.setdefault(record.document, []).append(record)
+    return grouped
 
 
 def _record(document: str, row: asyncpg.Record) -> UpdateRecord:

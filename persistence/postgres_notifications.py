@@ -10,7 +10,13 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from integrations.contracts import DigestWindow, InAppNotification, OutboxEntry, WebhookEvent
+from integrations.contracts import (
+    Checkpoint,
+    DigestWindow,
+    InAppNotification,
+    OutboxEntry,
+    WebhookEvent,
+)
 from persistence.postgres import PostgresStore
 from persistence.sqlite_notifications import (
     ACTIVE_STATES,
@@ -48,13 +54,20 @@ class PostgresNotificationStore:
 
     def _save_window_sql(self) -> str:
         return (
-            f"INSERT INTO {self.s}.notification_windows AS w VALUES ($1, $2, $3, $4, $5, $6) "
+            f"INSERT INTO {self.s}.notification_windows AS w "
+            "(document, recipient_id, first_at, last_at, from_seq, through_seq, summary) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7) "
             "ON CONFLICT (document, recipient_id) DO UPDATE SET last_at = excluded.last_at, "
-            "through_seq = greatest(w.through_seq, excluded.through_seq)"
+            "through_seq = greatest(w.through_seq, excluded.through_seq), "
+            "summary = excluded.summary"
         )
 
     async def save_windows(
-        self, document: str, through_seq: int, windows: Sequence[DigestWindow]
+        self,
+        document: str,
+        through_seq: int,
+        windows: Sequence[DigestWindow],
+        checkpoint: Checkpoint | None = None,
     ) -> None:
         async with self._store.pool.acquire() as conn, conn.transaction():
             if windows:
@@ -66,6 +79,21 @@ class PostgresNotificationStore:
                 document,
                 through_seq,
             )
+            if checkpoint is not None:
+                await conn.execute(
+                    f"INSERT INTO {self.s}.digest_checkpoints VALUES ($1, $2, $3) "
+                    "ON CONFLICT (document) DO UPDATE SET seq = excluded.seq, "
+                    "state = excluded.state",
+                    document,
+                    checkpoint.seq,
+                    checkpoint.state,
+                )
+
+    async def checkpoint(self, document: str) -> Checkpoint | None:
+        rows = await self._fetch(
+            f"SELECT seq, state FROM {self.s}.digest_checkpoints WHERE document = $1", document
+        )
+        return Checkpoint(int(rows[0][0]), bytes(rows[0][1])) if rows else None
 
     async def watermark(self, document: str) -> int | None:
         rows = await self._fetch(
@@ -76,18 +104,18 @@ class PostgresNotificationStore:
 
     async def documents_behind_watermark(self) -> list[tuple[str, int]]:
         rows = await self._fetch(
-            f"SELECT w.document, max(u.seq) FROM {self.s}.notification_watermarks AS w "
-            f"JOIN {self.s}.updates AS u ON u.document = w.document AND u.seq > w.through_seq "
-            "GROUP BY w.document"
+            f"SELECT d.name, d.last_seq FROM {self.s}.documents AS d "
+            f"LEFT JOIN {self.s}.notification_watermarks AS w ON w.document = d.name "
+            "WHERE d.last_seq > coalesce(w.through_seq, 0)"
         )
         return [(str(r[0]), int(r[1])) for r in rows]
 
     async def windows(self) -> list[DigestWindow]:
         rows = await self._fetch(
-            "SELECT document, recipient_id, first_at, last_at, from_seq, through_seq "
+            "SELECT document, recipient_id, first_at, last_at, from_seq, through_seq, summary "
             f"FROM {self.s}.notification_windows"
         )
-        return [DigestWindow(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+        return [DigestWindow(*r) for r in rows]
 
     async def close_window(self, window: DigestWindow, entry: OutboxEntry | None) -> bool:
         inserted = False

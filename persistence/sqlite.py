@@ -10,8 +10,11 @@ this store sees the log without them.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import fcntl
 import functools
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Collection, Sequence
@@ -21,7 +24,7 @@ from typing import Any
 import aiosqlite
 import structlog
 
-from collab_server.errors import StoreError
+from collab_server.errors import LogConflict, StoreError
 from collab_server.store import DocumentInfo, StoredDocument, UpdateRecord
 from persistence.journal import ROTATE_BYTES, Journal, Segment
 from persistence.migrations import migrations_for
@@ -41,6 +44,8 @@ _TOUCH_SQL = (
 _DRAIN_NOW_RECORDS = 5_000
 _DRAIN_RETRY_FIRST_SECONDS = 0.05
 _DRAIN_RETRY_MAX_SECONDS = 5.0
+# Documents whose last log position the store remembers (those used most recently).
+_LAST_SEQ_DOCUMENTS = 100_000
 
 
 class SQLiteStore:
@@ -61,6 +66,7 @@ class SQLiteStore:
         # Journaled records not in the tables yet, and full segments to delete once a drain
         # commits (the live segment holds records until it fills, drained or not).
         self._undrained: list[UpdateRecord] = []
+        self._draining: list[UpdateRecord] = []  # taken by the drain under way
         self._sealed: list[Segment] = []
         self._drain_delay = drain_delay_seconds
         self._drain_timer: asyncio.TimerHandle | None = None
@@ -69,6 +75,10 @@ class SQLiteStore:
         # Drains, transactions and reads take turns on the one connection.
         self._lock = asyncio.Lock()
         self._documents_with_row: set[str] = set()  # `documents` rows this process has written
+        # The last log position of each document this store loaded or appended to: an append
+        # at a taken position is refused before anything is journaled (LRU-bounded).
+        self._last_seq: collections.OrderedDict[str, int] = collections.OrderedDict()
+        self._owner_lock: int | None = None
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -78,6 +88,8 @@ class SQLiteStore:
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if str(self.path) != ":memory:":
+            self._owner_lock = _lock_database(self.path)
         self._db = await aiosqlite.connect(self.path, isolation_level=None)
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=NORMAL")
@@ -167,6 +179,9 @@ class SQLiteStore:
         self._journal.close(drained=not self._undrained)
         await self._db.close()
         self._db = None
+        if self._owner_lock is not None:
+            os.close(self._owner_lock)  # releases the lock: another server may start now
+            self._owner_lock = None
 
     async def ping(self) -> None:
         # Readiness includes draining: a journal that cannot reach the tables is an outage.
@@ -187,7 +202,9 @@ class SQLiteStore:
             ) as cursor:
                 rows = await cursor.fetchall()
         tail = [UpdateRecord(document, r[0], bytes(r[1]), r[2], r[3]) for r in rows]
-        return StoredDocument(bytes(snapshot) if snapshot else None, snapshot_seq, tail)
+        stored = StoredDocument(bytes(snapshot) if snapshot else None, snapshot_seq, tail)
+        self._note_last_seq(document, stored.last_seq)
+        return stored
 
     async def append(self, records: Sequence[UpdateRecord]) -> None:
         self.append_now(records)
@@ -195,13 +212,58 @@ class SQLiteStore:
     def append_now(self, records: Sequence[UpdateRecord]) -> None:
         if self._db is None:
             raise StoreError("store is not open")
-        self._journal.write(records)
-        self._undrained += records
+        last_seq = self._last_seq
+        conflicts: set[str] = set()
+        replayed: set[tuple[str, int]] = set()
+        for record in records:
+            if last_seq.get(record.document, 0) >= record.seq:
+                if self._already_stored(record):
+                    replayed.add((record.document, record.seq))  # a retry: skip it
+                else:
+                    conflicts.add(record.document)
+        if conflicts or replayed:
+            records = [
+                r
+                for r in records
+                if r.document not in conflicts and (r.document, r.seq) not in replayed
+            ]
+        if records:
+            self._journal.write(records)
+            self._undrained += records
+            for record in records:
+                self._note_last_seq(record.document, record.seq)
+        if conflicts:
+            raise LogConflict(conflicts)
         if len(self._undrained) >= _DRAIN_NOW_RECORDS:
             self._start_drain()
         elif self._drain_timer is None and self._drain_task is None:
             loop = asyncio.get_running_loop()
             self._drain_timer = loop.call_later(self._drain_delay, self._start_drain)
+
+    def _already_stored(self, record: UpdateRecord) -> bool:
+        """Whether this very record (same position, same bytes) is journaled or in the tables.
+
+        Only a position at or below the last one this store wrote comes here: a retry or
+        another writer, both rare, so the tables are read synchronously.
+        """
+        for held in (self._undrained, self._draining):
+            for other in held:
+                if other.document == record.document and other.seq == record.seq:
+                    return other.update == record.update
+        with contextlib.closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)) as db:
+            row = db.execute(
+                "SELECT body FROM updates WHERE document = ? AND seq = ?",
+                (record.document, record.seq),
+            ).fetchone()
+        return row is not None and bytes(row[0]) == record.update
+
+    def _note_last_seq(self, document: str, seq: int) -> None:
+        last_seq = self._last_seq
+        if document in last_seq:
+            last_seq.move_to_end(document)
+        elif len(last_seq) >= _LAST_SEQ_DOCUMENTS:
+            last_seq.popitem(last=False)
+        last_seq[document] = max(seq, last_seq.get(document, 0))
 
     # -- draining the journal into the tables -----------------------------------------------
 
@@ -240,11 +302,14 @@ class SQLiteStore:
             self._sealed.append(sealed)
         records, self._undrained = self._undrained, []
         if records:
+            self._draining = records
             try:
                 created = await self._insert_committed(records)
             except BaseException:
                 self._undrained = records + self._undrained
                 raise
+            finally:
+                self._draining = []
             self._documents_with_row.update(created)
         for segment in self._sealed:
             self._journal.remove(segment)
@@ -257,7 +322,9 @@ class SQLiteStore:
         ):
             # A lone statement is its own transaction: one trip to the connection's thread
             # instead of three (BEGIN, INSERT, COMMIT), each of which wakes both threads.
-            await self.db.execute(_append_sql(len(records)), _append_params(records))
+            cursor = await self.db.execute(_append_sql(len(records)), _append_params(records))
+            if cursor.rowcount < len(records):
+                await self._report_conflicts(self.db, records)
             return ()
         async with self._begin() as db:
             return await self._insert(db, records)
@@ -279,7 +346,9 @@ class SQLiteStore:
                 latest[record.document] = record  # records of a document come in seq order
         for start in range(0, len(records), _APPEND_CHUNK):
             chunk = records[start : start + _APPEND_CHUNK]
-            await db.execute(_append_sql(len(chunk)), _append_params(chunk))
+            cursor = await db.execute(_append_sql(len(chunk)), _append_params(chunk))
+            if cursor.rowcount < len(chunk):
+                await self._report_conflicts(db, chunk)
         touched = [
             value
             for r in latest.values()
@@ -290,6 +359,24 @@ class SQLiteStore:
             sql = _TOUCH_SQL.format(rows=_placeholders(len(chunk_params) // 4, 4))
             await db.execute(sql, chunk_params)
         return latest.keys()
+
+    async def _report_conflicts(
+        self, db: aiosqlite.Connection, records: Sequence[UpdateRecord]
+    ) -> None:
+        """Some journaled records were already in the tables: a replay after a crash, with
+        the same bytes. Other bytes at a position mean a second writer, which the database
+        lock and `append_now` rule out: say so loudly, the log keeps its first entry."""
+        wanted = {(r.document, r.seq): r.update for r in records}
+        keys = [value for r in records for value in (r.document, r.seq)]
+        sql = (
+            "SELECT document, seq, body FROM updates WHERE (document, seq) IN "
+            f"(VALUES {_placeholders(len(records), 2)})"
+        )
+        async with db.execute(sql, keys) as cursor:
+            rows = await cursor.fetchall()
+        for document, seq, body in rows:
+            if bytes(body) != wanted[(document, seq)]:
+                log.error("log_conflict_in_journal", document=document, seq=seq)
 
     async def compact(self, document: str, snapshot: bytes, through_seq: int) -> None:
         now = time.time()
@@ -376,3 +463,25 @@ def _statements(sql: str) -> list[str]:
     if pending.strip():
         statements.append(pending.strip())
     return statements
+
+
+def _lock_database(path: Path) -> int:
+    """Hold `<database>.lock` for the life of the store: one server process per database file.
+
+    Two processes on one file would each hand out the same log positions; the lock ends with
+    the process, so a crash or a restart is never locked out.
+    """
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise StoreError(
+            f"another server process (pid {holder}) already serves {path}; stop it first, "
+            "or run several processes on PostgreSQL in cluster mode"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd

@@ -12,6 +12,7 @@ from typing import Any
 
 from integrations.contracts import (
     Channel,
+    Checkpoint,
     DigestWindow,
     InAppNotification,
     Language,
@@ -104,9 +105,11 @@ def notification(row: Sequence[Any]) -> InAppNotification:
 
 
 SAVE_WINDOW = (
-    "INSERT INTO notification_windows VALUES (?, ?, ?, ?, ?, ?) "
+    "INSERT INTO notification_windows "
+    "(document, recipient_id, first_at, last_at, from_seq, through_seq, summary) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (document, recipient_id) DO UPDATE SET last_at = excluded.last_at, "
-    "through_seq = max(through_seq, excluded.through_seq)"
+    "through_seq = max(through_seq, excluded.through_seq), summary = excluded.summary"
 )
 
 
@@ -118,6 +121,7 @@ def window_row(window: DigestWindow) -> tuple[Any, ...]:
         window.last_at,
         window.from_seq,
         window.through_seq,
+        window.summary,
     )
 
 
@@ -142,7 +146,11 @@ class SQLiteNotificationStore:
     # -- digest windows
 
     async def save_windows(
-        self, document: str, through_seq: int, windows: Sequence[DigestWindow]
+        self,
+        document: str,
+        through_seq: int,
+        windows: Sequence[DigestWindow],
+        checkpoint: Checkpoint | None = None,
     ) -> None:
         async with self._store.transaction() as db:
             for window in windows:
@@ -152,6 +160,18 @@ class SQLiteNotificationStore:
                 "DO UPDATE SET through_seq = max(through_seq, excluded.through_seq)",
                 (document, through_seq),
             )
+            if checkpoint is not None:
+                await db.execute(
+                    "INSERT INTO digest_checkpoints VALUES (?, ?, ?) ON CONFLICT (document) "
+                    "DO UPDATE SET seq = excluded.seq, state = excluded.state",
+                    (document, checkpoint.seq, checkpoint.state),
+                )
+
+    async def checkpoint(self, document: str) -> Checkpoint | None:
+        rows = await self._store.fetch_all(
+            "SELECT seq, state FROM digest_checkpoints WHERE document = ?", (document,)
+        )
+        return Checkpoint(int(rows[0][0]), bytes(rows[0][1])) if rows else None
 
     async def watermark(self, document: str) -> int | None:
         rows = await self._store.fetch_all(
@@ -161,18 +181,18 @@ class SQLiteNotificationStore:
 
     async def documents_behind_watermark(self) -> list[tuple[str, int]]:
         rows = await self._store.fetch_all(
-            "SELECT w.document, max(u.seq) FROM notification_watermarks AS w "
-            "JOIN updates AS u ON u.document = w.document AND u.seq > w.through_seq "
-            "GROUP BY w.document"
+            "SELECT a.name, a.last_seq FROM document_activity AS a "
+            "LEFT JOIN notification_watermarks AS w ON w.document = a.name "
+            "WHERE a.last_seq > coalesce(w.through_seq, 0)"
         )
         return [(str(r[0]), int(r[1])) for r in rows]
 
     async def windows(self) -> list[DigestWindow]:
         rows = await self._store.fetch_all(
-            "SELECT document, recipient_id, first_at, last_at, from_seq, through_seq "
+            "SELECT document, recipient_id, first_at, last_at, from_seq, through_seq, summary "
             "FROM notification_windows"
         )
-        return [DigestWindow(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+        return [DigestWindow(*r) for r in rows]
 
     async def close_window(self, window: DigestWindow, entry: OutboxEntry | None) -> bool:
         inserted = False

@@ -5,17 +5,20 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from collab_server.access import AccessAuthenticator, AccessStore, MembershipEnforcer
-from collab_server.api import documents, members
+from collab_server.api import audit_trail, documents, members
+from collab_server.audit import AuditRecorder
 
 
 def api_routes(
     authenticator: AccessAuthenticator,
     access: AccessStore,
     enforcer: MembershipEnforcer | None,
+    audit: AuditRecorder | None = None,
 ) -> list[BaseRoute]:
     return [
         *documents.routes(authenticator, access),
-        *members.routes(authenticator, access, enforcer),
+        *members.routes(authenticator, access, enforcer, audit),
+        *(audit_trail.routes(authenticator, access, audit) if audit is not None else []),
     ]
 
 

@@ -20,6 +20,7 @@ from collab_server.access import (
     NotAMember,
 )
 from collab_server.api.http import ApiError, json_body, json_errors
+from collab_server.audit import AuditAction, AuditEvent, AuditRecorder
 from collab_server.credentials import request_credentials
 from collab_server.errors import InvalidDocumentName
 from collab_server.identity import Caller, Role
@@ -63,7 +64,17 @@ def routes(
     authenticator: AccessAuthenticator,
     access: AccessStore,
     enforcer: MembershipEnforcer | None,
+    audit: AuditRecorder | None = None,
 ) -> list[Route]:
+    async def audited(
+        request: Request, caller: Caller, document: str, action: AuditAction, **details: str
+    ) -> None:
+        if audit is not None:
+            address = request.client.host if request.client else None
+            await audit.record_now(
+                AuditEvent(document, action, caller.user_id, None, address, details=details)
+            )
+
     async def require_manager(caller: Caller, document: str) -> list[Member]:
         """The current members, if the caller may change them (owner or admin)."""
         current = await access.members(document)
@@ -101,6 +112,16 @@ def routes(
         created = await access.put_member(member)
         if enforcer is not None:
             enforcer.apply(document, user_id, member.role)
+        action = AuditAction.MEMBER_ADDED if created else AuditAction.MEMBER_CHANGED
+        await audited(
+            request,
+            caller,
+            document,
+            action,
+            user_id=user_id,
+            role=member.role.value,
+            digest=str(member.digest).lower(),
+        )
         return JSONResponse(member.to_json(), status_code=201 if created else 200)
 
     @json_errors
@@ -114,6 +135,7 @@ def routes(
             raise ApiError(404, "not a member of this document")
         if enforcer is not None:
             enforcer.apply(document, user_id, None)
+        await audited(request, caller, document, AuditAction.MEMBER_REMOVED, user_id=user_id)
         return Response(status_code=204)
 
     return [

@@ -112,7 +112,7 @@ def digits(person: Person, text: str) -> str:
 
 
 def number(person: Person, value: float) -> str:
-    # babel gives the Arabic separators (٫ ٬) for `arab` but keeps the digits Latin.
+    # babel gives the Arabic separators for `arab` but keeps the digits Latin.
     system = "arab" if person.arabic_digits else "latn"
     text = format_decimal(value, locale=person.language.value, numbering_system=system)
     return digits(person, str(text))

@@ -151,11 +151,6 @@ const STRINGS = {
 
 const LANGUAGE_KEY = 'iep-ui-language'
 
-/** Features keep their own strings beside their code: `addStrings({ en: {...}, ar: {...} })`. */
-export function addStrings (table) {
-  for (const [lang, strings] of Object.entries(table)) Object.assign(STRINGS[lang], strings)
-}
-
 let current = initialLanguage()
 
 function initialLanguage () {
@@ -218,4 +213,9 @@ export function installLanguageSwitch () {
   const toggle = document.getElementById('language-switch')
   toggle.addEventListener('click', () => setLanguage(current === 'ar' ? 'en' : 'ar'))
   applyLanguage()
+}
+
+/** More strings, from a feature's own module (`{ en: {...}, ar: {...} }`). */
+export function addStrings (more) {
+  for (const [lang, table] of Object.entries(more)) Object.assign(STRINGS[lang], table)
 }

@@ -8,8 +8,11 @@ import { Presence } from './presence.js'
 import { IepForm } from './form.js'
 import { ensureSections, missingSections, section } from './schema.js'
 import { mountProgress } from './progress.js'
+import { installHistory } from './history.js'
+import { acknowledgementPage } from './acknowledge.js'
 
 const DOC_PREFIX = '/doc/'
+const ACK_PREFIX = '/ack/'
 const REFUSED_KEY = 'iep-write-refused'
 const LOCAL_PREFIX = 'iep:'
 
@@ -19,7 +22,9 @@ async function main () {
   const config = await loadConfig()
   const session = await signIn(config, app)
   showSignedIn(session)
-  if (location.pathname.startsWith(DOC_PREFIX)) {
+  if (location.pathname.startsWith(ACK_PREFIX)) {
+    await acknowledgementPage(app, decodeURIComponent(location.pathname.slice(ACK_PREFIX.length)), session)
+  } else if (location.pathname.startsWith(DOC_PREFIX)) {
     const name = decodeURIComponent(location.pathname.slice(DOC_PREFIX.length))
     await documentPage(app, name, session)
   } else {
@@ -187,7 +192,9 @@ async function documentPage (app, name, session) {
   docName.append(docNameText)
   const form = document.createElement('div')
   form.className = 'iep-form'
-  page.append(banner, presenceBar, heading, docName, form)
+  const toolbar = document.createElement('div')
+  toolbar.className = 'doc-toolbar'
+  page.append(banner, presenceBar, heading, docName, toolbar, form)
   app.replaceChildren(page)
 
   const showTitle = () => {
@@ -253,8 +260,10 @@ async function documentPage (app, name, session) {
   showTitle()
   connection.start()
 
+  const history = installHistory({ doc, name, session, access, toolbar, page, form })
+
   // A handle for diagnosing a page from the browser console.
-  window.iepEditor = { doc, provider: connection.provider, awareness: connection.awareness, name, local }
+  window.iepEditor = { doc, provider: connection.provider, awareness: connection.awareness, name, local, history }
 }
 
 main().catch((error) => {

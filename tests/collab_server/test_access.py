@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 
+import asyncpg
 import httpx
 import pytest
 import websockets
@@ -16,7 +19,6 @@ from collab_server.identity import Role
 from collab_server.protocol import CloseCode
 from collab_server.settings import Settings
 from iep_collab.composition import build_app
-from persistence import access_store_for, store_from_settings
 from tests.support.servers import InProcessServer, serve_in_process
 from tests.support.tokens import FakeSupabase, auth_settings, bearer
 from tests.support.yclient import YClient, connect
@@ -179,24 +181,45 @@ async def test_a_revocation_made_directly_in_the_database_is_enforced_by_the_rec
 ) -> None:
     doc = "iep/direct"
     settings = auth_settings(store_settings, supabase, membership_recheck_seconds=0.3)
-    store = store_from_settings(store_settings)
     async with serve_in_process(build_app(settings)) as server:
         await put_member(server, supabase, doc, THERAPIST, "editor")
         await put_member(server, supabase, doc, PARENT, "editor")
-        await store.open()
+        async with (
+            connect(url(server, supabase, doc, THERAPIST)) as therapist,
+            connect(url(server, supabase, doc, PARENT)) as parent,
+        ):
+            # An administrator's SQL, behind the server's back.
+            await edit_directly(
+                store_settings,
+                ("DELETE FROM members WHERE document = $1 AND user_id = $2", doc, THERAPIST),
+                (
+                    "UPDATE members SET role = 'viewer' WHERE document = $1 AND user_id = $2",
+                    *[doc, PARENT],
+                ),
+            )
+            assert await therapist.closed(timeout=5) == CloseCode.FORBIDDEN
+            notes(parent).insert(0, "now read-only")
+            await parent.wait_for(lambda: parent.denials, timeout=5)
+
+
+async def edit_directly(settings: Settings, *statements: tuple[str, ...]) -> None:
+    """Run `$n`-style statements on the database itself, as another program would."""
+    if settings.is_postgres:
+        conn = await asyncpg.connect(settings.database_url)
         try:
-            async with (
-                connect(url(server, supabase, doc, THERAPIST)) as therapist,
-                connect(url(server, supabase, doc, PARENT)) as parent,
-            ):
-                access = access_store_for(store)
-                assert await access.remove_member(doc, THERAPIST)
-                assert not await access.put_member(Member(doc, PARENT, Role.VIEWER))
-                assert await therapist.closed(timeout=5) == CloseCode.FORBIDDEN
-                notes(parent).insert(0, "now read-only")
-                await parent.wait_for(lambda: parent.denials, timeout=5)
+            await conn.execute(f"SET search_path TO {settings.db_schema}")
+            for sql, *params in statements:
+                await conn.execute(sql, *params)
         finally:
-            await store.aclose()
+            await conn.close()
+        return
+
+    def run() -> None:
+        with sqlite3.connect(settings.sqlite_path()) as db:
+            for sql, *params in statements:
+                db.execute(re.sub(r"\$\d+", "?", sql), params)
+
+    await asyncio.to_thread(run)
 
 
 async def test_a_connection_over_its_message_rate_is_closed_with_4429(

@@ -96,6 +96,7 @@ class Harness:
             supabase_service_key="service-role-key" if self.supabase_url else None,
             outbox=OutboxPolicy(rate_per_second=digest.get("rate", 80.0)),
             poll_interval_seconds=None,
+            feed_delay_seconds=0.0,
         )
 
     @contextlib.asynccontextmanager
@@ -107,7 +108,7 @@ class Harness:
             self.config(**digest),
             SideTables(store).notifications(),
             self.directory,
-            store.updates_since,
+            store,
             users,
             clock=self.clock,
             on_alert=self.alerts.append,
@@ -186,6 +187,7 @@ def whatsapp_environment(database: Path, graph_url: str, **overrides: str) -> di
         "WHATSAPP_APP_SECRET": APP_SECRET,
         "WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN,
         "WHATSAPP_DIGEST_TEMPLATE": "iep_digest",
+        "WHATSAPP_ACKNOWLEDGEMENT_TEMPLATE": "iep_acknowledgement",
         "COLLAB_DIGEST_DEBOUNCE_SECONDS": "0",
         "COLLAB_QUIET_HOURS": "off",
         **overrides,

@@ -75,7 +75,12 @@ def test_partial_whatsapp_configuration_names_what_is_missing() -> None:
     with pytest.raises(ConfigError) as error:
         load_notification_settings({"WHATSAPP_ACCESS_TOKEN": "t", "WHATSAPP_PHONE_NUMBER_ID": "1"})
     message = str(error.value)
-    for name in ("WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_DIGEST_TEMPLATE"):
+    for name in (
+        "WHATSAPP_APP_SECRET",
+        "WHATSAPP_VERIFY_TOKEN",
+        "WHATSAPP_DIGEST_TEMPLATE",
+        "WHATSAPP_ACKNOWLEDGEMENT_TEMPLATE",
+    ):
         assert name in message
     assert "WHATSAPP_PHONE_NUMBER_ID," not in message
     with pytest.raises(ConfigError, match="EMAIL_FROM"):
@@ -90,6 +95,7 @@ def test_settings_become_channels_and_quiet_hours_off_disables_them() -> None:
             "WHATSAPP_APP_SECRET": "s",
             "WHATSAPP_VERIFY_TOKEN": "v",
             "WHATSAPP_DIGEST_TEMPLATE": "iep_digest",
+            "WHATSAPP_ACKNOWLEDGEMENT_TEMPLATE": "iep_acknowledgement",
             "SMTP_URL": "smtp://user:p%40ss@mail.test:2525",
             "EMAIL_FROM": "iep@example.test",
             "COLLAB_QUIET_HOURS": "off",
@@ -99,6 +105,7 @@ def test_settings_become_channels_and_quiet_hours_off_disables_them() -> None:
     config = config_from_settings(settings)
     assert config.whatsapp is not None
     assert config.whatsapp.api_url == "https://graph.facebook.com/v21.0"
+    assert config.whatsapp.acknowledgement_template == "iep_acknowledgement"
     assert config.smtp is not None and config.smtp.password == "p@ss"
     assert config.smtp.port == 2525
     assert config.digest.quiet_hours is None and config.digest.debounce_seconds == 60

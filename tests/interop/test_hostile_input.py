@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -11,8 +13,7 @@ from pycrdt import Doc, Text
 
 from collab_server.protocol import CloseCode
 from collab_server.settings import load_settings
-from collab_server.store import StoredDocument
-from persistence import store_from_settings
+from collab_server.store import StoredDocument, UpdateRecord
 from tests.interop.conftest import SHARED_MAX_MESSAGE_BYTES, metric, sync_url
 from tests.interop.nodeclient import node_clients
 from tests.support.servers import ServerProcess
@@ -38,18 +39,30 @@ MALFORMED = [
 
 async def load_once_stored(database_url: str, room: str, last_seq: int) -> StoredDocument:
     """The stored document once it holds `last_seq` (or after 5 s): the server drains its
-    journal into the tables within a fraction of a second, and a second store reads tables."""
-    stored = store_from_settings(load_settings({}, database_url=database_url))
-    await stored.open()
-    try:
-        deadline = time.monotonic() + 5
-        while (record := await stored.load(room)).last_seq < last_seq:
-            if time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.02)
-        return record
-    finally:
-        await stored.aclose()
+    journal into the tables within a fraction of a second; this reads the tables with
+    SQLite itself, as another program would (a second server may not open the file)."""
+    path = load_settings({}, database_url=database_url).sqlite_path()
+    deadline = time.monotonic() + 5
+    while (record := await asyncio.to_thread(read_tables, path, room)).last_seq < last_seq:
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.02)
+    return record
+
+
+def read_tables(path: Path, room: str) -> StoredDocument:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        found = db.execute(
+            "SELECT snapshot, snapshot_seq FROM documents WHERE name = ?", (room,)
+        ).fetchone()
+        snapshot, snapshot_seq = found if found else (None, 0)
+        rows = db.execute(
+            "SELECT seq, body, user_id, created_at FROM updates WHERE document = ? AND seq > ? "
+            "ORDER BY seq",
+            (room, snapshot_seq),
+        ).fetchall()
+    tail = [UpdateRecord(room, r[0], bytes(r[1]), r[2], r[3]) for r in rows]
+    return StoredDocument(bytes(snapshot) if snapshot else None, snapshot_seq, tail)
 
 
 async def test_malformed_frames_close_only_their_connection(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import subprocess
 import sys
@@ -196,21 +197,24 @@ async def test_a_frame_cut_short_is_left_out_and_kept_aside_and_the_rest_recover
     assert kept.exists() and table_rows(database) == [("iep/torn", 1, "t-huda")]
 
 
-async def test_a_second_store_leaves_a_live_store_journal_alone(database: Path) -> None:
+async def test_a_second_store_on_a_served_database_refuses_to_open(database: Path) -> None:
+    """Two stores on one file would hand out the same log positions: the second says who
+    holds it, and opens once the first is gone (its live journal untouched meanwhile)."""
     writer = SQLiteStore(database, drain_delay_seconds=NEVER)
     await writer.open()
-    reader = SQLiteStore(database)
+    second = SQLiteStore(database)
     try:
         writer.append_now(text_records("iep/live", 2))
-        await reader.open()  # must not take the live segment as a crashed process's
+        with pytest.raises(StoreError, match=rf"another server process \(pid {os.getpid()}\)"):
+            await second.open()
         assert len(segments(database)) == 1
-        assert (await reader.load("iep/live")).tail == []
         await writer.aclose()  # a clean close drains
-        assert [r.seq for r in (await reader.load("iep/live")).tail] == [1, 2]
+        await second.open()
+        assert [r.seq for r in (await second.load("iep/live")).tail] == [1, 2]
         assert segments(database) == []
     finally:
         await writer.aclose()
-        await reader.aclose()
+        await second.aclose()
 
 
 async def test_a_failing_drain_keeps_the_journal_and_reports_not_ready(database: Path) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from pycrdt import Doc, Text
 
+from collab_server.errors import LogConflict
 from collab_server.settings import Settings
 from collab_server.store import DocumentStore, UpdateRecord
 from persistence import store_from_settings
@@ -70,6 +72,27 @@ async def test_a_retried_append_is_idempotent(store: DocumentStore) -> None:
     await store.append([record])
     await store.append([record])
     assert len((await store.load("doc")).tail) == 1
+
+
+async def test_a_taken_position_with_other_bytes_is_a_conflict_and_fails_alone(
+    store: DocumentStore,
+) -> None:
+    first, other, later, elsewhere = text_updates(4)
+    now = time.time()
+    await store.load("iep/taken")  # a store checks the documents it serves
+    await store.append([UpdateRecord("iep/taken", 1, first, "u1", now)])
+    with pytest.raises(LogConflict) as conflict:
+        await store.append(
+            [
+                UpdateRecord("iep/taken", 1, other, "u2", now),  # another writer's seq 1
+                UpdateRecord("iep/elsewhere", 1, elsewhere, "u3", now),
+            ]
+        )
+    assert conflict.value.documents == {"iep/taken"}
+    assert [r.update for r in (await store.load("iep/taken")).tail] == [first]
+    assert [r.update for r in (await store.load("iep/elsewhere")).tail] == [elsewhere]
+    await store.append([UpdateRecord("iep/taken", 2, later, "u1", now)])  # the log goes on
+    assert [r.seq for r in (await store.load("iep/taken")).tail] == [1, 2]
 
 
 async def test_compaction_keeps_updates_after_the_snapshot(store: DocumentStore) -> None:

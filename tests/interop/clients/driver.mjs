@@ -13,6 +13,9 @@ import WebSocket from 'ws'
 import { WebsocketProvider } from 'y-websocket'
 import * as Y from 'yjs'
 
+// The editor's restore (static/src/restore.js), given this process's own Yjs.
+import { restoreState } from '../../../static/src/restore.js'
+
 const INLINE_TEXT_LIMIT = 100_000
 
 /** @type {Map<string, Peer>} */
@@ -240,7 +243,27 @@ const handlers = {
     await Promise.all(ids.map(closePeer))
     return {}
   },
-  raw
+  raw,
+  // Restore a version's state as this peer's own change, undoable by its UndoManager.
+  restore ({ id, state, path = '' }) {
+    const target = peer(id)
+    if (!target.undoManager) {
+      target.restoreOrigin = { restoredBy: id }
+      target.undoManager = new Y.UndoManager([target.notes, target.meta, target.items], {
+        trackedOrigins: new Set([target.restoreOrigin])
+      })
+    }
+    const changed = restoreState(Y, target.doc, Buffer.from(state, 'base64'), {
+      origin: target.restoreOrigin,
+      path
+    })
+    return { changed }
+  },
+  undo ({ id }) {
+    const target = peer(id)
+    target.undoManager.undo()
+    return {}
+  }
 }
 
 const lines = createInterface({ input: process.stdin })
