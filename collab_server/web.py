@@ -107,6 +107,7 @@ def web_routes(config: WebConfig, assets: Path = ASSETS_DIR) -> list[BaseRoute]:
         Route("/", pages.page, methods=["GET", "HEAD"]),
         Route("/doc/{name:path}", pages.page, methods=["GET", "HEAD"]),
         Route("/ack/{ack_id}", pages.page, methods=["GET", "HEAD"]),
+        Route("/sessions", pages.sessions_page, methods=["GET", "HEAD"]),
         Route("/api/config", pages.config_endpoint, methods=["GET"]),
         Route("/api/access/{name:path}", pages.access, methods=["GET"]),
         Mount("/assets", StaticFiles(directory=assets, check_dir=False), name="assets"),

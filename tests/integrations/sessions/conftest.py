@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +18,7 @@ import websockets
 from pycrdt import Array, Doc, Map
 from starlette.applications import Starlette
 
-from collab_server.settings import Settings
+from collab_server.settings import Settings, load_settings
 from collab_server.store import UpdateRecord
 from iep_collab.composition import build_app
 from integrations.notifications import NotificationService
@@ -219,7 +220,7 @@ class Centre:
                     "admin",
                     "PUT",
                     f"/api/documents/{student}/members/{user}",
-                    {"role": role, "digest": role == "viewer"},
+                    {"role": role, "digest": False},  # digests are not under test here
                 )
                 assert response.status_code in (200, 201), response.text
 
@@ -285,7 +286,20 @@ async def next_message(socket: Any, kind: str, timeout: float = 5.0) -> dict[str
 
 @pytest.fixture
 async def centre(store_settings: Settings, supabase: FakeSupabase) -> AsyncIterator[Centre]:
-    """The centre on SQLite and on PostgreSQL."""
+    """The centre on SQLite and on PostgreSQL (what the stores decide: rules, claims, restarts)."""
+    async for found in _centre(store_settings, supabase):
+        yield found
+
+
+@pytest.fixture
+async def local_centre(tmp_path: Path, supabase: FakeSupabase) -> AsyncIterator[Centre]:
+    """The centre on SQLite only, for what no store decides (rendering, time zones)."""
+    settings = load_settings({}, database_url=f"sqlite:///{tmp_path}/collab.db")
+    async for found in _centre(settings, supabase):
+        yield found
+
+
+async def _centre(store_settings: Settings, supabase: FakeSupabase) -> AsyncIterator[Centre]:
     settings = auth_settings(store_settings, supabase)
     await seed(settings)
     async with graph_api() as graph:
@@ -298,4 +312,4 @@ async def centre(store_settings: Settings, supabase: FakeSupabase) -> AsyncItera
             await found._exit()
 
 
-__all__ = ["OMAR", "SARA", "Centre", "at", "centre", "next_message", "websockets"]
+__all__ = ["OMAR", "SARA", "Centre", "at", "centre", "local_centre", "next_message", "websockets"]

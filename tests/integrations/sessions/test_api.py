@@ -94,7 +94,8 @@ async def test_two_tabs_booking_one_slot_at_once_get_one_session(centre: Centre)
     assert len(listed.json()["sessions"]) == 1
 
 
-async def test_completing_records_progress_against_the_goal(centre: Centre) -> None:
+async def test_completing_records_progress_against_the_goal(local_centre: Centre) -> None:
+    centre = local_centre
     session = (await centre.schedule()).json()
     path = f"/api/sessions/{session['id']}"
     early = await centre.call(

@@ -81,7 +81,8 @@ async def test_topics_follow_who_may_open_the_iep(centre: Centre) -> None:
         await next_message(socket, "pong")  # the new session never reached her
 
 
-async def test_a_therapists_week_topic_sees_every_student_of_theirs(centre: Centre) -> None:
+async def test_a_therapists_week_topic_sees_every_student_of_theirs(local_centre: Centre) -> None:
+    centre = local_centre
     async with websockets.connect(centre.events_url("t-huda")) as socket:
         await subscribe(socket, ["therapist:t-huda"])
         await centre.schedule()
@@ -101,7 +102,8 @@ async def test_a_therapists_week_topic_sees_every_student_of_theirs(centre: Cent
         "x" * 20_000,
     ],
 )
-async def test_a_client_that_lies_is_closed_alone(centre: Centre, frame: bytes | str) -> None:
+async def test_a_client_that_lies_is_closed_alone(local_centre: Centre, frame: bytes | str) -> None:
+    centre = local_centre
     async with (
         websockets.connect(centre.events_url("p-layla")) as liar,
         websockets.connect(centre.events_url("p-john")) as honest,
@@ -115,7 +117,8 @@ async def test_a_client_that_lies_is_closed_alone(centre: Centre, frame: bytes |
         assert (await next_message(honest, "event"))["kind"] == "session.scheduled"
 
 
-async def test_no_token_is_refused_at_the_upgrade(centre: Centre) -> None:
+async def test_no_token_is_refused_at_the_upgrade(local_centre: Centre) -> None:
+    centre = local_centre
     assert centre.server is not None
     with pytest.raises(websockets.InvalidStatus) as refused:
         async with websockets.connect(f"ws://127.0.0.1:{centre.server.port}/events"):
@@ -123,13 +126,16 @@ async def test_no_token_is_refused_at_the_upgrade(centre: Centre) -> None:
     assert refused.value.response.status_code == 401
 
 
-async def test_changes_are_broadcast_on_supabase_realtime(centre: Centre) -> None:
-    async with realtime() as fake:
+async def test_changes_are_broadcast_on_supabase_realtime(local_centre: Centre) -> None:
+    centre = local_centre
+    async with realtime() as fake, centre.running_stopped():  # one server per database
         centre.realtime_url = fake.url
         centre.tokens.clear()
         async with centre.running():
             created = (await centre.schedule()).json()
             await centre.sessions._realtime.idle()  # type: ignore[union-attr]
+        centre.realtime_url = None
+        centre.tokens.clear()
     topics = [(m["topic"], m["event"], m["payload"]["change"]) for m in fake.broadcasts]
     assert topics == [(f"sessions:{OMAR}", "session", "scheduled")]
     assert fake.broadcasts[0]["payload"]["session"]["id"] == created["id"]

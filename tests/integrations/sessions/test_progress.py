@@ -37,7 +37,8 @@ async def complete(centre: Centre, session: dict[str, Any], *measured: tuple[str
     assert response.status_code == 200, response.text
 
 
-async def test_one_update_a_day_joins_the_days_sessions(centre: Centre) -> None:
+async def test_one_update_a_day_joins_the_days_sessions(local_centre: Centre) -> None:
+    centre = local_centre
     last_week = (await centre.schedule(starts_at="2026-11-25T14:00:00+03:00")).json()
     await complete(centre, last_week, ("g-read", 35))
     centre.clock.t = at("2026-11-25T12:00:00Z")
@@ -69,7 +70,8 @@ async def test_one_update_a_day_joins_the_days_sessions(centre: Centre) -> None:
     )
 
 
-async def test_free_form_text_inside_the_window_has_the_plural_header(centre: Centre) -> None:
+async def test_free_form_text_inside_the_window_has_the_plural_header(local_centre: Centre) -> None:
+    centre = local_centre
     """A parent who wrote to us today gets text (no template), with the session count."""
     for phone in (LAYLA, JOHN):
         await centre.notifications.store.touch_inbound(phone, centre.clock.now())
@@ -86,7 +88,8 @@ async def test_free_form_text_inside_the_window_has_the_plural_header(centre: Ce
     assert "/sessions?student=" in john
 
 
-async def test_an_update_due_in_quiet_hours_waits_for_the_morning(centre: Centre) -> None:
+async def test_an_update_due_in_quiet_hours_waits_for_the_morning(local_centre: Centre) -> None:
+    centre = local_centre
     centre.clock.t = at("2026-11-25T17:45:00Z")  # 20:45 in Riyadh, 17:45 in London
     evening = (await centre.schedule(starts_at="2026-11-25T21:00:00+03:00")).json()
     centre.clock.t = at("2026-11-25T18:05:00Z")

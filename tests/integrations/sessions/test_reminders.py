@@ -23,7 +23,8 @@ def template(call: GraphCall) -> tuple[str, str, list[str], list[str]]:
     return body["name"], body["language"]["code"], params, buttons
 
 
-async def test_each_parent_gets_both_reminders_in_their_language(centre: Centre) -> None:
+async def test_each_parent_gets_both_reminders_in_their_language(local_centre: Centre) -> None:
+    centre = local_centre
     session = (await centre.schedule()).json()  # Friday 27 Nov, 16:00 in Riyadh
     await centre.run_jobs()
     assert centre.graph.accepted == []
@@ -47,7 +48,8 @@ async def test_each_parent_gets_both_reminders_in_their_language(centre: Centre)
     assert len(centre.graph.accepted) == 4
 
 
-async def test_local_times_follow_daylight_saving(centre: Centre) -> None:
+async def test_local_times_follow_daylight_saving(local_centre: Centre) -> None:
+    centre = local_centre
     async with centre.running_stopped():  # the outbox's pacing never sees time go back
         centre.clock.t = at("2026-10-22T10:00:00Z")
     # London leaves summer time on Sunday 25 October 2026.
@@ -64,7 +66,10 @@ async def test_local_times_follow_daylight_saving(centre: Centre) -> None:
     assert layla == ["السبت ٢٤ أكتوبر، ١٨:٠٠", "الاثنين ٢٦ أكتوبر، ١٩:٠٠"]
 
 
-async def test_quiet_hours_hold_the_day_before_reminder_not_the_last_one(centre: Centre) -> None:
+async def test_quiet_hours_hold_the_day_before_reminder_not_the_last_one(
+    local_centre: Centre,
+) -> None:
+    centre = local_centre
     await centre.schedule(starts_at="2026-11-27T07:00:00+03:00")  # 04:00 UTC
     centre.clock.t = at("2026-11-26T04:00:00Z")  # 07:00 Riyadh, 04:00 London: both asleep
     await centre.run_jobs()
