@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -45,12 +45,21 @@ from collab_server.sync_endpoint import refuse
 log = structlog.get_logger("collab.events")
 
 
+# A page sends a few subscriptions and pings, never a stream: far below the sync socket's.
+EVENT_SOCKET_RATES = RateLimits(
+    messages_per_second=20,
+    message_burst=200,
+    bytes_per_second=256 * 1024,
+    byte_burst=1024 * 1024,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class EventSocketLimits:
     max_frame_bytes: int = 16 * 1024
     max_topics: int = 200
     send_queue_events: int = 2_000
-    rates: RateLimits = field(default_factory=RateLimits)
+    rates: RateLimits = EVENT_SOCKET_RATES
     recheck_seconds: float = 30.0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -12,10 +13,14 @@ from collab_server.access import AccessAuthenticator, CachedMembers, MembershipE
 from collab_server.api import api_routes
 from collab_server.app import create_app
 from collab_server.audit import AuditRecorder
-from collab_server.event_socket import EventEndpoint, EventSocketLimits, LiveEvents
+from collab_server.event_socket import (
+    EVENT_SOCKET_RATES,
+    EventEndpoint,
+    EventSocketLimits,
+    LiveEvents,
+)
 from collab_server.events import EventHub, OwnUserTopic
 from collab_server.identity import DEV_USER_PREFIX
-from collab_server.limits import RateLimits
 from collab_server.settings import Settings
 from collab_server.store import DocumentStore
 from collab_server.web import WebConfig, web_routes
@@ -188,7 +193,9 @@ def live_events(
     hub = EventHub(side_tables.events())
     hub.register("user", OwnUserTopic())
     limits = EventSocketLimits(
-        rates=RateLimits(max_connections_per_user=settings.max_connections_per_user),
+        rates=dataclasses.replace(
+            EVENT_SOCKET_RATES, max_connections_per_user=settings.max_connections_per_user
+        ),
         recheck_seconds=settings.membership_recheck_seconds,
     )
     return LiveEvents(
