@@ -85,8 +85,11 @@ class Server:
             stdout=subprocess.DEVNULL,
             stderr=(self.folder / "server.log").open("ab"),
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a start after a crash may copy in a journal
         while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                log = (self.folder / "server.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"server exited at start:\n{log}")
             try:
                 urllib.request.urlopen(f"{self.http}/healthz", timeout=0.5).read()
                 return
@@ -252,6 +255,7 @@ async def reminders(folder: Path, count: int, idle_seconds: float) -> dict[str, 
         "WHATSAPP_APP_SECRET": "bench",
         "WHATSAPP_VERIFY_TOKEN": "bench",
         "WHATSAPP_DIGEST_TEMPLATE": "digest",
+        "WHATSAPP_ACKNOWLEDGEMENT_TEMPLATE": "acknowledgement",
         "WHATSAPP_REMINDER_TEMPLATE": "reminder",
         "WHATSAPP_SESSION_MOVED_TEMPLATE": "moved",
         "WHATSAPP_PROGRESS_TEMPLATE": "progress",
