@@ -53,10 +53,23 @@ class ServerOrigin:
 
 
 @dataclass(frozen=True, slots=True)
-class PeerNodeOrigin:
-    """A change relayed from another server node (reserved for multi-node fan-out)."""
+class SubmittedOrigin(ConnectionOrigin):
+    """A change a client made through another server process (cluster mode), applied by the
+    document's owner and attributed to that client's user like a local one."""
 
     node_id: str
+    submit_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerNodeOrigin:
+    """A change the owning server process stored, applied by a replica (cluster mode).
+
+    `connection_id` is the replica's own socket that sent it, if any: it has it already.
+    """
+
+    node_id: str
+    connection_id: str | None = None
 
 
 Origin = ConnectionOrigin | ServerOrigin | PeerNodeOrigin
@@ -99,6 +112,18 @@ class Authenticator(Protocol):
 
 
 DEV_USER_PREFIX = "dev:"
+# The log's `user_id` of a change the server made itself ("server:migration"): never a user's.
+SERVER_USER_PREFIX = "server:"
+
+
+def server_user_id(reason: str) -> str:
+    return SERVER_USER_PREFIX + reason
+
+
+def is_server_change(user_id: str | None) -> bool:
+    return user_id is not None and user_id.startswith(SERVER_USER_PREFIX)
+
+
 _MAX_DEV_NAME = 80
 
 

@@ -21,7 +21,7 @@ from collab_server.document import LiveDocument
 from collab_server.errors import InvalidDocumentName, ProtocolError, Rejected
 from collab_server.hooks import ConnectPayload, Hooks
 from collab_server.identity import Authenticator
-from collab_server.limits import ConnectionCap, ConnectionRate, RateLimits
+from collab_server.limits import ConnectionCap, ConnectionRate, RateLimits, TooManyConnections
 from collab_server.metrics import Metrics
 from collab_server.names import validate_document_name
 from collab_server.protocol import CloseCode
@@ -75,6 +75,8 @@ class SyncEndpoint:
         self.metrics = metrics
         self.limits = limits
         self.connection_cap = ConnectionCap(limits.rates.max_connections_per_user)
+        # Cluster mode: the cap counts the user's connections on every process.
+        self.bus = registry.replication.bus if registry.replication is not None else None
 
     async def handle(self, websocket: WebSocket) -> None:
         raw_name = websocket.path_params.get("name", "")
@@ -90,6 +92,8 @@ class SyncEndpoint:
             identity = await self.authenticator.authenticate(request_credentials(websocket), name)
             self.connection_cap.acquire(identity.user_id)
             counted_user = identity.user_id
+            if self.bus is not None and counted_user is not None:
+                await self._count_in_cluster(counted_user)
             connection = Connection(
                 websocket, name, identity, backlog_limit=self.limits.send_backlog_bytes
             )
@@ -99,13 +103,13 @@ class SyncEndpoint:
                 live = await self.registry.acquire(name)
             except BaseException:
                 connection.abort()
-                self.connection_cap.release(counted_user)
+                self._uncount(counted_user)
                 raise
             if not self.registry.writes_admitted and live.durable_seq < live.last_seq:
                 # Its step 2 would wait for a store that is far behind and not answering.
                 self.registry.release(live)
                 connection.abort()
-                self.connection_cap.release(counted_user)
+                self._uncount(counted_user)
                 raise Rejected(
                     CloseCode.TRY_AGAIN_LATER, "the server cannot store changes right now"
                 )
@@ -129,7 +133,7 @@ class SyncEndpoint:
         finally:
             if expiry is not None:
                 expiry.cancel()
-            self.connection_cap.release(counted_user)
+            self._uncount(counted_user)
             await self.registry.disconnect(live, connection)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(connection.closed(), 2.0)
@@ -141,6 +145,24 @@ class SyncEndpoint:
                 connection=connection.id,
                 code=connection.close_code,
             )
+
+    async def _count_in_cluster(self, user_id: str) -> None:
+        assert self.bus is not None
+        try:
+            admitted = await self.bus.add_connection(
+                user_id, self.limits.rates.max_connections_per_user
+            )
+        except BaseException:
+            self.connection_cap.release(user_id)
+            raise
+        if not admitted:
+            self.connection_cap.release(user_id)
+            raise TooManyConnections()
+
+    def _uncount(self, user_id: str | None) -> None:
+        self.connection_cap.release(user_id)
+        if self.bus is not None and user_id is not None:
+            self.bus.remove_connection(user_id)
 
     def _close_on_expiry(self, connection: Connection) -> asyncio.TimerHandle | None:
         """A socket lives no longer than its token: the client reconnects with a fresh one."""

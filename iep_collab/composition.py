@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from pycrdt import Doc
 from starlette.applications import Starlette
 
 from collab_server.access import AccessAuthenticator, CachedMembers, MembershipEnforcer
 from collab_server.api import api_routes
-from collab_server.app import create_app
+from collab_server.app import Service, create_app
 from collab_server.audit import AuditRecorder
+from collab_server.cluster import Bus
+from collab_server.errors import ConfigError
 from collab_server.event_socket import (
     EVENT_SOCKET_RATES,
     EventEndpoint,
@@ -21,6 +25,8 @@ from collab_server.event_socket import (
 )
 from collab_server.events import EventHub, OwnUserTopic
 from collab_server.identity import DEV_USER_PREFIX
+from collab_server.leadership import JobsLeader, JobsLock
+from collab_server.replication import ClusterStore
 from collab_server.settings import Settings
 from collab_server.store import DocumentStore
 from collab_server.web import WebConfig, web_routes
@@ -38,7 +44,14 @@ from integrations.sessions.service import SessionService, StudentReader, policy_
 from integrations.sessions.student import StudentProfile, student_profile
 from integrations.settings import NotificationSettings, load_notification_settings
 from integrations.versions import SessionVersions, VersionService
-from persistence import SideTables, access_store_for, ownership_for, store_from_settings
+from persistence import (
+    SideTables,
+    access_store_for,
+    cluster_store_for,
+    jobs_lock_for,
+    ownership_for,
+    store_from_settings,
+)
 
 if TYPE_CHECKING:
     from collab_server.auth import TokenVerifier
@@ -108,6 +121,15 @@ def build_app(
             max_reminders=notifications.ack_max_reminders,
         ),
     )
+    cluster = cluster_parts(settings, store)
+    services: list[Service] = [service, acknowledgements]
+    leader = None
+    if cluster is not None:
+        # Jobs run on the holder of the jobs lock; the others only serve sockets and the API.
+        service.jobs_led_elsewhere = True
+        acknowledgements.run_loop = False
+        leader = JobsLeader(cluster.jobs_lock, [service, acknowledgements])
+        services.append(leader)
     records_api = RecordsApi(
         authenticator,
         access,
@@ -158,16 +180,50 @@ def build_app(
             *session_routes(sessions, authenticator),
         ],
         # In this order: the notification store opens the memory:// side tables.
-        services=[service, acknowledgements, live, sessions],
+        services=[*services, live, sessions],
         ownership=ownership_for(store),
+        bus=cluster.bus if cluster is not None else None,
+        cluster_store=cluster.store if cluster is not None else None,
     )
     app_ref.append(app)
     app.state.notifications, app.state.sessions, app.state.events = service, sessions, live
+    app.state.jobs_leader = leader
     registry = app.state.collab.registry
+    if registry.replication is not None:
+        registry.replication.on_stored_through.append(service.stored_elsewhere)
     if enforcer is not None:
         enforcer.attach(registry)
     versions.attach(registry)
     return app
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterParts:
+    bus: Bus
+    store: ClusterStore
+    jobs_lock: JobsLock
+
+
+def cluster_parts(settings: Settings, store: DocumentStore) -> ClusterParts | None:
+    """Cluster mode's bus, replica reads and jobs lock, when COLLAB_REDIS_URL is set (the
+    settings refuse it without Postgres); redis loads only then."""
+    if settings.redis_url is None:
+        return None
+    from cluster import RedisBus
+
+    cluster_store = cluster_store_for(store)
+    jobs_lock = jobs_lock_for(store)
+    if cluster_store is None or jobs_lock is None:
+        raise ConfigError("COLLAB_REDIS_URL: cluster mode needs a Postgres DATABASE_URL")
+    bus = RedisBus(settings.redis_url, bus_namespace(settings))
+    return ClusterParts(bus, cluster_store, jobs_lock)
+
+
+def bus_namespace(settings: Settings) -> str:
+    """Channels and keys of one deployment: its database and schema (one Redis may serve
+    several deployments, and the tests)."""
+    database = urlsplit(settings.database_url).path.lstrip("/") or "postgres"
+    return f"collab:{database}:{settings.db_schema}"
 
 
 class RecordNames:

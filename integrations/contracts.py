@@ -235,6 +235,10 @@ class NotificationStore(Protocol):
 
     async def update(self, entry: OutboxEntry) -> None: ...
 
+    async def claim(self, seen: OutboxEntry, claimed: OutboxEntry) -> bool:
+        """Write `claimed` only if the row is still as `seen` (state, attempts, due time):
+        of two senders that read one due row, exactly one claims it."""
+
     async def entry(self, key: str) -> OutboxEntry | None: ...
 
     async def entries(self, document: str) -> list[OutboxEntry]: ...

@@ -14,7 +14,7 @@ import structlog
 from pycrdt import Doc, merge_updates
 
 from collab_server.hooks import Extension, StorePayload
-from collab_server.identity import ConnectionOrigin, Origin, ServerOrigin
+from collab_server.identity import ConnectionOrigin, Origin, ServerOrigin, is_server_change
 from collab_server.store import DocumentStore, UpdateRecord
 from integrations.contracts import Checkpoint
 from integrations.digest import DigestScheduler
@@ -32,6 +32,8 @@ _RUN = 100
 # Documents whose own copy the feed keeps in memory (the least recently used go first).
 _READERS = 64
 _RETRY_SECONDS = 5.0
+# Entries of a document nobody gets digests of between two writes of its watermark.
+_PASS_OVER = 500
 
 
 class _Reader:
@@ -74,17 +76,23 @@ class DigestFeed(Extension):
         self.delay_seconds = delay_seconds  # lets a burst of keystrokes become one batch
         self._behind: dict[str, int] = {}  # document -> stored through (bounded by documents)
         self._readers: OrderedDict[str, _Reader] = OrderedDict()
+        self._passed: dict[str, int] = {}  # watermarks of documents nobody gets digests of
+        self._checkpoints: dict[str, Checkpoint] = {}  # of evicted copies, saved next batch
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._worker: asyncio.Task[None] | None = None
         self._closed = False
+        # False on a process that does not lead the jobs (cluster mode): the leader records.
+        self.active = True
 
     async def on_store(self, payload: StorePayload) -> None:
         self.notify(payload.document, payload.last_seq)
 
     def notify(self, document: str, through_seq: int) -> None:
         """Log entries of `document` up to `through_seq` are stored: record them."""
+        if not self.active:
+            return
         self._behind[document] = max(self._behind.get(document, 0), through_seq)
         self._idle.clear()
         self._wake.set()
@@ -111,6 +119,10 @@ class DigestFeed(Extension):
                     log.exception("digest_feed_failed", document=document)
                     self._forget(document)
                     retry[document] = through
+            try:
+                await self._save_evicted()
+            except Exception:
+                log.exception("digest_checkpoint_failed")
             if retry:
                 # The stores failed: nothing was recorded past the watermark; try later.
                 asyncio.get_running_loop().call_later(_RETRY_SECONDS, self._retry, retry)
@@ -122,6 +134,9 @@ class DigestFeed(Extension):
             self.notify(document, through)
 
     async def _consume(self, document: str, through: int) -> None:
+        if not await self.scheduler.directory.digest_recipient_ids(document):
+            await self._pass_over(document, through)
+            return
         reader = await self._reader(document)
         while reader.seq < through:
             records = await self.documents.updates_since(document, reader.seq, _BATCH)
@@ -139,15 +154,42 @@ class DigestFeed(Extension):
                 reader.since_checkpoint = 0
             await self.scheduler.record(document, changes, reader.seq, checkpoint)
 
+    async def _save_evicted(self) -> None:
+        """Checkpoints of copies that left memory, each saved with its own watermark."""
+        while self._checkpoints:
+            document, checkpoint = self._checkpoints.popitem()
+            await self.scheduler.record(document, [], checkpoint.seq, checkpoint)
+
+    async def _pass_over(self, document: str, through: int) -> None:
+        """Nobody gets digests of `document`: its entries are not read at all, and the
+        watermark moves every _PASS_OVER entries (a recipient added later may get the last
+        few as news). Its copy, now behind, leaves memory."""
+        self._forget(document)
+        watermark = self._passed.get(document)
+        if watermark is None:
+            watermark = await self.scheduler.store.watermark(document) or 0
+        if through - watermark >= _PASS_OVER:
+            await self.scheduler.record(document, [], through)
+            watermark = through
+        self._passed[document] = watermark
+        if len(self._passed) > _READERS * 16:
+            self._passed.pop(next(iter(self._passed)))
+
     async def _changes(self, reader: _Reader, records: Sequence[UpdateRecord]) -> list[ChangeSet]:
-        names = await self._names({r.user_id for r in records if r.user_id is not None})
+        names = await self._names(
+            {
+                r.user_id
+                for r in records
+                if r.user_id is not None and not is_server_change(r.user_id)
+            }
+        )
         changes: list[ChangeSet] = []
         started = time.perf_counter()
         for run in _runs(records):
             user_id = run[0].user_id
             origin: Origin = (
                 ConnectionOrigin("log", user_id, names.get(user_id, user_id))
-                if user_id is not None
+                if user_id is not None and not is_server_change(user_id)
                 else ServerOrigin("log")  # the server's (or an anonymous) change: not news
             )
             update = run[0].update if len(run) == 1 else merge_updates(*(r.update for r in run))
@@ -176,7 +218,9 @@ class DigestFeed(Extension):
             self._readers.move_to_end(document)
             return reader
         watermark = await self.scheduler.store.watermark(document) or 0
-        checkpoint = await self.scheduler.store.checkpoint(document)
+        checkpoint = self._checkpoints.pop(document, None)
+        if checkpoint is None:
+            checkpoint = await self.scheduler.store.checkpoint(document)
         doc: Doc[Any] = Doc()
         seq = 0
         if checkpoint is not None and checkpoint.seq <= watermark:
@@ -217,10 +261,16 @@ class DigestFeed(Extension):
         return self._keep(fresh)
 
     def _keep(self, reader: _Reader) -> _Reader:
+        self._passed.pop(reader.document, None)
         self._readers[reader.document] = reader
         while len(self._readers) > _READERS:
             _, evicted = self._readers.popitem(last=False)
             evicted.close()
+            if evicted.since_checkpoint:
+                # Its next use starts from here instead of replaying up to 1,000 entries.
+                self._checkpoints[evicted.document] = Checkpoint(
+                    evicted.seq, evicted.doc.get_update()
+                )
         return reader
 
     def _forget(self, document: str) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from pycrdt import Doc, merge_updates
 
+from collab_server.identity import is_server_change
 from collab_server.store import DocumentStore, UpdateRecord
 from integrations.iep_content import (
     V1_ROOT,
@@ -93,7 +94,7 @@ class Session:
         return {
             "user_id": self.user_id,
             "name": name,
-            "server": self.user_id is None,
+            "server": self.user_id is None or is_server_change(self.user_id),
             "from_seq": self.first_seq,
             "to_seq": self.last_seq,
             "started_at": self.started_at,

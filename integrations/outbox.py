@@ -135,7 +135,9 @@ class Outbox:
             next_attempt_at=now + self.policy.sending_lease_seconds,
             updated_at=now,
         )
-        await self.store.update(claimed)
+        if not await self.store.claim(entry, claimed):
+            log.info("outbox_claimed_elsewhere", key=entry.key)
+            return False
         try:
             outcome = await sender.send(claimed, person)
         except Exception as exc:  # a sender bug must not stall the outbox

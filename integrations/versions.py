@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 
 from collab_server.hooks import Extension, StorePayload
+from collab_server.identity import is_server_change
 from collab_server.registry import Registry
 from integrations.iep_content import content_of_state, content_sha256
 from integrations.record_contracts import RecordStore, Version, VersionKind
@@ -163,7 +164,7 @@ class SessionVersions(Extension):
             return
         try:
             last = await self.versions.records.log_entries(document, 2**62, 1)
-            if not last or last[0].user_id is None:
+            if not last or last[0].user_id is None or is_server_change(last[0].user_id):
                 return
             user_id, display_name = last[0].user_id, last[0].user_id
             latest = await self.versions.records.latest_version(document)

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from collab_server.access import AccessStore
     from collab_server.cluster import DocumentOwnership
     from collab_server.events import EventLog
+    from collab_server.leadership import JobsLock
+    from collab_server.replication import ClusterStore
     from integrations.contracts import NotificationStore, PeopleStore
     from integrations.sessions.records import SessionStore
     from persistence.postgres import PostgresStore
@@ -90,6 +92,21 @@ def ownership_for(store: DocumentStore) -> DocumentOwnership | None:
     from persistence.postgres_ownership import PostgresOwnership
 
     return PostgresOwnership(postgres)
+
+
+def jobs_lock_for(store: DocumentStore) -> JobsLock | None:
+    """The cluster's jobs lock (Postgres only: the one store several processes share)."""
+    postgres = _postgres(store)
+    if postgres is None:
+        return None
+    from persistence.postgres_ownership import PostgresJobsLock
+
+    return PostgresJobsLock(postgres)
+
+
+def cluster_store_for(store: DocumentStore) -> ClusterStore | None:
+    """What replicas read beyond loading (Postgres only)."""
+    return _postgres(store)
 
 
 class SideTables:
@@ -167,4 +184,11 @@ class SideTables:
         return PostgresRecordStore(cast("PostgresStore", _postgres(self.store)))
 
 
-__all__ = ["SideTables", "access_store_for", "ownership_for", "store_from_settings"]
+__all__ = [
+    "SideTables",
+    "access_store_for",
+    "cluster_store_for",
+    "jobs_lock_for",
+    "ownership_for",
+    "store_from_settings",
+]

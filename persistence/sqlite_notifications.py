@@ -163,7 +163,8 @@ class SQLiteNotificationStore:
             if checkpoint is not None:
                 await db.execute(
                     "INSERT INTO digest_checkpoints VALUES (?, ?, ?) ON CONFLICT (document) "
-                    "DO UPDATE SET seq = excluded.seq, state = excluded.state",
+                    "DO UPDATE SET seq = excluded.seq, state = excluded.state "
+                    "WHERE excluded.seq >= digest_checkpoints.seq",
                     (document, checkpoint.seq, checkpoint.state),
                 )
 
@@ -238,6 +239,25 @@ class SQLiteNotificationStore:
                 "delivery_status = ?, use_template = ?, updated_at = ? WHERE key = ?",
                 (*row[5:13], row[14], entry.key),
             )
+
+    async def claim(self, seen: OutboxEntry, claimed: OutboxEntry) -> bool:
+        row = outbox_row(claimed)
+        async with self._store.transaction() as db:
+            cursor = await db.execute(
+                "UPDATE notification_outbox SET channels = ?, state = ?, attempts = ?, "
+                "next_attempt_at = ?, last_error = ?, provider_message_id = ?, "
+                "delivery_status = ?, use_template = ?, updated_at = ? "
+                "WHERE key = ? AND state = ? AND attempts = ? AND next_attempt_at = ?",
+                (
+                    *row[5:13],
+                    row[14],
+                    seen.key,
+                    seen.state.value,
+                    seen.attempts,
+                    seen.next_attempt_at,
+                ),
+            )
+            return cursor.rowcount == 1
 
     async def entry(self, key: str) -> OutboxEntry | None:
         rows = await self._store.fetch_all(

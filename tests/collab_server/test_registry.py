@@ -17,7 +17,7 @@ from pycrdt import Doc, Text
 from collab_server.app import create_app
 from collab_server.document import AwarenessChange
 from collab_server.hooks import AwarenessPayload, Extension, Hooks, StorePayload, UnloadPayload
-from collab_server.identity import ConnectionOrigin
+from collab_server.identity import ConnectionOrigin, ServerOrigin, is_server_change
 from collab_server.metrics import Metrics
 from collab_server.registry import Registry, RegistryLimits
 from collab_server.settings import load_settings
@@ -210,3 +210,14 @@ async def test_a_slow_extension_holds_a_bounded_queue_and_what_is_shed_is_counte
         registry.release(live)
     finally:
         await registry.aclose()
+
+
+async def test_a_change_the_server_makes_is_logged_as_the_servers(registry: Registry) -> None:
+    live = await registry.acquire("iep/migrated")
+    source: Doc[Any] = Doc()
+    source.get("notes", type=Text).insert(0, "migrated")
+    live.apply(source.get_update(), ServerOrigin("migration"))
+    await live.wait_durable()
+    (record,) = await registry.store.updates_since("iep/migrated", 0)
+    assert record.user_id == "server:migration" and is_server_change(record.user_id)
+    registry.release(live)
