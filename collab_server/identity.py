@@ -89,6 +89,7 @@ class Caller:
 
     user_id: str
     is_admin: bool = False
+    expires_at: float | None = None  # token expiry, epoch seconds (live sockets close then)
 
 
 class CallerAuthenticator(Protocol):

@@ -148,6 +148,8 @@ class Settings(EnvironmentSettings):
     # At least one frame of the maximum size must fit (checked below).
     rate_byte_burst: float = Field(32 * 1024 * 1024, ge=1024)
     max_connections_per_user: int = Field(20, ge=1)
+    # The live subscription log (`WS /events`): a client further behind reloads instead.
+    event_retention_days: float = Field(30.0, gt=0)
     # Cluster mode: several processes on one Postgres, with Redis between them.
     redis_url: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -38,6 +38,8 @@ from integrations.whatsapp import WhatsAppConfig, WhatsAppSender
 
 log = structlog.get_logger("collab.integrations")
 
+OUTBOX_CONCURRENCY = 16  # sends in flight at once (see OutboxPolicy.concurrency)
+
 
 @dataclass(frozen=True, slots=True)
 class NotificationConfig:
@@ -215,7 +217,9 @@ def config_from_settings(
             quiet_hours=QuietHours.parse(settings.quiet_hours_spec),
             public_url=settings.public_url,
         ),
-        outbox=OutboxPolicy(rate_per_second=settings.whatsapp_rate_per_second),
+        outbox=OutboxPolicy(
+            rate_per_second=settings.whatsapp_rate_per_second, concurrency=OUTBOX_CONCURRENCY
+        ),
         whatsapp=whatsapp,
         whatsapp_app_secret=secret(settings.whatsapp_app_secret),
         whatsapp_verify_token=secret(settings.whatsapp_verify_token),

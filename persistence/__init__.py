@@ -17,9 +17,11 @@ from collab_server.store import DocumentStore
 if TYPE_CHECKING:
     from collab_server.access import AccessStore
     from collab_server.cluster import DocumentOwnership
+    from collab_server.events import EventLog
     from collab_server.leadership import JobsLock
     from collab_server.replication import ClusterStore
     from integrations.contracts import NotificationStore, PeopleStore
+    from integrations.sessions.records import SessionStore
     from persistence.postgres import PostgresStore
     from persistence.postgres_records import PostgresRecordStore
     from persistence.sqlite import SQLiteStore
@@ -147,6 +149,27 @@ class SideTables:
         from persistence.postgres_notifications import PostgresNotificationStore
 
         return PostgresNotificationStore(cast("PostgresStore", _postgres(self.store)))
+
+    def sessions(self) -> SessionStore:
+        sqlite = self._sqlite()
+        if sqlite is not None:
+            from persistence.sqlite_sessions import SQLiteSessionStore
+
+            return SQLiteSessionStore(sqlite)
+        from persistence.postgres_sessions import PostgresSessionStore
+
+        return PostgresSessionStore(cast("PostgresStore", _postgres(self.store)))
+
+    def events(self) -> EventLog:
+        """The live subscription log (for memory://, in the private SQLite: open it first)."""
+        sqlite = self._sqlite()
+        if sqlite is not None:
+            from persistence.sqlite_events import SQLiteEventLog
+
+            return SQLiteEventLog(sqlite)
+        from persistence.postgres_events import PostgresEventLog
+
+        return PostgresEventLog(cast("PostgresStore", _postgres(self.store)))
 
     def records(self) -> SQLiteRecordStore | PostgresRecordStore:
         """Versions, acknowledgements and the audit trail (opened with the notifications' store

@@ -38,6 +38,8 @@ def message_json(message: Message) -> str:
             "text": message.text,
             "template_params": list(message.template_params),
             "link": message.link,
+            "template": message.template,
+            "buttons": list(message.buttons),
         },
         ensure_ascii=False,
     )
@@ -51,6 +53,8 @@ def message_from_json(raw: str) -> Message:
         data["text"],
         tuple(data.get("template_params", ())),
         data.get("link", ""),
+        data.get("template", ""),
+        tuple(data.get("buttons", ())),
     )
 
 
