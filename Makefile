@@ -27,7 +27,7 @@ bench/node_modules/.installed: bench/package.json bench/package-lock.json
 	cd bench && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-PY_SOURCES := collab_server persistence integrations iep_collab tests bench
+PY_SOURCES := collab_server persistence integrations iep_collab cluster tests bench
 # Every test that reads frames from a socket, run again without the fast receive path.
 SOCKET_TESTS := tests/collab_server/test_sync.py tests/collab_server/test_wire.py \
 	tests/collab_server/test_store_failure.py tests/collab_server/test_join_budget.py tests/interop

@@ -36,10 +36,22 @@ const deadlineAt = performance.now() + (config.timeoutSeconds ?? 120) * 1000
 
 // -- server process figures ---------------------------------------------------------------
 
-function serverCpuSeconds () {
-  const stat = readFileSync(`/proc/${config.pid}/stat`, 'utf8')
+function cpuSecondsOf (pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND // utime + stime
+}
+
+// Several server processes (cluster mode): `pids` and `bases`, one per node; CPU is summed.
+const nodePids = config.pids ?? [config.pid]
+const nodeBases = config.bases ?? [config.base]
+
+function serverCpuSeconds () {
+  return nodePids.reduce((total, pid) => total + cpuSecondsOf(pid), 0)
+}
+
+function nodeCpuSeconds () {
+  return nodePids.map(cpuSecondsOf)
 }
 
 function serverMemoryKb () {
@@ -164,7 +176,7 @@ class Client {
   connect () {
     this.startedAt = performance.now()
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(config.base + this.name, { perMessageDeflate: false })
+      const ws = new WebSocket((this.base ?? config.base) + this.name, { perMessageDeflate: false })
       ws.binaryType = 'nodebuffer'
       this.ws = ws
       this.resolveSynced = resolve
@@ -336,11 +348,17 @@ async function fanout ({ readers: readerCount, updates, rate }) {
       latencies.push(receivedAt - sentAt[index])
     })
   }))
+  // Readers spread over the nodes; the first node loads the document (its owner) and the
+  // writer sits on the last one (on several nodes: a replica, the longer path).
+  readers.forEach((reader, r) => { reader.base = nodeBases[r % nodeBases.length] })
   const writer = new Writer(name, 1)
-  await connectAll(readers)
+  writer.base = nodeBases[nodeBases.length - 1]
+  await readers[0].connect() // the first node loads the document: its owner
+  await connectAll(readers.slice(1))
   await writer.connect()
 
   const cpuBefore = serverCpuSeconds()
+  const perNodeBefore = nodeCpuSeconds()
   const started = performance.now()
   const period = 1000 / rate
   for (let i = 0; i < updates && remainingMs() > 0; i++) {
@@ -355,10 +373,13 @@ async function fanout ({ readers: readerCount, updates, rate }) {
     await waitFor(() => delivered >= expected, 'fan-out deliveries', Math.min(30000, remainingMs()))
   } catch (error) { if (unexpectedCloses.length) throw error } // else: delivered < expected
   const cpu = serverCpuSeconds() - cpuBefore
+  const perNode = nodeCpuSeconds().map((after, i) => round(after - perNodeBefore[i]))
   const elapsed = (performance.now() - started) / 1000
   closeAll([writer, ...readers])
   latencies.sort((a, b) => a - b)
   return {
+    nodes: nodeBases.length,
+    server_cpu_s_per_node: perNode,
     readers: readerCount,
     updates_sent: writer.sent,
     deliveries_expected: expected,
@@ -379,7 +400,12 @@ async function throughput ({ rooms, updatesPerWriter, inFlight }) {
   const writers = []
   for (let room = 0; room < rooms; room++) {
     const name = `throughput-${stamp}-${room}`
-    for (let side = 0; side < 2; side++) writers.push(new Writer(name, room * 2 + side))
+    for (let side = 0; side < 2; side++) {
+      const writer = new Writer(name, room * 2 + side)
+      // On several nodes: the rooms' first writers spread, each partner on the next node.
+      writer.base = nodeBases[(room + side) % nodeBases.length]
+      writers.push(writer)
+    }
   }
   // acked[w] counts writer w's updates seen by its partner (w ^ 1).
   const acked = new Int32Array(writers.length)
@@ -401,6 +427,7 @@ async function throughput ({ rooms, updatesPerWriter, inFlight }) {
   await connectAll(writers)
 
   const cpuBefore = serverCpuSeconds()
+  const perNodeBefore = nodeCpuSeconds()
   const started = performance.now()
   running = true
   for (const writer of writers) pump(writer)
@@ -410,8 +437,11 @@ async function throughput ({ rooms, updatesPerWriter, inFlight }) {
   } catch (error) { if (unexpectedCloses.length) throw error } // else: acknowledged < expected
   const elapsed = (performance.now() - started) / 1000
   const cpu = serverCpuSeconds() - cpuBefore
+  const perNode = nodeCpuSeconds().map((after, i) => round(after - perNodeBefore[i]))
   closeAll(writers)
   return {
+    nodes: nodeBases.length,
+    server_cpu_s_per_node: perNode,
     rooms,
     writers: writers.length,
     in_flight: inFlight,
@@ -673,7 +703,72 @@ async function coldsync ({ name }) {
   return { name, synced_ms: round(ms), step2_bytes: client.step2Bytes }
 }
 
-const WORKLOADS = { fanout, throughput, iep, connect, memory, idle, storm, prewrite, coldsync }
+/**
+ * Cluster mode: `clients` on one document over three nodes (the first node owns it); SIGKILL
+ * of the owner; each client it dropped reconnects to a survivor, as a load balancer would
+ * send it. A survivor's writer types every 20 ms from the kill on: figures are the times from
+ * the kill until each client holds a change typed after it (synced again, edits flowing).
+ */
+async function failover ({ clients: count, killPid }) {
+  const name = `failover-${process.pid}-${Date.now()}`
+  const survivors = nodeBases.slice(1)
+  let killedAt = null
+  const firstAfterKill = new Array(count).fill(null)
+  let writer = null
+  const clients = Array.from({ length: count }, (_, c) => new Client(name, {
+    onUpdate: (update, receivedAt) => scanMarkers(update, (from, index) => {
+      if (from !== 9 || killedAt === null || firstAfterKill[c] !== null) return
+      if (index >= writer.firstAfterKill) firstAfterKill[c] = receivedAt - killedAt
+    })
+  }))
+  clients.forEach((client, c) => { client.base = nodeBases[c % nodeBases.length] })
+  await clients[0].connect() // the first node loads the document: its owner
+  await connectAll(clients.slice(1))
+  writer = new Writer(name, 9)
+  writer.base = survivors[0]
+  await writer.connect()
+  writer.firstAfterKill = Infinity
+  for (const client of clients) {
+    if (client.base !== nodeBases[0]) continue
+    client.closing = true // its close is expected: it moves to a survivor
+  }
+  killedAt = performance.now()
+  process.kill(killPid, 'SIGKILL')
+  writer.firstAfterKill = writer.sent
+  const typing = setInterval(() => writer.write(), 20)
+  const moved = clients.filter((client) => client.base === nodeBases[0])
+  await Promise.all(moved.map(async (client, m) => {
+    await waitFor(() => client.closed, 'the killed node to drop its sockets', 10000)
+    client.closed = false
+    client.closing = false
+    client.syncedAt = null
+    client.base = survivors[m % survivors.length]
+    for (;;) {
+      try {
+        await client.connect()
+        return
+      } catch {
+        client.closed = false
+        await sleep(50)
+      }
+    }
+  }))
+  await waitFor(() => firstAfterKill.every((t) => t !== null), 'every client synced again', 60000)
+  clearInterval(typing)
+  closeAll([writer, ...clients])
+  const times = [...firstAfterKill].sort((a, b) => a - b)
+  return {
+    clients: count,
+    moved: moved.length,
+    p50_ms: round(percentile(times, 50)),
+    p99_ms: round(percentile(times, 99)),
+    max_ms: round(times[times.length - 1])
+  }
+}
+
+const WORKLOADS = {
+  failover, fanout, throughput, iep, connect, memory, idle, storm, prewrite, coldsync
+}
 
 try {
   const result = await WORKLOADS[config.workload](config.params ?? {})

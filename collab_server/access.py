@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -167,6 +167,10 @@ class CachedMembers:
             self._members[document] = (now, found)
         return list(found)
 
+    def forget(self, document: str) -> None:
+        """Another process changed `document`'s members (cluster mode)."""
+        self._changed(document)
+
     def _changed(self, document: str) -> None:
         # Once the write is done: a list read while it was under way may predate it.
         self._writes += 1
@@ -257,7 +261,7 @@ class AccessAuthenticator:
         if self.verifier is None:
             return Caller(anonymous_identity(credentials.display_name).user_id or "dev", True)
         token = await self.verifier.verify(credentials.token)
-        return Caller(token.user_id, token.is_admin)
+        return Caller(token.user_id, token.is_admin, token.expires_at)
 
     async def _display_name(self, token: VerifiedToken) -> str:
         known = await self.names.display_name(token.user_id) if self.names else None
@@ -282,6 +286,23 @@ class MembershipEnforcer(Extension):
 
     def attach(self, registry: Registry) -> None:
         self._registry = registry
+        replication = registry.replication
+        if replication is not None:
+            # Cluster mode: a change made through any process reaches every process's sockets.
+            replication.on_revoke.append(self.apply_remote)
+            self._announce = replication.publish_revocation
+
+    _announce: Callable[[str, str, str | None], None] | None = None
+
+    def apply_remote(self, document: str, user_id: str, role: str | None) -> None:
+        """A membership changed through another process."""
+        if isinstance(self.access, CachedMembers):
+            self.access.forget(document)
+        try:
+            known = Role(role) if role is not None else None
+        except ValueError:
+            return
+        self._apply_here(document, user_id, known)
 
     async def on_connect(self, payload: ConnectPayload) -> None:
         # Started by the first connection: that is when there is something to watch.
@@ -296,7 +317,13 @@ class MembershipEnforcer(Extension):
             self._task = None
 
     def apply(self, document: str, user_id: str, role: Role | None) -> int:
-        """A membership changed through our API: apply it to live connections now."""
+        """A membership changed through our API: apply it to live connections now (on every
+        process, in cluster mode); returns how many of this process's were affected."""
+        if self._announce is not None:
+            self._announce(document, user_id, role.value if role is not None else None)
+        return self._apply_here(document, user_id, role)
+
+    def _apply_here(self, document: str, user_id: str, role: Role | None) -> int:
         if self._registry is None:
             return 0
         live = self._registry.get_live(document)

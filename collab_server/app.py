@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from collab_server.cluster import DocumentOwnership, NodeFanOut
+from collab_server.cluster import Bus, DocumentOwnership
 from collab_server.errors import StoreError
 from collab_server.hooks import Extension, Hooks
 from collab_server.identity import AnonymousAuthenticator, Authenticator
@@ -27,6 +27,7 @@ from collab_server.limits import RateLimits
 from collab_server.metrics import Metrics
 from collab_server.protocol import CloseCode
 from collab_server.registry import Registry, RegistryLimits
+from collab_server.replication import ClusterStore
 from collab_server.settings import Settings
 from collab_server.store import DocumentStore
 from collab_server.sync_endpoint import SyncEndpoint, SyncLimits, sync_document_path
@@ -73,8 +74,9 @@ def create_app(
     authenticator: Authenticator | None = None,
     extra_routes: Sequence[BaseRoute] = (),
     services: Sequence[Service] = (),
-    fanout: NodeFanOut | None = None,
     ownership: DocumentOwnership | None = None,
+    bus: Bus | None = None,
+    cluster_store: ClusterStore | None = None,
 ) -> Starlette:
     metrics = Metrics()
     hooks = Hooks(extensions)
@@ -88,7 +90,14 @@ def create_app(
     )
     join_budget = JoinBudget(settings.join_budget_bytes, settings.join_patience_seconds)
     registry = Registry(
-        store, hooks, metrics, limits, fanout=fanout, ownership=ownership, join_budget=join_budget
+        store,
+        hooks,
+        metrics,
+        limits,
+        ownership=ownership,
+        bus=bus,
+        cluster_store=cluster_store,
+        join_budget=join_budget,
     )
     server = CollabServer(
         settings, store, hooks, registry, metrics, authenticator or AnonymousAuthenticator()
@@ -149,6 +158,17 @@ def create_app(
             await asyncio.wait_for(store.ping(), READY_TIMEOUT_SECONDS)
         except Exception as exc:
             problems.append(f"store unreachable: {type(exc).__name__}")
+        if bus is not None:
+            try:
+                if not bus.connected:
+                    raise ConnectionError("down")
+                await asyncio.wait_for(bus.ping(), READY_TIMEOUT_SECONDS)
+            except Exception as exc:
+                problems.append(f"redis unreachable: {type(exc).__name__}")
+            try:
+                await asyncio.wait_for(registry.ownership.ping(), READY_TIMEOUT_SECONDS)
+            except Exception as exc:
+                problems.append(f"ownership locks unreachable: {type(exc).__name__}")
         if registry.closing:
             problems.append("shutting down")
         status = 503 if problems else 200

@@ -52,6 +52,9 @@ EMPTY_UPDATE = b"\x00\x00"
 _LOAD_MERGE_RUN = 100
 
 UpdateSink = Callable[["LiveDocument", bytes, Origin], None]
+# Cluster mode: a replica's client update goes to the owner instead of being applied here; an
+# awareness change accepted from a local socket goes to the other processes.
+ClientSink = Callable[["LiveDocument", Connection, bytes], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,11 @@ class LiveDocument:
     _durable_waiters: list[tuple[int, Callable[[], None]]] = field(default_factory=list)
     # Joiners whose sync step 2 waits for the store: (sequence number, socket, framed reply).
     _waiting_joiners: list[tuple[int, Connection, bytes]] = field(default_factory=list)
+    # Cluster mode only (`collab_server.replication`); None and empty for one process.
+    forward: ClientSink | None = None  # set while a replica: the owner applies client updates
+    awareness_out: ClientSink | None = None
+    unstored_submits: set[str] = field(default_factory=set)  # forwarded, not yet stored
+    _submit_waiters: list[tuple[frozenset[str], Callable[[], None]]] = field(default_factory=list)
 
     @classmethod
     def from_stored(
@@ -131,6 +139,7 @@ class LiveDocument:
         self._full_step2 = None
         self._durable_waiters.clear()
         self._give_back_waiting_joiners()
+        self._submit_waiters.clear()
 
     # -- changes --------------------------------------------------------------------------
 
@@ -187,11 +196,29 @@ class LiveDocument:
                     call()
 
     def when_durable(self, call: Callable[[], None]) -> None:
-        """Call `call` once everything applied so far is in the store (at once if it is)."""
-        if self.durable_seq >= self.last_seq:
+        """Call `call` once everything applied so far is in the store (at once if it is).
+
+        On a replica, also every update its clients forwarded so far (see `settle_submit`).
+        """
+        if self.unstored_submits:
+            self._submit_waiters.append((frozenset(self.unstored_submits), call))
+        elif self.durable_seq >= self.last_seq:
             call()
         else:
             self._durable_waiters.append((self.last_seq, call))
+
+    def settle_submit(self, submit_id: str) -> None:
+        """A forwarded update is stored (or was refused): wake who waited for it."""
+        self.unstored_submits.discard(submit_id)
+        if not self._submit_waiters:
+            return
+        waiting = self._submit_waiters
+        self._submit_waiters = []
+        for ids, call in waiting:
+            if ids & self.unstored_submits:
+                self._submit_waiters.append((ids, call))
+            else:
+                self.when_durable(call)
 
     def abandon_joiners(self, code: int, reason: str) -> None:
         """Close the sockets still waiting for their step 2 (the store is not answering)."""
@@ -206,7 +233,7 @@ class LiveDocument:
         return [connection for _, connection, _ in waiting]
 
     async def wait_durable(self) -> None:
-        if self.durable_seq >= self.last_seq:
+        if self.durable_seq >= self.last_seq and not self.unstored_submits:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -253,7 +280,10 @@ class LiveDocument:
             AwarenessEntry(client_id, self._awareness.pop(client_id).clock, "null")
             for client_id in owned
         ]
-        self.broadcast(create_awareness_message(encode_awareness_update(removals)))
+        removal = encode_awareness_update(removals)
+        self.broadcast(create_awareness_message(removal))
+        if self.awareness_out is not None:
+            self.awareness_out(self, connection, removal)
         return AwarenessChange((), (), tuple(owned))
 
     def receive(self, connection: Connection, frame: bytes) -> AwarenessChange | None:
@@ -285,6 +315,9 @@ class LiveDocument:
             return
         if not connection.identity.can_write:
             connection.send(encode_permission_denied("read-only access: changes are not saved"))
+            return
+        if self.forward is not None:
+            self.forward(self, connection, update)
             return
         try:
             self.apply(update, connection.origin)
@@ -346,7 +379,48 @@ class LiveDocument:
         # Echo to everyone, the sender included: y-websocket drops a link that hears nothing.
         forward = update if len(accepted) == len(entries) else encode_awareness_update(accepted)
         self.broadcast(create_awareness_message(forward))
+        if self.awareness_out is not None:
+            self.awareness_out(self, connection, forward)
         return AwarenessChange(tuple(added), tuple(updated), tuple(removed))
+
+    # -- presence from other server processes (cluster mode) -----------------------------
+
+    def apply_remote_awareness(self, owner: str, update: bytes) -> None:
+        """Another process's client changed its presence; `owner` names that process and
+        socket (`remote_owner`). Raises ProtocolError for a malformed update."""
+        accepted: list[AwarenessEntry] = []
+        for entry in decode_awareness_update(update):
+            slot = self._awareness.get(entry.client_id)
+            if slot is not None and not (
+                entry.clock > slot.clock or (entry.clock == slot.clock and entry.is_removal)
+            ):
+                continue
+            accepted.append(entry)
+            if entry.is_removal:
+                self._awareness.pop(entry.client_id, None)
+            else:
+                self._awareness[entry.client_id] = _AwarenessSlot(
+                    entry.clock, entry.state_json, owner
+                )
+        if accepted:
+            self.broadcast(create_awareness_message(encode_awareness_update(accepted)))
+
+    def local_awareness(self) -> bytes | None:
+        """The presence of this process's own sockets, as one awareness update."""
+        local = [cid for cid, slot in self._awareness.items() if slot.connection_id[:1] != "@"]
+        return self._encode_awareness(local) if local else None
+
+    def drop_remote_awareness(self, node_id: str) -> int:
+        """A process is gone: remove its clients' presence here and tell the sockets."""
+        prefix = remote_owner(node_id, "")
+        gone = [
+            cid for cid, slot in self._awareness.items() if slot.connection_id.startswith(prefix)
+        ]
+        if not gone:
+            return 0
+        removals = [AwarenessEntry(cid, self._awareness.pop(cid).clock, "null") for cid in gone]
+        self.broadcast(create_awareness_message(encode_awareness_update(removals)))
+        return len(gone)
 
     def _encode_awareness(self, client_ids: list[int]) -> bytes:
         return encode_awareness_update(
@@ -355,3 +429,8 @@ class LiveDocument:
                 for cid in client_ids
             ]
         )
+
+
+def remote_owner(node_id: str, connection_id: str) -> str:
+    """The owner of a presence entry made on another process (never a local socket's id)."""
+    return f"@{node_id}/{connection_id}"

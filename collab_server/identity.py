@@ -53,10 +53,23 @@ class ServerOrigin:
 
 
 @dataclass(frozen=True, slots=True)
-class PeerNodeOrigin:
-    """A change relayed from another server node (reserved for multi-node fan-out)."""
+class SubmittedOrigin(ConnectionOrigin):
+    """A change a client made through another server process (cluster mode), applied by the
+    document's owner and attributed to that client's user like a local one."""
 
     node_id: str
+    submit_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerNodeOrigin:
+    """A change the owning server process stored, applied by a replica (cluster mode).
+
+    `connection_id` is the replica's own socket that sent it, if any: it has it already.
+    """
+
+    node_id: str
+    connection_id: str | None = None
 
 
 Origin = ConnectionOrigin | ServerOrigin | PeerNodeOrigin
@@ -76,6 +89,7 @@ class Caller:
 
     user_id: str
     is_admin: bool = False
+    expires_at: float | None = None  # token expiry, epoch seconds (live sockets close then)
 
 
 class CallerAuthenticator(Protocol):

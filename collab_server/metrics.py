@@ -54,5 +54,28 @@ class Metrics:
             registry=r,
         )
 
+        # Cluster mode (zero while one process serves alone).
+        self.cluster_fanout_lag = Histogram(
+            "collab_cluster_fanout_lag_seconds",
+            "From the owner's commit to a replica's broadcast of a stored change",
+            registry=r,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
+        )
+        self.cluster_gap_fills = Counter(
+            "collab_cluster_gap_fills",
+            "Stored changes a replica read from the store because the bus did not bring them",
+            registry=r,
+        )
+        self.cluster_submits_resent = Counter(
+            "collab_cluster_submits_resent",
+            "Client changes a replica sent its owner again after a second with no answer",
+            registry=r,
+        )
+        self.cluster_promotions = Counter(
+            "collab_cluster_promotions",
+            "Replicas that became the owner of their document",
+            registry=r,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -139,6 +139,10 @@ class _Reader:
             raise ProtocolError("trailing bytes after message")
 
 
+# Other strict decoders of lib0-style bytes (the cluster's messages) read with the same reader.
+ByteReader = _Reader
+
+
 def decode_message(frame: bytes) -> Message:
     # Most frames are sync messages with a payload under 128 bytes (one-byte length): typing.
     if len(frame) >= 3 and frame[0] == 0 and frame[1] < 3 and frame[2] < 0x80:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import structlog
 from pycrdt import create_update_message
 
-from collab_server.cluster import DocumentOwnership, NodeFanOut, SingleNode
+from collab_server.cluster import Bus, DocumentOwnership, SingleNode
 from collab_server.connection import Connection
 from collab_server.document import AwarenessChange, LiveDocument
 from collab_server.errors import DocumentsFailed, LogConflict, Rejected
@@ -46,6 +46,7 @@ from collab_server.identity import ConnectionOrigin, Origin, PeerNodeOrigin, ser
 from collab_server.join_budget import JoinBudget
 from collab_server.metrics import Metrics
 from collab_server.protocol import CloseCode
+from collab_server.replication import ClusterStore, Replication
 from collab_server.store import DocumentStore, ImmediateAppend, UpdateRecord
 
 log = structlog.get_logger("collab.registry")
@@ -82,14 +83,20 @@ class Registry:
         metrics: Metrics,
         limits: RegistryLimits,
         *,
-        fanout: NodeFanOut | None = None,
         ownership: DocumentOwnership | None = None,
+        bus: Bus | None = None,
+        cluster_store: ClusterStore | None = None,
         join_budget: JoinBudget | None = None,
     ) -> None:
         self.store = store
         self.join_budget = join_budget
-        self.fanout: NodeFanOut = fanout or SingleNode()
         self.ownership: DocumentOwnership = ownership or SingleNode()
+        # Cluster mode: replicas and owners over a bus; None for one process (no cost then).
+        self.replication: Replication | None = None
+        if bus is not None:
+            if cluster_store is None:
+                raise ValueError("cluster mode needs a store replicas can read (Postgres)")
+            self.replication = Replication(self, bus, self.ownership, cluster_store, metrics)
         self.hooks = hooks
         self.metrics = metrics
         self.limits = limits
@@ -126,7 +133,8 @@ class Registry:
         self._committer = asyncio.create_task(self._commit_loop(), name="group-commit")
         self._hook_runner = asyncio.create_task(self._run_hooks(), name="hooks")
         await self.ownership.start(self._ownership_lost)
-        await self.fanout.start(self._deliver_remote)
+        if self.replication is not None:
+            await self.replication.start()
 
     # -- documents ------------------------------------------------------------------------
 
@@ -187,6 +195,8 @@ class Registry:
             self.release(live)
 
     async def _load(self, name: str) -> LiveDocument:
+        if self.replication is not None:
+            return await self.replication.load(name)
         await self.ownership.acquire(name)
         try:
             return await self._load_owned(name)
@@ -194,11 +204,16 @@ class Registry:
             await self.ownership.release(name)
             raise
 
-    async def _load_owned(self, name: str) -> LiveDocument:
+    async def _load_owned(
+        self, name: str, setup: Callable[[LiveDocument], None] | None = None
+    ) -> LiveDocument:
+        """Load `name` from the store (its owner, or in cluster mode a replica: `setup`)."""
         started = time.perf_counter()
         stored = await self.store.load(name)
         self.metrics.store_latency.labels("load").observe(time.perf_counter() - started)
         live = LiveDocument.from_stored(name, stored, self._on_update, self.join_budget)
+        if setup is not None:
+            setup(live)
         try:
             await self.hooks.on_load(LoadPayload(name, live.doc, live.last_seq))
         except Rejected:
@@ -207,7 +222,7 @@ class Registry:
         self._live[name] = live
         self.metrics.documents_loaded.set(len(self._live))
         log.info("document_loaded", document=name, seq=live.last_seq, tail=len(stored.tail))
-        self._maybe_compact(live)
+        self.maybe_compact(live)
         return live
 
     async def connect(self, live: LiveDocument, connection: Connection) -> None:
@@ -278,7 +293,10 @@ class Registry:
         try:
             await self.hooks.on_unload(UnloadPayload(name, live.doc))
             live.release()
-            await self.ownership.release(name)
+            if self.replication is not None:
+                await self.replication.unloaded(live)
+            else:
+                await self.ownership.release(name)
             log.info("document_unloaded", document=name)
         except Exception:
             log.exception("document_unload_failed", document=name)
@@ -304,6 +322,8 @@ class Registry:
         for connection in list(live.connections):
             connection.close(code, reason)
         live.release()
+        if self.replication is not None:
+            self.replication.dropped(live)
         self._spawn(self.hooks.on_unload(UnloadPayload(live.name, live.doc)))
         log.error("document_dropped", document=live.name, code=int(code), reason=reason)
 
@@ -317,9 +337,16 @@ class Registry:
 
     def _on_update(self, live: LiveDocument, update: bytes, origin: Origin) -> None:
         if isinstance(origin, PeerNodeOrigin):
-            # Stored by the node that owns the document before it was published.
-            sent = live.broadcast(create_update_message(update))
+            # Stored by the process that owns the document before it was published; the
+            # replica's own client that sent it has it already.
+            exclude = live.connection_by_id(origin.connection_id) if origin.connection_id else None
+            sent = live.broadcast(create_update_message(update), exclude)
             self.metrics.updates_out.inc(sent)
+            return
+        if live.forward is not None:
+            # A replica never writes the log: a change the server made here goes to the owner.
+            assert self.replication is not None
+            self.replication.forward_server_change(live, update, origin)
             return
         live.last_seq += 1
         user_id = (
@@ -448,7 +475,8 @@ class Registry:
             if isinstance(item.origin, ConnectionOrigin):
                 exclude = live.connection_by_id(item.origin.connection_id)
             delivered += live.broadcast(create_update_message(record.update), exclude)
-            self.fanout.publish_update(live.name, record.update)
+            if self.replication is not None:
+                self.replication.stored(live, record, item.origin)
         self._unstored_bytes -= unstored
         self.metrics.updates_in.inc(len(batch))
         self.metrics.updates_out.inc(delivered)
@@ -456,17 +484,9 @@ class Registry:
         for live, records in stored.items():
             if wants_store:
                 self._note_stored(live.name, records)
-            self._maybe_compact(live)
-
-    def _deliver_remote(self, document: str, update: bytes, origin: PeerNodeOrigin) -> None:
-        """Another node's durable update: apply it if this node has the document live."""
-        live = self._live.get(document)
-        if live is None:
-            return  # not live here: the next load reads it from the store
-        try:
-            live.apply(update, origin)
-        except ValueError:
-            log.error("remote_update_invalid", document=document, node=origin.node_id)
+            if self.replication is not None:
+                self.replication.stored_through(live.name, records[-1].seq)
+            self.maybe_compact(live)
 
     # -- hooks ----------------------------------------------------------------------------
 
@@ -509,7 +529,10 @@ class Registry:
 
     # -- compaction -----------------------------------------------------------------------
 
-    def _maybe_compact(self, live: LiveDocument) -> None:
+    def maybe_compact(self, live: LiveDocument) -> None:
+        """Fold the log into a snapshot once it is long enough (the owner only)."""
+        if live.forward is not None:
+            return  # a replica never writes the store
         counter = live.log_counter
         over = (
             counter.updates >= self.limits.compact_max_updates
@@ -550,7 +573,7 @@ class Registry:
             live.compacting = False
         # Updates committed while this compaction ran may already be over the threshold again.
         if self._live.get(live.name) is live:
-            self._maybe_compact(live)
+            self.maybe_compact(live)
 
     # -- lifetime -------------------------------------------------------------------------
 
@@ -594,7 +617,6 @@ class Registry:
 
     async def aclose(self) -> None:
         self.closing = True
-        await self.fanout.aclose()
         flushed = await self.flush()
         if not flushed:
             # Never acknowledged: their authors' clients still hold them and resend them.
@@ -608,4 +630,6 @@ class Registry:
         for live in list(self._live.values()):
             live.release()
         self._live.clear()
+        if self.replication is not None:
+            await self.replication.aclose()
         await self.ownership.aclose()

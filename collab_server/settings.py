@@ -152,6 +152,10 @@ class Settings(EnvironmentSettings):
     # At least one frame of the maximum size must fit (checked below).
     rate_byte_burst: float = Field(32 * 1024 * 1024, ge=1024)
     max_connections_per_user: int = Field(20, ge=1)
+    # The live subscription log (`WS /events`): a client further behind reloads instead.
+    event_retention_days: float = Field(30.0, gt=0)
+    # Cluster mode: several processes on one Postgres, with Redis between them.
+    redis_url: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
 
@@ -173,6 +177,21 @@ class Settings(EnvironmentSettings):
             raise ValueError(
                 f"must be at least COLLAB_MAX_MESSAGE_BYTES ({max_frame}) "
                 "or the largest allowed frame could never be sent"
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_needs_postgres(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        database = str(info.data.get("database_url", ""))
+        if not database.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "cluster mode needs a Postgres DATABASE_URL: SQLite and memory:// serve from "
+                "one process only (unset COLLAB_REDIS_URL, or point DATABASE_URL at Postgres)"
             )
         return value
 

@@ -23,7 +23,7 @@ from collab_server.document import LiveDocument
 from collab_server.errors import InvalidDocumentName, ProtocolError, Rejected
 from collab_server.hooks import ConnectPayload, Hooks
 from collab_server.identity import Authenticator
-from collab_server.limits import ConnectionCap, ConnectionRate, RateLimits
+from collab_server.limits import ConnectionCap, ConnectionRate, RateLimits, TooManyConnections
 from collab_server.metrics import Metrics
 from collab_server.names import validate_document_name
 from collab_server.protocol import CloseCode
@@ -97,6 +97,8 @@ class SyncEndpoint:
         self.metrics = metrics
         self.limits = limits
         self.connection_cap = ConnectionCap(limits.rates.max_connections_per_user)
+        # Cluster mode: the cap counts the user's connections on every process.
+        self.bus = registry.replication.bus if registry.replication is not None else None
 
     async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI entry of `WS /sync/{name}`, below no middleware or router (see app.py)."""
@@ -116,6 +118,8 @@ class SyncEndpoint:
             identity = await self.authenticator.authenticate(request_credentials(websocket), name)
             self.connection_cap.acquire(identity.user_id)
             counted_user = identity.user_id
+            if self.bus is not None and counted_user is not None:
+                await self._count_in_cluster(counted_user)
             connection = Connection(
                 websocket if receiver is None else ProtocolSocket(receiver),
                 name,
@@ -128,13 +132,13 @@ class SyncEndpoint:
                 live = await self.registry.acquire(name)
             except BaseException:
                 connection.abort()
-                self.connection_cap.release(counted_user)
+                self._uncount(counted_user)
                 raise
             if not self.registry.writes_admitted and live.durable_seq < live.last_seq:
                 # Its step 2 would wait for a store that is far behind and not answering.
                 self.registry.release(live)
                 connection.abort()
-                self.connection_cap.release(counted_user)
+                self._uncount(counted_user)
                 raise Rejected(
                     CloseCode.TRY_AGAIN_LATER, "the server cannot store changes right now"
                 )
@@ -177,7 +181,7 @@ class SyncEndpoint:
         """The socket is gone: leave the document and let go of what it held."""
         if expiry is not None:
             expiry.cancel()
-        self.connection_cap.release(counted_user)
+        self._uncount(counted_user)
         await self.registry.disconnect(live, connection)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(connection.closed(), 2.0)
@@ -189,6 +193,24 @@ class SyncEndpoint:
             connection=connection.id,
             code=connection.close_code,
         )
+
+    async def _count_in_cluster(self, user_id: str) -> None:
+        assert self.bus is not None
+        try:
+            admitted = await self.bus.add_connection(
+                user_id, self.limits.rates.max_connections_per_user
+            )
+        except BaseException:
+            self.connection_cap.release(user_id)
+            raise
+        if not admitted:
+            self.connection_cap.release(user_id)
+            raise TooManyConnections()
+
+    def _uncount(self, user_id: str | None) -> None:
+        self.connection_cap.release(user_id)
+        if self.bus is not None and user_id is not None:
+            self.bus.remove_connection(user_id)
 
     def _close_on_expiry(self, connection: Connection) -> asyncio.TimerHandle | None:
         """A socket lives no longer than its token: the client reconnects with a fresh one."""

@@ -1,7 +1,8 @@
 """The browser editor: its pages, its built assets and the two small endpoints it reads.
 
 `/` (the document list), `/doc/{name}` (one IEP) and `/ack/{id}` (a parent's acknowledgement of
-a version) serve the same page; the bundle routes on the path. The assets are built from
+a version) serve the same page; the bundle routes on the path. `/sessions` (therapy sessions)
+is its own small bundle. The assets are built from
 `static/` by `make bundle` into `collab_server/static/` and ship inside the package, so an
 installed server needs no Node.
 """
@@ -68,6 +69,9 @@ class EditorPages:
     async def page(self, request: Request) -> Response:
         return FileResponse(self.assets / "index.html", headers=_REVALIDATE)
 
+    async def sessions_page(self, request: Request) -> Response:
+        return FileResponse(self.assets / "sessions.html", headers=_REVALIDATE)
+
     async def config_endpoint(self, request: Request) -> Response:
         return JSONResponse(self.config.to_json(), headers=_REVALIDATE)
 
@@ -103,6 +107,7 @@ def web_routes(config: WebConfig, assets: Path = ASSETS_DIR) -> list[BaseRoute]:
         Route("/", pages.page, methods=["GET", "HEAD"]),
         Route("/doc/{name:path}", pages.page, methods=["GET", "HEAD"]),
         Route("/ack/{ack_id}", pages.page, methods=["GET", "HEAD"]),
+        Route("/sessions", pages.sessions_page, methods=["GET", "HEAD"]),
         Route("/api/config", pages.config_endpoint, methods=["GET"]),
         Route("/api/access/{name:path}", pages.access, methods=["GET"]),
         Mount("/assets", StaticFiles(directory=assets, check_dir=False), name="assets"),

@@ -2,34 +2,74 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
+from pycrdt import Doc
 from starlette.applications import Starlette
 
 from collab_server.access import AccessAuthenticator, CachedMembers, MembershipEnforcer
 from collab_server.api import api_routes
-from collab_server.app import create_app
+from collab_server.app import Service, create_app
 from collab_server.audit import AuditRecorder
+from collab_server.cluster import Bus
+from collab_server.errors import ConfigError
+from collab_server.event_socket import (
+    EVENT_SOCKET_RATES,
+    EventEndpoint,
+    EventSocketLimits,
+    LiveEvents,
+)
+from collab_server.events import EventHub, OwnUserTopic
 from collab_server.identity import DEV_USER_PREFIX
+from collab_server.leadership import JobsLeader, JobsLock
+from collab_server.replication import ClusterStore
 from collab_server.settings import Settings
+from collab_server.store import DocumentStore
 from collab_server.web import WebConfig, web_routes
 from integrations.access import AccessDirectory
 from integrations.acknowledgement import AcknowledgementService, AckPolicy
-from integrations.contracts import SystemClock
+from integrations.contracts import Clock, SystemClock
 from integrations.history import HistoryReader
 from integrations.notifications import NotificationService, config_from_settings
 from integrations.people import PeopleNames, people_routes
 from integrations.records_api import RecordsApi
+from integrations.sessions.api import session_routes
+from integrations.sessions.messages import CONFIRM_PAYLOAD, DECLINE_PAYLOAD
+from integrations.sessions.policy import StudentAccess, StudentTopic, TherapistTopic
+from integrations.sessions.service import SessionService, StudentReader, policy_from_settings
+from integrations.sessions.student import StudentProfile, student_profile
 from integrations.settings import NotificationSettings, load_notification_settings
 from integrations.versions import SessionVersions, VersionService
-from persistence import SideTables, access_store_for, ownership_for, store_from_settings
+from persistence import (
+    SideTables,
+    access_store_for,
+    cluster_store_for,
+    jobs_lock_for,
+    ownership_for,
+    store_from_settings,
+)
 
 if TYPE_CHECKING:
     from collab_server.auth import TokenVerifier
 
 
-def build_app(settings: Settings, notifications: NotificationSettings | None = None) -> Starlette:
-    """The server for `settings`; parents' digests use `notifications` (default: channels off)."""
+def build_app(
+    settings: Settings,
+    notifications: NotificationSettings | None = None,
+    *,
+    clock: Clock | None = None,
+    timers: bool = True,
+) -> Starlette:
+    """The server for `settings`; parents' digests use `notifications` (default: channels off).
+
+    `clock` and `timers=False` are for tests that drive time by hand: the outbox and the
+    session jobs then run when the test calls them (`app.state.notifications.tick()`,
+    `app.state.sessions.jobs.run_due()`).
+    """
     store = store_from_settings(settings)
     side_tables = SideTables(store)
     people = side_tables.people()
@@ -41,12 +81,13 @@ def build_app(settings: Settings, notifications: NotificationSettings | None = N
         else MembershipEnforcer(access, settings.membership_recheck_seconds)
     )
     notification_store = side_tables.notifications()
-    clock = SystemClock()
+    clock = clock or SystemClock()
     notifications = notifications or load_notification_settings({})
     directory = AccessDirectory(access, people, notification_store, clock)
     service = NotificationService(
         config_from_settings(
             notifications,
+            poll_interval_seconds=1.0 if timers else None,
             supabase_url=settings.supabase_url,
             supabase_service_key=(
                 settings.supabase_service_key.get_secret_value()
@@ -80,6 +121,15 @@ def build_app(settings: Settings, notifications: NotificationSettings | None = N
             max_reminders=notifications.ack_max_reminders,
         ),
     )
+    cluster = cluster_parts(settings, store)
+    services: list[Service] = [service, acknowledgements]
+    leader = None
+    if cluster is not None:
+        # Jobs run on the holder of the jobs lock; the others only serve sockets and the API.
+        service.jobs_led_elsewhere = True
+        acknowledgements.run_loop = False
+        leader = JobsLeader(cluster.jobs_lock, [service, acknowledgements])
+        services.append(leader)
     records_api = RecordsApi(
         authenticator,
         access,
@@ -89,6 +139,27 @@ def build_app(settings: Settings, notifications: NotificationSettings | None = N
         acknowledgements,
         audit,
     )
+    live = live_events(settings, side_tables, authenticator)
+    students = StudentAccess(access, development_mode=authenticator.development_mode)
+    live.hub.register("student", StudentTopic(students))
+    live.hub.register("therapist", TherapistTopic(students))
+    app_ref: list[Starlette] = []
+    sessions = SessionService(
+        side_tables.sessions(),
+        live.hub,
+        students,
+        student_reader(store, app_ref),
+        directory=directory,
+        clock=clock,
+        policy=policy_from_settings(notifications),
+        notifier=service.notifier,
+        broadcaster=service.notifier.broadcaster,
+        outbox_changed=service.wake,
+        timers=timers,
+    )
+    if service.webhook is not None:
+        service.webhook.add_button_handler(CONFIRM_PAYLOAD, sessions.answer)
+        service.webhook.add_button_handler(DECLINE_PAYLOAD, sessions.answer)
     app = create_app(
         settings,
         store=store,
@@ -105,15 +176,54 @@ def build_app(settings: Settings, notifications: NotificationSettings | None = N
             *people_routes(authenticator, people),
             *service.routes(),
             *records_api.routes(),
+            *live.routes(),
+            *session_routes(sessions, authenticator),
         ],
-        services=[service, acknowledgements],
+        # In this order: the notification store opens the memory:// side tables.
+        services=[*services, live, sessions],
         ownership=ownership_for(store),
+        bus=cluster.bus if cluster is not None else None,
+        cluster_store=cluster.store if cluster is not None else None,
     )
+    app_ref.append(app)
+    app.state.notifications, app.state.sessions, app.state.events = service, sessions, live
+    app.state.jobs_leader = leader
     registry = app.state.collab.registry
+    if registry.replication is not None:
+        registry.replication.on_stored_through.append(service.stored_elsewhere)
     if enforcer is not None:
         enforcer.attach(registry)
     versions.attach(registry)
     return app
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterParts:
+    bus: Bus
+    store: ClusterStore
+    jobs_lock: JobsLock
+
+
+def cluster_parts(settings: Settings, store: DocumentStore) -> ClusterParts | None:
+    """Cluster mode's bus, replica reads and jobs lock, when COLLAB_REDIS_URL is set (the
+    settings refuse it without Postgres); redis loads only then."""
+    if settings.redis_url is None:
+        return None
+    from cluster import RedisBus
+
+    cluster_store = cluster_store_for(store)
+    jobs_lock = jobs_lock_for(store)
+    if cluster_store is None or jobs_lock is None:
+        raise ConfigError("COLLAB_REDIS_URL: cluster mode needs a Postgres DATABASE_URL")
+    bus = RedisBus(settings.redis_url, bus_namespace(settings))
+    return ClusterParts(bus, cluster_store, jobs_lock)
+
+
+def bus_namespace(settings: Settings) -> str:
+    """Channels and keys of one deployment: its database and schema (one Redis may serve
+    several deployments, and the tests)."""
+    database = urlsplit(settings.database_url).path.lstrip("/") or "postgres"
+    return f"collab:{database}:{settings.db_schema}"
 
 
 class RecordNames:
@@ -130,6 +240,63 @@ class RecordNames:
         if user_id.startswith(DEV_USER_PREFIX):
             return user_id.removeprefix(DEV_USER_PREFIX)
         return None
+
+
+def live_events(
+    settings: Settings, side_tables: SideTables, authenticator: AccessAuthenticator
+) -> LiveEvents:
+    """`WS /events`: the hub over the database's event log, with the sync socket's limits."""
+    hub = EventHub(side_tables.events())
+    hub.register("user", OwnUserTopic())
+    limits = EventSocketLimits(
+        rates=dataclasses.replace(
+            EVENT_SOCKET_RATES, max_connections_per_user=settings.max_connections_per_user
+        ),
+        recheck_seconds=settings.membership_recheck_seconds,
+    )
+    return LiveEvents(
+        hub,
+        EventEndpoint(hub, authenticator, limits),
+        retention_seconds=settings.event_retention_days * 86400,
+    )
+
+
+_PROFILE_SECONDS = 5.0
+_PROFILES = 1024
+
+
+def student_reader(store: DocumentStore, app_ref: list[Starlette]) -> StudentReader:
+    """A student's profile from their IEP: the live document, else the stored one.
+
+    Remembered for a few seconds: a week view names many sessions of a few students.
+    """
+    cache: dict[str, tuple[float, StudentProfile | None]] = {}
+
+    async def read(student_id: str) -> StudentProfile | None:
+        now = time.monotonic()
+        cached = cache.get(student_id)
+        if cached is not None and now - cached[0] < _PROFILE_SECONDS:
+            return cached[1]
+        live = app_ref[0].state.collab.registry.get_live(student_id) if app_ref else None
+        if live is not None:
+            profile: StudentProfile | None = student_profile(live.doc)
+        else:
+            stored = await store.load(student_id)
+            if stored.snapshot is None and not stored.tail:
+                profile = None
+            else:
+                doc: Doc[Any] = Doc()
+                if stored.snapshot:
+                    doc.apply_update(stored.snapshot)
+                for record in stored.tail:
+                    doc.apply_update(record.update)
+                profile = student_profile(doc)
+        if len(cache) >= _PROFILES:
+            cache.clear()
+        cache[student_id] = (now, profile)
+        return profile
+
+    return read
 
 
 def token_verifier(settings: Settings) -> TokenVerifier | None:

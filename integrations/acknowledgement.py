@@ -136,7 +136,7 @@ class AcknowledgementService:
         self.audit = audit
         self.clock = clock
         self.policy = policy
-        self._run_loop = run_loop
+        self.run_loop = run_loop
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -329,8 +329,15 @@ class AcknowledgementService:
         return display(meta.get("title")) if isinstance(meta, dict) else ""
 
     async def start(self) -> None:
-        if self._run_loop:
+        if self.run_loop:
+            await self.start_jobs()
+
+    async def start_jobs(self) -> None:
+        if self._task is None:
             self._task = asyncio.create_task(self._loop(), name="acknowledgement-reminders")
+
+    async def stop_jobs(self) -> None:
+        await self.aclose()
 
     async def _loop(self) -> None:
         while True:

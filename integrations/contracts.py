@@ -38,6 +38,7 @@ class Person:
     email: str | None = None
     channels: frozenset[Channel] = frozenset({Channel.IN_APP})
     whatsapp_opted_out: bool = False
+    arabic_digits: bool = False  # numbers and dates in Arabic-Indic digits (٤٢, not 42)
 
     def delivery_channels(self) -> tuple[Channel, ...]:
         """Enabled channels that can reach this person, in fallback order."""
@@ -111,6 +112,9 @@ class OutboxState(StrEnum):
 class MessageKind(StrEnum):
     DIGEST = "digest"
     CONFIRMATION = "confirmation"  # opt-out / opt-in replies: WhatsApp only, never digests
+    REMINDER = "reminder"  # a therapy session is coming
+    SESSION_NOTICE = "session_notice"  # a therapy session moved
+    PROGRESS = "progress"  # what a child's sessions measured today
     ACKNOWLEDGEMENT = "acknowledgement"  # a version sent to a parent to read, and its reminders
 
 
@@ -123,6 +127,8 @@ class Message:
     text: str  # full multi-line text (WhatsApp free-form, email, in-app)
     template_params: tuple[str, ...] = ()  # flattened for the approved WhatsApp template
     link: str = ""
+    template: str = ""  # the approved WhatsApp template's name; empty: the digest template
+    buttons: tuple[str, ...] = ()  # payloads of the template's quick-reply buttons, in order
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +234,10 @@ class NotificationStore(Protocol):
         """Pending entries whose next attempt is due, and SENDING ones claimed before `now`."""
 
     async def update(self, entry: OutboxEntry) -> None: ...
+
+    async def claim(self, seen: OutboxEntry, claimed: OutboxEntry) -> bool:
+        """Write `claimed` only if the row is still as `seen` (state, attempts, due time):
+        of two senders that read one due row, exactly one claims it."""
 
     async def entry(self, key: str) -> OutboxEntry | None: ...
 

@@ -451,6 +451,10 @@ class DigestScheduler:
         if self._windows:
             log.info("digest_windows_restored", windows=len(self._windows))
 
+    def forget(self) -> None:
+        """Drop the windows held in memory (another process leads the jobs now)."""
+        self._windows.clear()
+
     def window(self, document: str, recipient_id: str) -> DigestWindow | None:
         open_window = self._windows.get((document, recipient_id))
         return open_window.window if open_window else None

@@ -83,12 +83,16 @@ class DigestFeed(Extension):
         self._idle.set()
         self._worker: asyncio.Task[None] | None = None
         self._closed = False
+        # False on a process that does not lead the jobs (cluster mode): the leader records.
+        self.active = True
 
     async def on_store(self, payload: StorePayload) -> None:
         self.notify(payload.document, payload.last_seq)
 
     def notify(self, document: str, through_seq: int) -> None:
         """Log entries of `document` up to `through_seq` are stored: record them."""
+        if not self.active:
+            return
         self._behind[document] = max(self._behind.get(document, 0), through_seq)
         self._idle.clear()
         self._wake.set()

@@ -52,16 +52,11 @@ class SupabaseBroadcaster:
         )
 
     async def broadcast(self, user_id: str, payload: dict[str, Any]) -> None:
-        body = {
-            "messages": [
-                {
-                    "topic": f"notifications:{user_id}",
-                    "event": "notification",
-                    "payload": payload,
-                    "private": True,
-                }
-            ]
-        }
+        await self.send(f"notifications:{user_id}", "notification", payload)
+
+    async def send(self, topic: str, event: str, payload: dict[str, Any]) -> None:
+        """One message on a private Realtime topic (raises httpx.HTTPError on failure)."""
+        body = {"messages": [{"topic": topic, "event": event, "payload": payload, "private": True}]}
         response = await self._client.post(BROADCAST_PATH, json=body)
         response.raise_for_status()
 

@@ -38,6 +38,8 @@ from integrations.whatsapp import WhatsAppConfig, WhatsAppSender
 
 log = structlog.get_logger("collab.integrations")
 
+OUTBOX_CONCURRENCY = 16  # sends in flight at once (see OutboxPolicy.concurrency)
+
 
 @dataclass(frozen=True, slots=True)
 class NotificationConfig:
@@ -106,6 +108,8 @@ class NotificationService:
             )
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        # Cluster mode: a `JobsLeader` starts and stops the jobs on one process at a time.
+        self.jobs_led_elsewhere = False
 
     def routes(self) -> list[BaseRoute]:
         routes = notification_routes(self.store, self.authenticator)
@@ -115,6 +119,14 @@ class NotificationService:
 
     async def start(self) -> None:
         await self.store.open()
+        if self.jobs_led_elsewhere:
+            self.extension.active = False
+            return
+        await self.start_jobs()
+
+    async def start_jobs(self) -> None:
+        """Digests, the outbox and incoming webhooks' processing, on this process."""
+        self.extension.active = True
         await self.scheduler.restore()
         # A crash can leave stored entries the feed had not recorded yet.
         for document, through_seq in await self.store.documents_behind_watermark():
@@ -124,6 +136,24 @@ class NotificationService:
         if self.config.poll_interval_seconds is not None:
             self._loop_task = asyncio.create_task(self._loop(), name="notifications")
         log.info("notifications_started", channels=sorted(c.value for c in self.senders))
+
+    async def stop_jobs(self) -> None:
+        """Another process leads the jobs now (cluster mode): stop recording and sending."""
+        self.extension.active = False
+        await self._stop_loop()
+        self.scheduler.forget()
+
+    async def _stop_loop(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+            self._loop_task = None
+
+    def stored_elsewhere(self, document: str, through_seq: int) -> None:
+        """Another process stored entries of `document` (cluster mode)."""
+        if self.extension.active:
+            self.extension.notify(document, through_seq)
 
     def wake(self) -> None:
         self._wake.set()
@@ -146,11 +176,7 @@ class NotificationService:
 
     async def aclose(self) -> None:
         await self.extension.aclose()  # before the store closes: queued changes get windows
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
-            self._loop_task = None
+        await self._stop_loop()
         if self.webhook is not None:
             await self.webhook.aclose()
         for sender in self.senders.values():
@@ -191,7 +217,9 @@ def config_from_settings(
             quiet_hours=QuietHours.parse(settings.quiet_hours_spec),
             public_url=settings.public_url,
         ),
-        outbox=OutboxPolicy(rate_per_second=settings.whatsapp_rate_per_second),
+        outbox=OutboxPolicy(
+            rate_per_second=settings.whatsapp_rate_per_second, concurrency=OUTBOX_CONCURRENCY
+        ),
         whatsapp=whatsapp,
         whatsapp_app_secret=secret(settings.whatsapp_app_secret),
         whatsapp_verify_token=secret(settings.whatsapp_verify_token),

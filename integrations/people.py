@@ -26,7 +26,8 @@ from integrations.contracts import CHANNEL_ORDER, Channel, Language, PeopleStore
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _MAX_NAME = 200
-_FIELDS = {"name", "phone", "email", "language", "timezone", "channels"}
+_FIELDS = {"name", "phone", "email", "language", "timezone", "channels", "digits"}
+_DIGITS = ("latin", "arabic")
 
 
 class InvalidPerson(ValueError):
@@ -46,6 +47,7 @@ def person_to_json(person: Person) -> dict[str, Any]:
         "language": person.language.value,
         "timezone": person.timezone,
         "channels": {channel.value: channel in person.channels for channel in CHANNEL_ORDER},
+        "digits": "arabic" if person.arabic_digits else "latin",
     }
 
 
@@ -79,6 +81,10 @@ def person_from_json(user_id: str, body: object) -> Person:
     if not _is_time_zone(timezone):
         problems["timezone"] = "must be an IANA time zone such as Asia/Dubai"
 
+    digits = body.get("digits", "latin")
+    if digits not in _DIGITS:
+        problems["digits"] = "must be 'latin' (42) or 'arabic' (٤٢)"
+
     channels = _channels(body.get("channels", {}), problems)
     if Channel.WHATSAPP in channels and not phone and "phone" not in problems:
         problems["channels.whatsapp"] = "needs a phone number"
@@ -96,6 +102,7 @@ def person_from_json(user_id: str, body: object) -> Person:
         language=Language(language),
         timezone=str(timezone),
         channels=channels,
+        arabic_digits=digits == "arabic",
     )
 
 

@@ -24,6 +24,16 @@ class NotificationSettings(EnvironmentSettings):
     whatsapp_app_secret: SecretStr | None = Field(None, validation_alias="WHATSAPP_APP_SECRET")
     whatsapp_verify_token: SecretStr | None = Field(None, validation_alias="WHATSAPP_VERIFY_TOKEN")
     whatsapp_digest_template: str | None = Field(None, validation_alias="WHATSAPP_DIGEST_TEMPLATE")
+    # Therapy sessions' approved templates (each with ar and en): all three, or none.
+    whatsapp_reminder_template: str | None = Field(
+        None, validation_alias="WHATSAPP_REMINDER_TEMPLATE"
+    )
+    whatsapp_session_moved_template: str | None = Field(
+        None, validation_alias="WHATSAPP_SESSION_MOVED_TEMPLATE"
+    )
+    whatsapp_progress_template: str | None = Field(
+        None, validation_alias="WHATSAPP_PROGRESS_TEMPLATE"
+    )
     whatsapp_acknowledgement_template: str | None = Field(
         None, validation_alias="WHATSAPP_ACKNOWLEDGEMENT_TEMPLATE"
     )
@@ -40,6 +50,16 @@ class NotificationSettings(EnvironmentSettings):
     quiet_hours: str = Field(
         "21:00-08:00", pattern=r"^(|off|none|\s*\d{1,2}:\d{2}\s*-\s*\d{1,2}:\d{2}\s*)$"
     )
+    # Therapy sessions: the kinds a centre offers, reminder lead times (the shortest is sent
+    # even in quiet hours), the wait before a day's progress update, and the lateness past
+    # which a reminder is dropped.
+    session_kinds: str = Field(
+        "speech,occupational,behavioural,physical,psychological",
+        pattern=r"^\s*[a-z][a-z0-9_-]{0,39}(\s*,\s*[a-z][a-z0-9_-]{0,39})*\s*$",
+    )
+    session_reminders: str = Field("24h,2h", pattern=r"^\s*\d{1,3}h(\s*,\s*\d{1,3}h)*\s*$")
+    progress_update_delay_minutes: float = Field(30.0, ge=0)
+    reminder_max_lateness_minutes: float = Field(30.0, gt=0)
 
     @model_validator(mode="after")
     def _channels_complete(self) -> NotificationSettings:
@@ -55,6 +75,21 @@ class NotificationSettings(EnvironmentSettings):
             missing = [name for name, value in whatsapp.items() if not value]
             if missing:
                 raise ValueError("WhatsApp is partly configured; also set " + ", ".join(missing))
+        session_templates = {
+            "WHATSAPP_REMINDER_TEMPLATE": self.whatsapp_reminder_template,
+            "WHATSAPP_SESSION_MOVED_TEMPLATE": self.whatsapp_session_moved_template,
+            "WHATSAPP_PROGRESS_TEMPLATE": self.whatsapp_progress_template,
+        }
+        if any(session_templates.values()):
+            missing = [name for name, value in session_templates.items() if not value]
+            if missing:
+                raise ValueError(
+                    "session templates are partly configured; also set " + ", ".join(missing)
+                )
+            if not self.whatsapp_configured:
+                raise ValueError(
+                    "session templates need WhatsApp: also set WHATSAPP_ACCESS_TOKEN and the rest"
+                )
         if self.smtp_url is not None:
             if not self.smtp_url.get_secret_value().startswith(("smtp://", "smtps://")):
                 raise ValueError("SMTP_URL must look like smtp://user:pass@host:port")
@@ -65,6 +100,16 @@ class NotificationSettings(EnvironmentSettings):
     @property
     def whatsapp_configured(self) -> bool:
         return self.whatsapp_access_token is not None
+
+    @property
+    def session_kind_names(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(k.strip() for k in self.session_kinds.split(",")))
+
+    @property
+    def reminder_lead_hours(self) -> tuple[int, ...]:
+        """Lead times in hours, longest first."""
+        hours = {int(h.strip().removesuffix("h")) for h in self.session_reminders.split(",")}
+        return tuple(sorted(hours, reverse=True))
 
     @property
     def quiet_hours_spec(self) -> str:

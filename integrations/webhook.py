@@ -62,6 +62,8 @@ CONFIRMATIONS: dict[Language, dict[bool, str]] = {
 }
 
 Enqueue = Callable[[OutboxEntry], Awaitable[bool]]
+# A quick-reply button pressed on a template we sent: (who, the button's payload).
+ButtonHandler = Callable[[Person, str], Awaitable[object]]
 
 
 def signature_valid(secret: str, body: bytes, header: str | None) -> bool:
@@ -108,6 +110,11 @@ class WhatsAppWebhook:
         self.on_outbox_change = on_outbox_change
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._buttons: dict[str, ButtonHandler] = {}
+
+    def add_button_handler(self, prefix: str, handler: ButtonHandler) -> None:
+        """Button payloads starting with `prefix` go to `handler` (features set the payloads)."""
+        self._buttons[prefix] = handler
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -228,6 +235,14 @@ class WhatsAppWebhook:
         if person is None:
             log.info("webhook_message_from_unknown_number")
             return
+        payload = _button_payload(message)
+        if payload is not None:
+            handler = next((h for p, h in self._buttons.items() if payload.startswith(p)), None)
+            if handler is not None:
+                await handler(person, payload)
+            else:
+                log.info("webhook_unknown_button")
+            return
         text = message.get("text", {}).get("body") if message.get("type") == "text" else None
         if not isinstance(text, str):
             return
@@ -266,6 +281,21 @@ class WhatsAppWebhook:
         )
         if self.on_outbox_change is not None:
             self.on_outbox_change()
+
+
+def _button_payload(message: dict[str, Any]) -> str | None:
+    """A template's quick reply (`button`) or an interactive reply button's id."""
+    kind = message.get("type")
+    if kind == "button":
+        button = message.get("button")
+        payload = button.get("payload") if isinstance(button, dict) else None
+    elif kind == "interactive":
+        interactive = message.get("interactive")
+        reply = interactive.get("button_reply") if isinstance(interactive, dict) else None
+        payload = reply.get("id") if isinstance(reply, dict) else None
+    else:
+        return None
+    return payload if isinstance(payload, str) else None
 
 
 def _list(container: Any, key: str) -> list[Any]:

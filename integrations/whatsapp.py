@@ -66,8 +66,27 @@ def text_payload(to: str, body: str, key: str) -> dict[str, Any]:
 
 
 def template_payload(
-    to: str, template: str, language: str, params: tuple[str, ...], key: str
+    to: str,
+    template: str,
+    language: str,
+    params: tuple[str, ...],
+    key: str,
+    *,
+    buttons: tuple[str, ...] = (),
 ) -> dict[str, Any]:
+    components: list[dict[str, Any]] = [
+        {"type": "body", "parameters": [{"type": "text", "text": p} for p in params]}
+    ]
+    # Quick replies come back on the webhook as a `button` message carrying the payload.
+    components += [
+        {
+            "type": "button",
+            "sub_type": "quick_reply",
+            "index": str(index),
+            "parameters": [{"type": "payload", "payload": payload}],
+        }
+        for index, payload in enumerate(buttons)
+    ]
     return {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
@@ -76,12 +95,7 @@ def template_payload(
         "template": {
             "name": template,
             "language": {"code": language},
-            "components": [
-                {
-                    "type": "body",
-                    "parameters": [{"type": "text", "text": p} for p in params],
-                }
-            ],
+            "components": components,
         },
         "biz_opaque_callback_data": key,
     }
@@ -136,13 +150,16 @@ class WhatsAppSender:
             return SendOutcome(OutcomeKind.FAILED, error="no phone number")
         to = person.phone.lstrip("+")
         # Confirmations answer a message the person just sent, so the window is open.
+        # Buttons exist only in the template, so a message with buttons is always one.
         as_text = entry.kind is MessageKind.CONFIRMATION or (
-            not entry.use_template and await self.window_open(person.phone)
+            not entry.use_template
+            and not entry.message.buttons
+            and await self.window_open(person.phone)
         )
         if as_text:
             payload = text_payload(to, entry.message.text, entry.key)
         else:
-            template = self.config.digest_template
+            template = entry.message.template or self.config.digest_template
             if entry.kind is MessageKind.ACKNOWLEDGEMENT and self.config.acknowledgement_template:
                 template = self.config.acknowledgement_template
             payload = template_payload(
@@ -151,6 +168,7 @@ class WhatsAppSender:
                 person.language.value,
                 entry.message.template_params,
                 entry.key,
+                buttons=entry.message.buttons,
             )
         try:
             response = await self._client.post(

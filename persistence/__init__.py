@@ -17,7 +17,11 @@ from collab_server.store import DocumentStore
 if TYPE_CHECKING:
     from collab_server.access import AccessStore
     from collab_server.cluster import DocumentOwnership
+    from collab_server.events import EventLog
+    from collab_server.leadership import JobsLock
+    from collab_server.replication import ClusterStore
     from integrations.contracts import NotificationStore, PeopleStore
+    from integrations.sessions.records import SessionStore
     from persistence.postgres import PostgresStore
     from persistence.postgres_records import PostgresRecordStore
     from persistence.sqlite import SQLiteStore
@@ -90,6 +94,21 @@ def ownership_for(store: DocumentStore) -> DocumentOwnership | None:
     return PostgresOwnership(postgres)
 
 
+def jobs_lock_for(store: DocumentStore) -> JobsLock | None:
+    """The cluster's jobs lock (Postgres only: the one store several processes share)."""
+    postgres = _postgres(store)
+    if postgres is None:
+        return None
+    from persistence.postgres_ownership import PostgresJobsLock
+
+    return PostgresJobsLock(postgres)
+
+
+def cluster_store_for(store: DocumentStore) -> ClusterStore | None:
+    """What replicas read beyond loading (Postgres only)."""
+    return _postgres(store)
+
+
 class SideTables:
     """Where people and notifications live for one document store.
 
@@ -131,6 +150,27 @@ class SideTables:
 
         return PostgresNotificationStore(cast("PostgresStore", _postgres(self.store)))
 
+    def sessions(self) -> SessionStore:
+        sqlite = self._sqlite()
+        if sqlite is not None:
+            from persistence.sqlite_sessions import SQLiteSessionStore
+
+            return SQLiteSessionStore(sqlite)
+        from persistence.postgres_sessions import PostgresSessionStore
+
+        return PostgresSessionStore(cast("PostgresStore", _postgres(self.store)))
+
+    def events(self) -> EventLog:
+        """The live subscription log (for memory://, in the private SQLite: open it first)."""
+        sqlite = self._sqlite()
+        if sqlite is not None:
+            from persistence.sqlite_events import SQLiteEventLog
+
+            return SQLiteEventLog(sqlite)
+        from persistence.postgres_events import PostgresEventLog
+
+        return PostgresEventLog(cast("PostgresStore", _postgres(self.store)))
+
     def records(self) -> SQLiteRecordStore | PostgresRecordStore:
         """Versions, acknowledgements and the audit trail (opened with the notifications' store
         for `memory://`, with the documents otherwise)."""
@@ -144,4 +184,11 @@ class SideTables:
         return PostgresRecordStore(cast("PostgresStore", _postgres(self.store)))
 
 
-__all__ = ["SideTables", "access_store_for", "ownership_for", "store_from_settings"]
+__all__ = [
+    "SideTables",
+    "access_store_for",
+    "cluster_store_for",
+    "jobs_lock_for",
+    "ownership_for",
+    "store_from_settings",
+]

@@ -8,7 +8,8 @@ from typing import Any
 from integrations.contracts import Channel, Language, Person
 
 PERSON_COLUMNS = (
-    "user_id, name, phone, email, language, timezone, notify_whatsapp, notify_email, notify_in_app"
+    "user_id, name, phone, email, language, timezone, notify_whatsapp, notify_email, "
+    "notify_in_app, arabic_digits"
 )
 
 
@@ -24,6 +25,7 @@ def person_row(person: Person) -> tuple[Any, ...]:
         Channel.WHATSAPP in person.channels,
         Channel.EMAIL in person.channels,
         Channel.IN_APP in person.channels,
+        person.arabic_digits,
     )
 
 
@@ -38,4 +40,5 @@ def person_from_row(row: Sequence[Any]) -> Person:
         language=Language(row[4]),
         timezone=row[5],
         channels=frozenset(channel for channel, enabled in flags if enabled),
+        arabic_digits=bool(row[9]),
     )

@@ -8,7 +8,7 @@ statements: set `statement_cache_size=0` for it (COLLAB_PG_STATEMENT_CACHE_SIZE)
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import asyncpg
 import structlog
@@ -192,6 +192,15 @@ class PostgresStore:
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(self._sql_tail, document, after_seq, limit)
         return [_record(document, r) for r in rows]
+
+    async def last_seqs(self, documents: Collection[str]) -> dict[str, int]:
+        """The last stored position of each of `documents` (cluster replicas' check)."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"SELECT name, last_seq FROM {self.schema}.documents WHERE name = ANY($1::text[])",
+                list(documents),
+            )
+        return {r["name"]: r["last_seq"] for r in rows}
 
     async def list_documents(self) -> list[DocumentInfo]:
         async with self.pool.acquire() as conn:

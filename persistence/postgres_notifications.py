@@ -167,6 +167,22 @@ class PostgresNotificationStore:
             entry.key,
         )
 
+    async def claim(self, seen: OutboxEntry, claimed: OutboxEntry) -> bool:
+        row = outbox_row(claimed)
+        status = await self._status(
+            f"UPDATE {self.s}.notification_outbox SET channels = $1, state = $2, attempts = $3, "
+            "next_attempt_at = $4, last_error = $5, provider_message_id = $6, "
+            "delivery_status = $7, use_template = $8, updated_at = $9 "
+            "WHERE key = $10 AND state = $11 AND attempts = $12 AND next_attempt_at = $13",
+            *row[5:13],
+            row[14],
+            seen.key,
+            seen.state.value,
+            seen.attempts,
+            seen.next_attempt_at,
+        )
+        return status.endswith(" 1")
+
     async def entry(self, key: str) -> OutboxEntry | None:
         rows = await self._fetch(
             f"SELECT {OUTBOX_COLUMNS} FROM {self.s}.notification_outbox WHERE key = $1", key

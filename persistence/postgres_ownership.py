@@ -74,6 +74,11 @@ class PostgresOwnership:
                 _HASH_SEED,
             )
 
+    async def ping(self) -> None:
+        async with self._turn:
+            conn = await self._connection()
+            await conn.fetchval("SELECT 1")
+
     async def aclose(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed():
@@ -104,3 +109,43 @@ class PostgresOwnership:
         log.error("document_ownership_lost", documents=len(lost))
         if lost and self._lost is not None:
             self._lost(lost)
+
+
+class PostgresJobsLock:
+    """The cluster's jobs lock: a session advisory lock on a connection of its own."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self.store = store
+        self._conn: asyncpg.Connection | None = None
+        self._held = False
+
+    async def try_acquire(self) -> bool:
+        conn = self._conn
+        if conn is None or conn.is_closed():
+            self._held = False  # the session ended, and the lock with it
+            conn = await asyncpg.connect(
+                self.store.dsn,
+                statement_cache_size=self.store.statement_cache_size,
+                server_settings=_KEEPALIVES,
+            )
+            self._conn = conn
+        if self._held:
+            await conn.fetchval("SELECT 1")  # still our session: still our lock
+            return True
+        self._held = bool(
+            await conn.fetchval(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, $2))",
+                f"{self.store.schema}#jobs",
+                _HASH_SEED,
+            )
+        )
+        return self._held
+
+    async def release(self) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        conn, self._conn = self._conn, None
+        self._held = False
+        if conn is not None and not conn.is_closed():
+            await conn.close()

@@ -38,6 +38,8 @@ def message_json(message: Message) -> str:
             "text": message.text,
             "template_params": list(message.template_params),
             "link": message.link,
+            "template": message.template,
+            "buttons": list(message.buttons),
         },
         ensure_ascii=False,
     )
@@ -51,6 +53,8 @@ def message_from_json(raw: str) -> Message:
         data["text"],
         tuple(data.get("template_params", ())),
         data.get("link", ""),
+        data.get("template", ""),
+        tuple(data.get("buttons", ())),
     )
 
 
@@ -235,6 +239,25 @@ class SQLiteNotificationStore:
                 "delivery_status = ?, use_template = ?, updated_at = ? WHERE key = ?",
                 (*row[5:13], row[14], entry.key),
             )
+
+    async def claim(self, seen: OutboxEntry, claimed: OutboxEntry) -> bool:
+        row = outbox_row(claimed)
+        async with self._store.transaction() as db:
+            cursor = await db.execute(
+                "UPDATE notification_outbox SET channels = ?, state = ?, attempts = ?, "
+                "next_attempt_at = ?, last_error = ?, provider_message_id = ?, "
+                "delivery_status = ?, use_template = ?, updated_at = ? "
+                "WHERE key = ? AND state = ? AND attempts = ? AND next_attempt_at = ?",
+                (
+                    *row[5:13],
+                    row[14],
+                    seen.key,
+                    seen.state.value,
+                    seen.attempts,
+                    seen.next_attempt_at,
+                ),
+            )
+            return cursor.rowcount == 1
 
     async def entry(self, key: str) -> OutboxEntry | None:
         rows = await self._store.fetch_all(

@@ -11,7 +11,7 @@ const outdir = path.resolve(process.argv[2] || path.join(here, '..', 'collab_ser
 await mkdir(outdir, { recursive: true })
 await build({
   absWorkingDir: here,
-  entryPoints: { app: 'src/main.js' },
+  entryPoints: { app: 'src/main.js', sessions: 'src/sessions.js' },
   bundle: true,
   format: 'esm',
   target: ['es2020'],
@@ -30,4 +30,6 @@ await build({
   outdir,
   logLevel: 'warning',
 })
-await copyFile(path.join(here, 'index.html'), path.join(outdir, 'index.html'))
+for (const page of ['index.html', 'sessions.html']) {
+  await copyFile(path.join(here, page), path.join(outdir, page))
+}

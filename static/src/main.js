@@ -7,6 +7,7 @@ import { Connection, ConnectionState } from './connection.js'
 import { Presence } from './presence.js'
 import { IepForm } from './form.js'
 import { ensureSections, missingSections, section } from './schema.js'
+import { mountProgress } from './progress.js'
 import { installHistory } from './history.js'
 import { acknowledgementPage } from './acknowledge.js'
 
@@ -239,6 +240,7 @@ async function documentPage (app, name, session) {
     },
   })
   if (readOnly) enterReadOnly()
+  mountProgress(page, name, session)
   if (sessionStorage.getItem(REFUSED_KEY) === name) {
     sessionStorage.removeItem(REFUSED_KEY)
     banner.append(refusedBanner)

@@ -19,6 +19,7 @@ HUDA = {
     "language": "ar",
     "timezone": "Asia/Dubai",
     "channels": {"whatsapp": True, "email": False, "in_app": True},
+    "digits": "latin",
 }
 
 

@@ -45,7 +45,7 @@ def digest() -> Digest:
 def test_arabic_digest_isolates_latin_names_and_links_the_document() -> None:
     message = render(digest(), Language.ARABIC, "https://iep.example.test/?doc=doc")
     assert message is not None
-    goals_line = "\u200fالأهداف: أُضيف عنصران (\u2068Reading fluency\u2069، \u2068Math facts\u2069)"  # noqa: RUF001
+    goals_line = "\u200fالأهداف: أُضيف عنصران (\u2068Reading fluency\u2069، \u2068Math facts\u2069)"
     assert goals_line in message.text
     assert "بواسطة \u2068Ms. Huda\u2069" in message.text
     assert message.text.endswith("للاطلاع: https://iep.example.test/?doc=doc")

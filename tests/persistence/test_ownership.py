@@ -122,7 +122,9 @@ async def test_an_owner_whose_lock_session_dies_drops_its_documents(postgres_url
                 # The database ends the session that holds the locks (a restart, a failover).
                 terminated = await admin.fetchval(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_locks "
-                    "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()"
+                    "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid() "
+                    "AND database = "
+                    "(SELECT oid FROM pg_database WHERE datname = current_database())"
                 )
                 assert terminated == 1
                 assert await client.closed(timeout=5) == CloseCode.SERVED_ELSEWHERE

@@ -1,0 +1,1 @@
+ALTER TABLE {schema}.people ADD COLUMN IF NOT EXISTS arabic_digits BOOLEAN NOT NULL DEFAULT false;
