@@ -439,7 +439,12 @@ TABLE_ROWS: list[tuple[str, str, str, str]] = [
     ("connect p99 time to synced, ms", "connect", "p99_ms", ""),
     ("connect server CPU per connection, ms", "connect", "server_cpu_ms_per_connection", ""),
     ("RSS per idle document (one idle socket), KB", "memory", "rss_kb_per_document", ""),
-    ("idle sockets: RSS per connection, documents included, KB", "idle", "rss_kb_per_connection", ""),
+    (
+        "idle sockets: RSS per connection (documents included), KB",
+        "idle",
+        "rss_kb_per_connection",
+        "",
+    ),
     ("join storm p50 / p99 time to step 2, ms", "storm", "p50_ms", "p99_ms"),
     ("join storm server RSS peak / CPU s", "storm", "rss_peak_mb", "server_cpu_s"),
 ]
