@@ -28,6 +28,9 @@ bench/node_modules/.installed: bench/package.json bench/package-lock.json
 	touch $@
 
 PY_SOURCES := collab_server persistence integrations iep_collab cluster tests bench
+# Most tests wait on servers, sockets and databases: two workers, a test file each at a time
+# (files share their servers and browsers).
+PARALLEL := -n 2 --dist loadfile
 # Every test that reads frames from a socket, run again without the fast receive path.
 SOCKET_TESTS := tests/collab_server/test_sync.py tests/collab_server/test_wire.py \
 	tests/collab_server/test_store_failure.py tests/collab_server/test_join_budget.py tests/interop
@@ -51,8 +54,8 @@ test: $(STAMP) node-deps
 	$(BIN)/ruff format --check $(PY_SOURCES)
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	$(BIN)/pytest
-	COLLAB_FAST_RECEIVE=false $(BIN)/pytest -q $(SOCKET_TESTS)
+	$(BIN)/pytest $(PARALLEL)
+	COLLAB_FAST_RECEIVE=false $(BIN)/pytest -q $(PARALLEL) $(SOCKET_TESTS)
 
 bench: $(STAMP) node-deps
 	$(BIN)/python -m bench.run
