@@ -33,7 +33,7 @@ PY_SOURCES := collab_server persistence integrations iep_collab cluster tests be
 PARALLEL := -n 2 --dist loadfile
 # Every test that reads frames from a socket, run again without the fast receive path.
 SOCKET_TESTS := tests/collab_server/test_sync.py tests/collab_server/test_wire.py \
-	tests/collab_server/test_store_failure.py tests/interop
+	tests/collab_server/test_store_failure.py tests/collab_server/test_join_budget.py tests/interop
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(PY_SOURCES)

@@ -6,7 +6,7 @@
 //
 // Server CPU and memory come from /proc/<pid>, read just before and after the measured phase,
 // so set-up (connecting readers, pre-filling documents) is never counted.
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
@@ -58,6 +58,14 @@ function serverMemoryKb () {
   const status = readFileSync(`/proc/${config.pid}/status`, 'utf8')
   const read = (key) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status)[1])
   return { rss: read('VmRSS'), peak: read('VmHWM') }
+}
+
+/** Starts the server's peak RSS (VmHWM) afresh, so a peak belongs to the measured phase. */
+function resetServerPeak () {
+  try {
+    writeFileSync(`/proc/${config.pid}/clear_refs`, '5')
+    return true
+  } catch { return false } // not our process to reset: the peak then covers set-up as well
 }
 
 // -- helpers --------------------------------------------------------------------------------
@@ -553,6 +561,120 @@ async function memory ({ documents, documentBytes }) {
   }
 }
 
+/**
+ * C idle sockets over D documents (one holder per document brings ~documentBytes, the others
+ * join empty): server RSS growth per socket, documents included, after the sockets settle.
+ */
+async function idle ({ connections, documents, documentBytes, inFlight, settleMs = 3000 }) {
+  const stamp = `${process.pid}-${Date.now()}`
+  const state = templateUpdate(documentBytes)
+  const before = serverMemoryKb()
+  const clients = Array.from({ length: connections }, (_, i) =>
+    new Client(`idle-${stamp}-${i % documents}`, { state: i < documents ? state : EMPTY_UPDATE }))
+  const holders = clients.slice(0, documents)
+  await connectAll(holders, inFlight)
+  await Promise.all(holders.map((holder) => holder.roundtrip()))
+  await sleep(500)
+  const withDocuments = serverMemoryKb()
+  const started = performance.now()
+  await connectAll(clients.slice(documents), inFlight)
+  const elapsed = (performance.now() - started) / 1000
+  await sleep(settleMs) // idle: pings and timers run, the server frees what it let go of
+  const after = serverMemoryKb()
+  const open = clients.filter((client) => !client.closed).length
+  closeAll(clients)
+  const extra = connections - documents
+  return {
+    connections,
+    documents,
+    document_bytes: state.length,
+    open_at_end: open,
+    connect_elapsed_s: round(elapsed),
+    rss_before_mb: round(before.rss / 1024, 1),
+    rss_with_documents_mb: round(withDocuments.rss / 1024, 1),
+    rss_after_mb: round(after.rss / 1024, 1),
+    rss_kb_per_connection: round((after.rss - before.rss) / connections, 2),
+    rss_kb_per_extra_socket: extra > 0 ? round((after.rss - withDocuments.rss) / extra, 2) : null
+  }
+}
+
+/** A document of about `targetBytes` as update chunks of about `chunkBytes` each, every one a
+ * plain update: long paragraphs inserted at random places, with fields set beside them. */
+function bulkDocumentChunks (targetBytes, chunkBytes) {
+  const doc = new Y.Doc()
+  const text = doc.getText('body')
+  const fields = doc.getMap('fields')
+  const phrases = ['Goal: reads short passages aloud with fewer than two errors. ',
+    'الهدف: يقرأ فقرات قصيرة بصوت عالٍ بأقل من خطأين. ',
+    'Progress noted this week in class and at home. ', 'تم ملاحظة التقدم هذا الأسبوع. ']
+  const chunks = []
+  let pending = []
+  let pendingBytes = 0
+  let total = 0
+  doc.on('update', (update) => {
+    pending.push(update)
+    pendingBytes += update.length
+    total += update.length
+    if (pendingBytes >= chunkBytes) {
+      chunks.push(Y.mergeUpdates(pending))
+      pending = []
+      pendingBytes = 0
+    }
+  })
+  let seed = 11
+  for (let i = 0; total < targetBytes && i < 1_000_000; i++) {
+    seed = (seed * 1103515245 + 12345) % 2147483648
+    const paragraph = phrases[i % phrases.length].repeat(8 + (seed % 24))
+    text.insert(seed % (text.length + 1), paragraph)
+    if (i % 4 === 0) fields.set(`field${i % 500}`, `value ${i}`)
+  }
+  if (pending.length) chunks.push(Y.mergeUpdates(pending))
+  return { chunks, bytes: Y.encodeStateAsUpdate(doc).length }
+}
+
+/**
+ * J clients open one large document at the same moment: each one's time from opening the
+ * socket to the server's step 2, the server's CPU and its peak RSS during the storm.
+ */
+async function storm ({ joiners, documentBytes, chunkBytes = 1_000_000 }) {
+  const name = `storm-${process.pid}-${Date.now()}`
+  const { chunks, bytes } = bulkDocumentChunks(documentBytes, chunkBytes)
+  // The holder writes the document in chunks (every server's message limit allows 1 MB) and
+  // keeps it loaded.
+  const holder = new Client(name)
+  await holder.connect()
+  for (const chunk of chunks) {
+    holder.sendUpdate(chunk)
+    await holder.roundtrip()
+  }
+  await sleep(1000) // let the server settle (stores, frees) before the storm
+  const before = serverMemoryKb()
+  const peakReset = resetServerPeak()
+  const cpuBefore = serverCpuSeconds()
+  const clients = Array.from({ length: joiners }, () => new Client(name))
+  const started = performance.now()
+  const times = await Promise.all(clients.map((client) => client.connect()))
+  const elapsed = (performance.now() - started) / 1000
+  const cpu = serverCpuSeconds() - cpuBefore
+  const after = serverMemoryKb()
+  const whole = clients.filter((client) => client.step2Bytes >= bytes * 0.99).length
+  closeAll([holder, ...clients])
+  times.sort((a, b) => a - b)
+  return {
+    joiners,
+    document_bytes: bytes,
+    synced: times.length,
+    synced_with_full_document: whole,
+    p50_ms: round(percentile(times, 50)),
+    p99_ms: round(percentile(times, 99)),
+    elapsed_s: round(elapsed),
+    server_cpu_s: round(cpu),
+    rss_before_mb: round(before.rss / 1024, 1),
+    rss_peak_mb: round(after.peak / 1024, 1),
+    peak_covers_storm_only: peakReset
+  }
+}
+
 /** Writes N updates to one document, confirmed by a reader that received them all. */
 async function prewrite ({ name, updates, inFlight }) {
   let received = 0
@@ -644,7 +766,9 @@ async function failover ({ clients: count, killPid }) {
   }
 }
 
-const WORKLOADS = { failover, fanout, throughput, iep, connect, memory, prewrite, coldsync }
+const WORKLOADS = {
+  failover, fanout, throughput, iep, connect, memory, idle, storm, prewrite, coldsync
+}
 
 try {
   const result = await WORKLOADS[config.workload](config.params ?? {})

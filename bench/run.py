@@ -55,6 +55,8 @@ class Profile:
     iep: Mapping[str, int]
     connect: Mapping[str, int]
     memory: Mapping[str, int]
+    idle: Mapping[str, int]
+    storm: Mapping[str, int]
     load_updates: int
     cold_loads: int
 
@@ -66,6 +68,8 @@ FULL = Profile(
     iep={"rooms": 100, "updatesPerWriter": 600, "inFlight": 8},
     connect={"connections": 1000, "documents": 200, "documentBytes": 50_000, "inFlight": 50},
     memory={"documents": 500, "documentBytes": 1000},
+    idle={"connections": 10_000, "documents": 1000, "documentBytes": 1000, "inFlight": 50},
+    storm={"joiners": 150, "documentBytes": 20_000_000},
     load_updates=10_000,
     cold_loads=3,
 )
@@ -76,6 +80,8 @@ QUICK = Profile(
     iep={"rooms": 5, "updatesPerWriter": 20, "inFlight": 8},
     connect={"connections": 40, "documents": 8, "documentBytes": 50_000, "inFlight": 20},
     memory={"documents": 30, "documentBytes": 1000},
+    idle={"connections": 200, "documents": 20, "documentBytes": 1000, "inFlight": 50},
+    storm={"joiners": 5, "documentBytes": 1_000_000},
     load_updates=300,
     cold_loads=1,
 )
@@ -264,7 +270,11 @@ def _py_spy(server: RunningServer, workload: str, profile_dir: Path | None) -> I
             recorder.wait(5)
 
 
-WORKLOADS = ("memory", "fanout", "throughput", "iep", "connect")
+DEFAULT_WORKLOADS = ("memory", "fanout", "throughput", "iep", "connect")
+# Capacity: minutes and gigabytes each at full size, so asked for by name (`--workloads`).
+CAPACITY_WORKLOADS = ("idle", "storm")
+WORKLOAD_TIMEOUT_SECONDS = {"idle": 240.0, "storm": 300.0}
+WORKLOADS = DEFAULT_WORKLOADS + CAPACITY_WORKLOADS
 
 
 def subscribe_parents(server: RunningServer, stamp: str, rooms: int) -> None:
@@ -305,7 +315,8 @@ def measure(
             params = {**params, "stamp": stamp}
             if spec.is_ours:
                 subscribe_parents(server, stamp, int(params["rooms"]))
-        result = drive(server, workload, params, profile_dir=profile_dir)
+        timeout = WORKLOAD_TIMEOUT_SECONDS.get(workload, 120.0)
+        result = drive(server, workload, params, timeout, profile_dir)
         result["peak_rss_mb"] = server.peak_rss_mb()
     return result
 
@@ -317,7 +328,7 @@ def one_round(
     workdir: Path,
     profile_dir: Path | None,
     *,
-    workloads: Sequence[str] = WORKLOADS,
+    workloads: Sequence[str] = DEFAULT_WORKLOADS,
 ) -> dict[str, Result]:
     """Every workload against every server, a workload at a time, each on a fresh process.
 
@@ -428,6 +439,14 @@ TABLE_ROWS: list[tuple[str, str, str, str]] = [
     ("connect p99 time to synced, ms", "connect", "p99_ms", ""),
     ("connect server CPU per connection, ms", "connect", "server_cpu_ms_per_connection", ""),
     ("RSS per idle document (one idle socket), KB", "memory", "rss_kb_per_document", ""),
+    (
+        "idle sockets: RSS per connection (documents included), KB",
+        "idle",
+        "rss_kb_per_connection",
+        "",
+    ),
+    ("join storm p50 / p99 time to step 2, ms", "storm", "p50_ms", "p99_ms"),
+    ("join storm server RSS peak / CPU s", "storm", "rss_peak_mb", "server_cpu_s"),
 ]
 
 
@@ -436,6 +455,8 @@ def markdown_table(report: Result) -> str:
     names = list(servers)
     lines = ["| workload | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for label, workload, first, second in TABLE_ROWS:
+        if not any(workload in servers[name] for name in names):
+            continue
         cells = []
         for name in names:
             figures = servers[name].get(workload, {})
@@ -470,8 +491,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-load-time", action="store_true", help="skip the cold-load figure")
     parser.add_argument(
         "--workloads",
-        default=",".join(WORKLOADS),
-        help=f"comma-separated subset of {', '.join(WORKLOADS)}",
+        default=",".join(DEFAULT_WORKLOADS),
+        help=f"comma-separated subset of {', '.join(WORKLOADS)} (default: all but "
+        f"{', '.join(CAPACITY_WORKLOADS)})",
     )
     parser.add_argument(
         "--output",

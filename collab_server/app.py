@@ -9,19 +9,20 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from collab_server.cluster import Bus, DocumentOwnership
 from collab_server.errors import StoreError
 from collab_server.hooks import Extension, Hooks
 from collab_server.identity import AnonymousAuthenticator, Authenticator
+from collab_server.join_budget import JoinBudget
 from collab_server.limits import RateLimits
 from collab_server.metrics import Metrics
 from collab_server.protocol import CloseCode
@@ -29,8 +30,7 @@ from collab_server.registry import Registry, RegistryLimits
 from collab_server.replication import ClusterStore
 from collab_server.settings import Settings
 from collab_server.store import DocumentStore
-from collab_server.sync_endpoint import SyncEndpoint, SyncLimits
-from collab_server.wire import ExposeServerSend
+from collab_server.sync_endpoint import SyncEndpoint, SyncLimits, sync_document_path
 
 log = structlog.get_logger("collab.app")
 
@@ -88,8 +88,16 @@ def create_app(
         store_retry_max_seconds=settings.store_retry_max_seconds,
         max_unstored_bytes=settings.max_unstored_bytes,
     )
+    join_budget = JoinBudget(settings.join_budget_bytes, settings.join_patience_seconds)
     registry = Registry(
-        store, hooks, metrics, limits, ownership=ownership, bus=bus, cluster_store=cluster_store
+        store,
+        hooks,
+        metrics,
+        limits,
+        ownership=ownership,
+        bus=bus,
+        cluster_store=cluster_store,
+        join_budget=join_budget,
     )
     server = CollabServer(
         settings, store, hooks, registry, metrics, authenticator or AnonymousAuthenticator()
@@ -130,6 +138,7 @@ def create_app(
             if not registry.closing:
                 await server.drain()
             await registry.aclose()
+            await join_budget.aclose()
             for service in reversed(services):
                 await service.aclose()
             await hooks.aclose()
@@ -172,9 +181,28 @@ def create_app(
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
-        WebSocketRoute("/sync/{name:path}", sync.handle),
         *extra_routes,
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(ExposeServerSend)])
+    app = CollabApp(sync, routes=routes, lifespan=lifespan)
     app.state.collab = server
     return app
+
+
+class CollabApp(Starlette):
+    """Starlette, with `WS /sync/{name}` served straight from the ASGI entry.
+
+    A socket that went through the middleware stack and router kept their coroutine frames
+    for its whole life; the sync endpoint needs neither, and an idle socket should hold as
+    little as possible. Everything else is routed as usual.
+    """
+
+    def __init__(self, sync: SyncEndpoint, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._sync = sync
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and sync_document_path(scope) is not None:
+            scope["app"] = self
+            await self._sync.serve(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)

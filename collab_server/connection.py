@@ -15,7 +15,7 @@ from typing import Protocol
 
 import structlog
 
-from collab_server.frames import FrameTransport, frame_binary
+from collab_server.frames import FlowControl, FrameTransport, frame_binary, frame_payload
 from collab_server.identity import ConnectionOrigin, Identity
 from collab_server.protocol import CloseCode
 
@@ -31,6 +31,25 @@ class Socket(Protocol):
 
 
 class Connection:
+    # Thousands of idle sockets each hold one: no per-instance dict, and the ASGI send path
+    # (backlog, writer task, its wake-up) exists only once something needs it.
+    __slots__ = (
+        "_backlog",
+        "_backlog_bytes",
+        "_backlog_limit",
+        "_close_reason",
+        "_flow",
+        "_socket",
+        "_transport",
+        "_wakeup",
+        "_writer",
+        "close_code",
+        "document",
+        "id",
+        "identity",
+        "origin",
+    )
+
     def __init__(
         self,
         socket: Socket,
@@ -45,21 +64,25 @@ class Connection:
         self.identity = identity
         self.origin = ConnectionOrigin(self.id, identity.user_id, identity.display_name)
         self.close_code: int | None = None
+        self._close_reason = ""
         self._socket = socket
         self._transport = transport
-        self._backlog: deque[bytes] = deque()
+        self._flow: FlowControl | None = None
+        self._backlog: deque[bytes] | None = None
         self._backlog_bytes = 0
         self._backlog_limit = backlog_limit
-        # Started on first use: with the transport at hand only a close needs it, and an idle
-        # socket should not hold a task.
-        self._wakeup = asyncio.Event()
+        self._wakeup: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
 
-    def use_transport(self, transport: FrameTransport | None) -> None:
-        """Write frames straight to the socket from now on (after the handshake)."""
+    def use_transport(
+        self, transport: FrameTransport | None, flow: FlowControl | None = None
+    ) -> None:
+        """Write frames straight to the socket from now on (after the handshake); `flow`
+        tells when its send buffer drains."""
         if self._backlog:
             return  # keep order: frames already queued go out through ASGI first
         self._transport = transport
+        self._flow = flow if transport is not None else None
 
     @property
     def is_open(self) -> bool:
@@ -78,12 +101,33 @@ class Connection:
             if transport.get_write_buffer_size() > self._backlog_limit:
                 self.close(CloseCode.TRY_AGAIN_LATER, "reader too slow")
             return
+        if self._backlog is None:
+            self._backlog = deque()
         self._backlog.append(frame)
         self._backlog_bytes += len(frame)
         if self._backlog_bytes > self._backlog_limit:
             self.close(CloseCode.TRY_AGAIN_LATER, "reader too slow")
             return
         self._wake_writer()
+
+    def send_framed(self, wire: bytes) -> None:
+        """Queue one message already framed (`frames.frame_binary`), e.g. shared by joiners."""
+        if self._transport is not None:
+            self.send(b"", wire)
+        else:
+            self.send(frame_payload(wire))
+
+    def is_drained(self) -> bool:
+        """Nothing sent waits in the socket's buffer beyond its low-water mark, as far as can
+        be seen (through ASGI alone, the backlog's own limit is the only bound)."""
+        flow = self._flow
+        return flow is None or self._transport is None or flow.writable.is_set()
+
+    async def drained(self) -> None:
+        """Wait until `is_drained` (or the socket is gone, which drains it too)."""
+        flow = self._flow
+        if flow is not None and self._transport is not None:
+            await flow.writable.wait()
 
     def close(self, code: int, reason: str) -> None:
         """Close after the frames already queued (e.g. a refusal message) are written."""
@@ -103,22 +147,27 @@ class Connection:
         if self.close_code is None:
             self.close_code = CloseCode.GOING_AWAY
         self._transport = None
-        self._backlog.clear()
+        if self._backlog:
+            self._backlog.clear()
         if self._writer is not None:
             self._writer.cancel()
 
     def _wake_writer(self) -> None:
+        if self._wakeup is None:
+            self._wakeup = asyncio.Event()
         if self._writer is None:
-            self._writer = asyncio.create_task(self._write_loop(), name=f"writer-{self.id}")
+            self._writer = asyncio.create_task(
+                self._write_loop(self._wakeup), name=f"writer-{self.id}"
+            )
         self._wakeup.set()
 
-    async def _write_loop(self) -> None:
+    async def _write_loop(self, wakeup: asyncio.Event) -> None:
         socket = self._socket
-        backlog = self._backlog
         try:
             while True:
-                await self._wakeup.wait()
-                self._wakeup.clear()
+                await wakeup.wait()
+                wakeup.clear()
+                backlog = self._backlog
                 while backlog:
                     frame = backlog.popleft()
                     self._backlog_bytes -= len(frame)
@@ -132,4 +181,5 @@ class Connection:
             log.debug("send_failed", connection=self.id, error=type(exc).__name__)
             if self.close_code is None:
                 self.close_code = CloseCode.GOING_AWAY
-            backlog.clear()
+            if self._backlog:
+                self._backlog.clear()

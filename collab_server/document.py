@@ -28,18 +28,21 @@ from collab_server.connection import Connection
 from collab_server.errors import ProtocolError
 from collab_server.frames import frame_binary
 from collab_server.identity import Origin
+from collab_server.join_budget import UNBOUNDED, JoinBudget
 from collab_server.protocol import (
     AuthMessage,
     AwarenessEntry,
     AwarenessMessage,
+    CloseCode,
     QueryAwarenessMessage,
     SyncMessage,
     SyncStep,
+    check_state_vector,
     decode_awareness_update,
     decode_message,
     encode_awareness_update,
     encode_permission_denied,
-    encode_sync_step2,
+    sync_step2_head,
 )
 from collab_server.store import StoredDocument
 
@@ -89,10 +92,14 @@ class LiveDocument:
     holders: int = 0  # acquired and not yet released (see Registry.acquire)
     _connections_by_id: dict[str, Connection] = field(default_factory=dict)
     _awareness: dict[int, _AwarenessSlot] = field(default_factory=dict)
-    _full_update: bytes | None = None
+    # Replies to joiners are counted against it from computed to drained (join_budget.py).
+    join_budget: JoinBudget = field(default_factory=lambda: JoinBudget(UNBOUNDED))
+    # The whole document as one framed sync step 2: every fresh joiner until the next change
+    # gets these same bytes, so a join neither re-encodes nor copies the document.
+    _full_step2: bytes | None = None
     # (sequence number, callback): called once everything through that number is stored.
     _durable_waiters: list[tuple[int, Callable[[], None]]] = field(default_factory=list)
-    # Joiners whose sync step 2 waits for the store: (sequence number, socket, reply).
+    # Joiners whose sync step 2 waits for the store: (sequence number, socket, framed reply).
     _waiting_joiners: list[tuple[int, Connection, bytes]] = field(default_factory=list)
     # Cluster mode only (`collab_server.replication`); None and empty for one process.
     forward: ClientSink | None = None  # set while a replica: the owner applies client updates
@@ -101,7 +108,13 @@ class LiveDocument:
     _submit_waiters: list[tuple[frozenset[str], Callable[[], None]]] = field(default_factory=list)
 
     @classmethod
-    def from_stored(cls, name: str, stored: StoredDocument, on_update: UpdateSink) -> LiveDocument:
+    def from_stored(
+        cls,
+        name: str,
+        stored: StoredDocument,
+        on_update: UpdateSink,
+        join_budget: JoinBudget | None = None,
+    ) -> LiveDocument:
         doc: Doc[Any] = Doc()
         if stored.snapshot:
             doc.apply_update(stored.snapshot)
@@ -112,6 +125,8 @@ class LiveDocument:
         for start in range(0, len(tail), _LOAD_MERGE_RUN):
             doc.apply_update(merge_updates(*tail[start : start + _LOAD_MERGE_RUN]))
         live = cls(name, doc, stored.last_seq, stored.last_seq, on_update)
+        if join_budget is not None:
+            live.join_budget = join_budget
         live.log_counter = LogCounter(len(stored.tail), sum(len(r.update) for r in stored.tail))
         return live
 
@@ -121,9 +136,9 @@ class LiveDocument:
         Only an unloaded (fully stored) or shut-down document is released; a step 2 still
         waiting for the store then goes nowhere, as its socket is closed too.
         """
-        self._full_update = None
+        self._full_step2 = None
         self._durable_waiters.clear()
-        self._waiting_joiners.clear()
+        self._give_back_waiting_joiners()
         self._submit_waiters.clear()
 
     # -- changes --------------------------------------------------------------------------
@@ -146,18 +161,19 @@ class LiveDocument:
             self.doc.apply_update(update)
         if deletions_only and self._delete_set() == before:
             return
-        self._full_update = None
+        self._full_step2 = None
         self.on_update(self, update, origin)
 
     def _delete_set(self) -> bytes:
         # An update from the current state holds no structs: only the delete set.
         return self.doc.get_update(self.doc.get_state())
 
-    def full_update(self) -> bytes:
-        # Shared by every joiner until the next change: joins do not re-encode the document.
-        if self._full_update is None:
-            self._full_update = self.doc.get_update()
-        return self._full_update
+    def full_step2(self) -> bytes:
+        """The whole document as a framed sync step 2, encoded once per change."""
+        if self._full_step2 is None:
+            update = self.doc.get_update()
+            self._full_step2 = frame_binary(sync_step2_head(len(update)), update)
+        return self._full_step2
 
     def mark_durable(self, seq: int) -> None:
         self.durable_seq = max(self.durable_seq, seq)
@@ -167,7 +183,7 @@ class LiveDocument:
             if joined:
                 self._waiting_joiners = [w for w in self._waiting_joiners if w[0] > durable]
                 for connection, reply in joined:
-                    connection.send(reply)
+                    self._send_step2(connection, reply)
         if self._durable_waiters:
             ready = [call for wanted, call in self._durable_waiters if wanted <= self.durable_seq]
             if ready:
@@ -206,9 +222,15 @@ class LiveDocument:
 
     def abandon_joiners(self, code: int, reason: str) -> None:
         """Close the sockets still waiting for their step 2 (the store is not answering)."""
-        waiting, self._waiting_joiners = self._waiting_joiners, []
-        for _, connection, _ in waiting:
+        waiting = self._give_back_waiting_joiners()
+        for connection in waiting:
             connection.close(code, reason)
+
+    def _give_back_waiting_joiners(self) -> list[Connection]:
+        waiting, self._waiting_joiners = self._waiting_joiners, []
+        for _, _, reply in waiting:
+            self.join_budget.give_back(len(reply))
+        return [connection for _, connection, _ in waiting]
 
     async def wait_durable(self) -> None:
         if self.durable_seq >= self.last_seq and not self.unstored_submits:
@@ -285,21 +307,8 @@ class LiveDocument:
     def _receive_sync(self, connection: Connection, message: SyncMessage) -> None:
         if message.step is SyncStep.STEP1:
             state_vector = message.payload
-            if state_vector == b"\x00":
-                diff = self.full_update()
-            else:
-                try:
-                    diff = self.doc.get_update(state_vector)
-                except ValueError as exc:
-                    raise ProtocolError("invalid state vector") from exc
-            # The diff holds only what is applied now; it goes out once all of that is stored,
-            # so a joiner never sees an update a crash could lose. Later updates reach it by
-            # broadcast, which waits for the store too.
-            reply = encode_sync_step2(diff)
-            if self.durable_seq >= self.last_seq:
-                connection.send(reply)
-            else:
-                self._waiting_joiners.append((self.last_seq, connection, reply))
+            check_state_vector(state_vector)
+            self.join_budget.admit(lambda: self._answer_step1(connection, state_vector))
             return
         update = message.payload
         if update == EMPTY_UPDATE:
@@ -314,6 +323,32 @@ class LiveDocument:
             self.apply(update, connection.origin)
         except ValueError as exc:
             raise ProtocolError(f"invalid update: {exc}") from exc
+
+    def _answer_step1(self, connection: Connection, state_vector: bytes) -> None:
+        """Compute a joiner's step 2 (its turn in the join budget has come); never raises."""
+        if not connection.is_open:
+            return
+        if state_vector == b"\x00":
+            reply = self.full_step2()
+        else:
+            try:
+                diff = self.doc.get_update(state_vector)
+            except ValueError:
+                connection.close(CloseCode.INVALID_PAYLOAD, "invalid state vector")
+                return
+            reply = frame_binary(sync_step2_head(len(diff)), diff)
+        self.join_budget.take(len(reply))
+        # The reply holds only what is applied now; it goes out once all of that is stored,
+        # so a joiner never sees an update a crash could lose. Later updates reach it by
+        # broadcast, which waits for the store too.
+        if self.durable_seq >= self.last_seq:
+            self._send_step2(connection, reply)
+        else:
+            self._waiting_joiners.append((self.last_seq, connection, reply))
+
+    def _send_step2(self, connection: Connection, reply: bytes) -> None:
+        connection.send_framed(reply)
+        self.join_budget.give_back_when_drained(connection, len(reply))
 
     def _receive_awareness(self, connection: Connection, update: bytes) -> AwarenessChange | None:
         entries = decode_awareness_update(update)

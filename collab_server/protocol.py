@@ -203,9 +203,19 @@ def encode_awareness_update(entries: list[AwarenessEntry]) -> bytes:
     return b"".join(parts)
 
 
-def encode_sync_step2(diff: bytes) -> bytes:
-    """Sync step 2 carrying `diff` (pycrdt computes its own step 2 only inside a handshake)."""
-    return b"".join((bytes((MessageType.SYNC, SyncStep.STEP2)), write_var_uint(len(diff)), diff))
+def sync_step2_head(update_length: int) -> bytes:
+    """What precedes an update of that many bytes in a sync step 2 (pycrdt computes its own
+    step 2 only inside a handshake); the update follows unchanged."""
+    return bytes((MessageType.SYNC, SyncStep.STEP2)) + write_var_uint(update_length)
+
+
+def check_state_vector(state_vector: bytes) -> None:
+    """Raise ProtocolError unless it reads as a state vector: a count, then (client, clock)."""
+    reader = _Reader(state_vector)
+    for _ in range(reader.varuint()):
+        reader.varuint()
+        reader.varuint()
+    reader.end()
 
 
 def encode_permission_denied(reason: str) -> bytes:

@@ -43,6 +43,7 @@ from collab_server.hooks import (
     UnloadPayload,
 )
 from collab_server.identity import ConnectionOrigin, Origin, PeerNodeOrigin, server_user_id
+from collab_server.join_budget import JoinBudget
 from collab_server.metrics import Metrics
 from collab_server.protocol import CloseCode
 from collab_server.replication import ClusterStore, Replication
@@ -85,8 +86,10 @@ class Registry:
         ownership: DocumentOwnership | None = None,
         bus: Bus | None = None,
         cluster_store: ClusterStore | None = None,
+        join_budget: JoinBudget | None = None,
     ) -> None:
         self.store = store
+        self.join_budget = join_budget
         self.ownership: DocumentOwnership = ownership or SingleNode()
         # Cluster mode: replicas and owners over a bus; None for one process (no cost then).
         self.replication: Replication | None = None
@@ -208,7 +211,7 @@ class Registry:
         started = time.perf_counter()
         stored = await self.store.load(name)
         self.metrics.store_latency.labels("load").observe(time.perf_counter() - started)
-        live = LiveDocument.from_stored(name, stored, self._on_update)
+        live = LiveDocument.from_stored(name, stored, self._on_update, self.join_budget)
         if setup is not None:
             setup(live)
         try:

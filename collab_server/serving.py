@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 
 from collab_server.app import CollabServer
 from collab_server.settings import Settings
-from collab_server.wire import DirectReceiveProtocol
+from collab_server.wire import DirectReceiveProtocol, Keepalive
 
 
 class DrainingServer(uvicorn.Server):
@@ -49,7 +49,11 @@ def server_config(app: Starlette, host: str, port: int) -> uvicorn.Config:
         http="httptools",
         # uvicorn's websockets-sansio protocol; with `fast_receive`, delivering messages in
         # place (see wire.py).
-        ws=DirectReceiveProtocol if settings.fast_receive else "websockets-sansio",
+        ws=(
+            DirectReceiveProtocol.factory(Keepalive(min(1.0, settings.ping_interval_seconds / 10)))
+            if settings.fast_receive
+            else "websockets-sansio"
+        ),
         ws_max_size=settings.max_message_bytes,
         # Yjs updates are small binary deltas: compressing each costs more CPU than it saves.
         ws_per_message_deflate=False,

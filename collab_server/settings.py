@@ -123,6 +123,10 @@ class Settings(EnvironmentSettings):
     ping_interval_seconds: float = Field(15.0, gt=0)
     ping_timeout_seconds: float = Field(15.0, gt=0)
     send_backlog_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    # Sync step 2 replies held at once across joiners (a join storm's memory), and how long
+    # one slow reader's reply may hold its share (collab_server/join_budget.py).
+    join_budget_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    join_patience_seconds: float = Field(30.0, gt=0)
     store_retry_max_seconds: float = Field(5.0, gt=0)
     # While the store fails, changes held in memory stop here: writers get 1013 beyond it.
     max_unstored_bytes: int = Field(64 * 1024 * 1024, ge=1024)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from dataclasses import dataclass, field
 
 import structlog
 from starlette.responses import PlainTextResponse
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from collab_server.connection import Connection
@@ -26,7 +28,13 @@ from collab_server.metrics import Metrics
 from collab_server.names import validate_document_name
 from collab_server.protocol import CloseCode
 from collab_server.registry import Registry
-from collab_server.wire import MessageHandler, direct_receiver, find_transport
+from collab_server.wire import (
+    MessageHandler,
+    ProtocolSocket,
+    direct_receiver,
+    find_flow_control,
+    find_transport,
+)
 
 log = structlog.get_logger("collab.sync")
 
@@ -41,6 +49,20 @@ _HTTP_STATUS: dict[int, int] = {
     CloseCode.SERVED_ELSEWHERE: 503,
     CloseCode.INTERNAL_ERROR: 500,
 }
+
+
+SYNC_PATH_PREFIX = "/sync/"
+
+
+def sync_document_path(scope: Scope) -> str | None:
+    """The document part of a `/sync/<name>` path (below any root path); None elsewhere."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if root_path and path.startswith(root_path):
+        path = path[len(root_path) :]
+    if not path.startswith(SYNC_PATH_PREFIX):
+        return None
+    return path[len(SYNC_PATH_PREFIX) :]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +100,11 @@ class SyncEndpoint:
         # Cluster mode: the cap counts the user's connections on every process.
         self.bus = registry.replication.bus if registry.replication is not None else None
 
-    async def handle(self, websocket: WebSocket) -> None:
-        raw_name = websocket.path_params.get("name", "")
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI entry of `WS /sync/{name}`, below no middleware or router (see app.py)."""
+        await self.handle(WebSocket(scope, receive, send), sync_document_path(scope) or "", send)
+
+    async def handle(self, websocket: WebSocket, raw_name: str, send: Send) -> None:
         try:
             name = validate_document_name(raw_name)
         except InvalidDocumentName as exc:
@@ -88,6 +113,7 @@ class SyncEndpoint:
         if self.registry.closing:
             await refuse(websocket, CloseCode.GOING_AWAY, "server is shutting down")
             return
+        receiver = direct_receiver(send)
         try:
             identity = await self.authenticator.authenticate(request_credentials(websocket), name)
             self.connection_cap.acquire(identity.user_id)
@@ -95,7 +121,10 @@ class SyncEndpoint:
             if self.bus is not None and counted_user is not None:
                 await self._count_in_cluster(counted_user)
             connection = Connection(
-                websocket, name, identity, backlog_limit=self.limits.send_backlog_bytes
+                websocket if receiver is None else ProtocolSocket(receiver),
+                name,
+                identity,
+                backlog_limit=self.limits.send_backlog_bytes,
             )
             try:
                 address = websocket.client.host if websocket.client else None
@@ -123,28 +152,47 @@ class SyncEndpoint:
             return
 
         expiry: asyncio.TimerHandle | None = None
+        taken_over = False
         try:
             await websocket.accept()
-            connection.use_transport(await find_transport(websocket.scope))
+            connection.use_transport(await find_transport(send), find_flow_control(send))
             await self.registry.connect(live, connection)
             log.info("connected", document=name, connection=connection.id, user=identity.user_id)
             expiry = self._close_on_expiry(connection)
-            await self._pump(websocket, connection, live)
+            handle = self._frame_handler(connection, live)
+            if receiver is not None:
+                # The protocol owns the socket from here; this task, and all it holds, ends.
+                ended = functools.partial(self._finish, live, connection, counted_user, expiry)
+                receiver.take_over(handle, ended)
+                taken_over = True
+                return
+            await self._pump(websocket, connection, handle)
         finally:
-            if expiry is not None:
-                expiry.cancel()
-            self._uncount(counted_user)
-            await self.registry.disconnect(live, connection)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(connection.closed(), 2.0)
-            connection.abort()
-            self.registry.release(live)
-            log.info(
-                "disconnected",
-                document=name,
-                connection=connection.id,
-                code=connection.close_code,
-            )
+            if not taken_over:
+                await self._finish(live, connection, counted_user, expiry)
+
+    async def _finish(
+        self,
+        live: LiveDocument,
+        connection: Connection,
+        counted_user: str | None,
+        expiry: asyncio.TimerHandle | None,
+    ) -> None:
+        """The socket is gone: leave the document and let go of what it held."""
+        if expiry is not None:
+            expiry.cancel()
+        self._uncount(counted_user)
+        await self.registry.disconnect(live, connection)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(connection.closed(), 2.0)
+        connection.abort()
+        self.registry.release(live)
+        log.info(
+            "disconnected",
+            document=live.name,
+            connection=connection.id,
+            code=connection.close_code,
+        )
 
     async def _count_in_cluster(self, user_id: str) -> None:
         assert self.bus is not None
@@ -176,24 +224,17 @@ class SyncEndpoint:
             "token expired",
         )
 
-    async def _pump(self, websocket: WebSocket, connection: Connection, live: LiveDocument) -> None:
-        handle = self._frame_handler(connection, live)
-        receiver = direct_receiver(websocket.scope)
-        if receiver is not None:
-            for frame in receiver.attach_handler(handle):
-                handle(frame)
-        try:
-            # With the direct receiver only the disconnect comes this way.
-            while connection.is_open:
-                message = await websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    connection.abort()
-                    return
-                data: bytes | None = message.get("bytes")
-                handle(data if data is not None else str(message.get("text", "")))
-        finally:
-            if receiver is not None:
-                receiver.detach_handler()
+    async def _pump(
+        self, websocket: WebSocket, connection: Connection, handle: MessageHandler
+    ) -> None:
+        """Through ASGI (another server, or `COLLAB_FAST_RECEIVE=false`): read until the end."""
+        while connection.is_open:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                connection.abort()
+                return
+            data: bytes | None = message.get("bytes")
+            handle(data if data is not None else str(message.get("text", "")))
 
     def _frame_handler(self, connection: Connection, live: LiveDocument) -> MessageHandler:
         """What to do with each message from this socket; never raises (it runs in I/O)."""

@@ -27,6 +27,8 @@ FIGURES = {
     "iep": ["updates_per_s", "server_cpu_us_per_update"],
     "connect": ["connections_per_s", "p99_ms", "server_cpu_ms_per_connection"],
     "memory": ["rss_kb_per_document"],
+    "idle": ["rss_kb_per_connection", "rss_kb_per_extra_socket"],
+    "storm": ["p50_ms", "p99_ms", "rss_peak_mb", "server_cpu_s"],
 }
 
 
@@ -36,7 +38,7 @@ def test_quick_bench_reports_every_figure_for_our_server(tmp_path: Path) -> None
     output = tmp_path / "bench.json"
     command = [sys.executable, "-m", "bench.run", "--quick", "--output", str(output)]
     completed = subprocess.run(
-        [*command, "--servers", "ours-sqlite"],
+        [*command, "--servers", "ours-sqlite", "--workloads", ",".join(FIGURES)],
         cwd=ROOT,
         capture_output=True,
         timeout=240,
@@ -55,6 +57,8 @@ def test_quick_bench_reports_every_figure_for_our_server(tmp_path: Path) -> None
                 assert isinstance(result[name], int | float), (server, workload, name, result)
         assert figures["fanout"]["all_delivered"] is True
         assert figures["connect"]["synced_with_full_document"] == figures["connect"]["connections"]
+        assert figures["idle"]["open_at_end"] == figures["idle"]["connections"]
+        assert figures["storm"]["synced_with_full_document"] == figures["storm"]["joiners"]
     load = report["load_time"]
     assert "error" not in load, load
     assert load["updates_in_log"] == 300

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import struct
 
-from pycrdt import Doc, Text
+import websockets
+from pycrdt import Doc, Text, create_awareness_message
 from websockets.frames import CloseCode as RFC6455Close
 
-from collab_server.protocol import CloseCode, SyncStep
+from collab_server.protocol import AwarenessEntry, CloseCode, SyncStep, encode_awareness_update
+from tests.collab_server.conftest import ServerFactory
 from tests.support.frames import sync_frame
 from tests.support.servers import InProcessServer
 from tests.support.yclient import YClient, connect
@@ -127,3 +129,26 @@ async def test_an_unmasked_frame_fails_only_its_connection(server: InProcessServ
         good.doc.get("notes", type=Text).insert(0, "fine;")
         async with connect(server.ws(room)) as late:
             assert notes(late) == "fine;"
+
+
+async def test_keepalive_drops_a_client_that_stops_answering_and_keeps_those_that_answer(
+    start_server: ServerFactory,
+) -> None:
+    async with (
+        start_server(ping_interval_seconds=0.2, ping_timeout_seconds=0.2) as server,
+        connect(server.ws("iep/keepalive")) as present,
+    ):
+        vanished = await websockets.connect(server.ws("iep/keepalive"))
+        try:
+            update = encode_awareness_update([AwarenessEntry(4242, 1, '{"name":"سارة"}')])
+            await vanished.send(create_awareness_message(update))
+            await present.wait_for(lambda: 4242 in present.awareness)
+            vanished.transport.pause_reading()  # hears no pings from now on, answers none
+            await present.wait_for(lambda: 4242 not in present.awareness, timeout=5)
+        finally:
+            vanished.transport.abort()
+        # The one that answered every ping meanwhile is still connected and in sync.
+        assert present.close_code is None
+        present.doc.get("notes", type=Text).insert(0, "still here")
+        async with connect(server.ws("iep/keepalive")) as joiner:
+            await joiner.wait_for(lambda: notes(joiner) == "still here")
