@@ -25,7 +25,7 @@ import structlog
 from pycrdt import Doc, create_awareness_message, create_sync_message, merge_updates
 
 from collab_server.connection import Connection
-from collab_server.errors import ProtocolError
+from collab_server.errors import AwarenessLimitExceeded, ProtocolError
 from collab_server.frames import frame_binary
 from collab_server.identity import Origin
 from collab_server.join_budget import UNBOUNDED, JoinBudget
@@ -49,6 +49,11 @@ from collab_server.store import StoredDocument
 log = structlog.get_logger("collab.document")
 
 EMPTY_UPDATE = b"\x00\x00"
+# y-websocket uses one awareness client per document and keeps it across reconnects; a few
+# more cover a tab that reloads onto the same socket. Bounds what one connection can make
+# every joiner receive, and what its departure broadcasts.
+MAX_AWARENESS_CLIENTS_PER_CONNECTION = 4
+REMOTE_OWNER_MARK = "@"  # local connection ids are hex: never start with it
 _LOAD_MERGE_RUN = 100
 
 UpdateSink = Callable[["LiveDocument", bytes, Origin], None]
@@ -69,6 +74,7 @@ class _AwarenessSlot:
     clock: int
     state_json: str
     connection_id: str
+    user_id: str | None  # whose presence it is: only their own connections may take it over
 
 
 @dataclass(slots=True)
@@ -92,6 +98,7 @@ class LiveDocument:
     holders: int = 0  # acquired and not yet released (see Registry.acquire)
     _connections_by_id: dict[str, Connection] = field(default_factory=dict)
     _awareness: dict[int, _AwarenessSlot] = field(default_factory=dict)
+    _owned: dict[str, set[int]] = field(default_factory=dict)  # local connection id -> its IDs
     # Replies to joiners are counted against it from computed to drained (join_budget.py).
     join_budget: JoinBudget = field(default_factory=lambda: JoinBudget(UNBOUNDED))
     # The whole document as one framed sync step 2: every fresh joiner until the next change
@@ -269,11 +276,7 @@ class LiveDocument:
         """Remove a connection and broadcast the removal of the awareness clients it owned."""
         self.connections.discard(connection)
         self._connections_by_id.pop(connection.id, None)
-        owned = [
-            client_id
-            for client_id, slot in self._awareness.items()
-            if slot.connection_id == connection.id
-        ]
+        owned = sorted(self._owned.pop(connection.id, ()))
         if not owned:
             return None
         removals = [
@@ -352,6 +355,8 @@ class LiveDocument:
 
     def _receive_awareness(self, connection: Connection, update: bytes) -> AwarenessChange | None:
         entries = decode_awareness_update(update)
+        user_id = connection.identity.user_id
+        owned = self._owned.setdefault(connection.id, set())
         accepted: list[AwarenessEntry] = []
         added: list[int] = []
         updated: list[int] = []
@@ -362,16 +367,28 @@ class LiveDocument:
                 entry.clock > slot.clock or (entry.clock == slot.clock and entry.is_removal)
             ):
                 continue  # stale: Yjs ignores it too
+            if slot is not None and slot.connection_id != connection.id:
+                # A reconnecting client reclaims its presence before the server has noticed
+                # that its old socket died; nobody may replace or remove another person's.
+                if slot.user_id != user_id or slot.connection_id.startswith(REMOTE_OWNER_MARK):
+                    continue
+                self._disown(slot.connection_id, entry.client_id)
             accepted.append(entry)
             if entry.is_removal:
                 if slot is not None:
                     del self._awareness[entry.client_id]
+                    owned.discard(entry.client_id)
                     removed.append(entry.client_id)
                 continue
-            # A newer clock moves ownership: a reconnecting client reclaims its presence
-            # before the server has noticed that its old socket died.
+            if entry.client_id not in owned:
+                if len(owned) >= MAX_AWARENESS_CLIENTS_PER_CONNECTION:
+                    raise AwarenessLimitExceeded(
+                        f"a connection may hold at most {MAX_AWARENESS_CLIENTS_PER_CONNECTION}"
+                        " awareness clients"
+                    )
+                owned.add(entry.client_id)
             self._awareness[entry.client_id] = _AwarenessSlot(
-                entry.clock, entry.state_json, connection.id
+                entry.clock, entry.state_json, connection.id, user_id
             )
             (updated if slot is not None else added).append(entry.client_id)
         if not accepted:
@@ -383,9 +400,14 @@ class LiveDocument:
             self.awareness_out(self, connection, forward)
         return AwarenessChange(tuple(added), tuple(updated), tuple(removed))
 
+    def _disown(self, connection_id: str, client_id: int) -> None:
+        ids = self._owned.get(connection_id)
+        if ids is not None:
+            ids.discard(client_id)
+
     # -- presence from other server processes (cluster mode) -----------------------------
 
-    def apply_remote_awareness(self, owner: str, update: bytes) -> None:
+    def apply_remote_awareness(self, owner: str, user_id: str | None, update: bytes) -> None:
         """Another process's client changed its presence; `owner` names that process and
         socket (`remote_owner`). Raises ProtocolError for a malformed update."""
         accepted: list[AwarenessEntry] = []
@@ -395,19 +417,31 @@ class LiveDocument:
                 entry.clock > slot.clock or (entry.clock == slot.clock and entry.is_removal)
             ):
                 continue
+            if (
+                slot is not None
+                and not slot.connection_id.startswith(REMOTE_OWNER_MARK)
+                and slot.user_id != user_id
+            ):
+                continue  # another person's presence on one of our sockets: not theirs to take
             accepted.append(entry)
+            if slot is not None:
+                self._disown(slot.connection_id, entry.client_id)
             if entry.is_removal:
                 self._awareness.pop(entry.client_id, None)
             else:
                 self._awareness[entry.client_id] = _AwarenessSlot(
-                    entry.clock, entry.state_json, owner
+                    entry.clock, entry.state_json, owner, user_id
                 )
         if accepted:
             self.broadcast(create_awareness_message(encode_awareness_update(accepted)))
 
     def local_awareness(self) -> bytes | None:
         """The presence of this process's own sockets, as one awareness update."""
-        local = [cid for cid, slot in self._awareness.items() if slot.connection_id[:1] != "@"]
+        local = [
+            cid
+            for cid, slot in self._awareness.items()
+            if not slot.connection_id.startswith(REMOTE_OWNER_MARK)
+        ]
         return self._encode_awareness(local) if local else None
 
     def drop_remote_awareness(self, node_id: str) -> int:
@@ -433,4 +467,4 @@ class LiveDocument:
 
 def remote_owner(node_id: str, connection_id: str) -> str:
     """The owner of a presence entry made on another process (never a local socket's id)."""
-    return f"@{node_id}/{connection_id}"
+    return f"{REMOTE_OWNER_MARK}{node_id}/{connection_id}"

@@ -3,6 +3,7 @@
 CollabError
 ├── ConfigError          bad settings: the message names the variable to set
 ├── ProtocolError        a malformed frame from one client (closes that connection)
+│   └── AwarenessLimitExceeded  well-formed, but past what one connection may hold
 ├── InvalidDocumentName  a name outside the allowed alphabet or shape
 ├── Rejected             a hook or the access layer refused (carries a close code)
 └── StoreError           the document store failed (the registry keeps state and retries)
@@ -25,6 +26,10 @@ class ConfigError(CollabError):
 
 
 class ProtocolError(CollabError):
+    pass
+
+
+class AwarenessLimitExceeded(ProtocolError):
     pass
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 from pycrdt import write_var_uint
 
@@ -174,8 +174,49 @@ def decode_message(frame: bytes) -> Message:
     return message
 
 
+# Presence is a name, a colour and a cursor: a few hundred characters. These bound what one
+# client's state may hold, so a hostile one cannot make every joiner parse megabytes.
+MAX_AWARENESS_STATE_CHARS = 16 * 1024
+MAX_AWARENESS_DEPTH = 16
+
+
+def _javascript_unreadable(constant: str) -> NoReturn:
+    raise ProtocolError(f"awareness state holds {constant}, which JSON.parse cannot read")
+
+
+def _within_depth(value: object, depth: int) -> bool:
+    if isinstance(value, dict):
+        return depth > 0 and all(_within_depth(item, depth - 1) for item in value.values())
+    if isinstance(value, list):
+        return depth > 0 and all(_within_depth(item, depth - 1) for item in value)
+    return True
+
+
+def _check_awareness_state(state_json: str) -> None:
+    """Every joiner's y-websocket parses this state with JSON.parse: accept only what it reads
+    (no NaN or Infinity), with no lone surrogate, within the size and depth limits."""
+    if len(state_json) > MAX_AWARENESS_STATE_CHARS:
+        raise ProtocolError("awareness state over size limit")
+    try:
+        state = json.loads(state_json, parse_constant=_javascript_unreadable)
+    except RecursionError as exc:
+        raise ProtocolError("awareness state nested too deeply") from exc
+    except ValueError as exc:
+        raise ProtocolError("awareness state is not JSON") from exc
+    if state is not None and not isinstance(state, dict):
+        raise ProtocolError("awareness state must be an object or null")
+    if not _within_depth(state, MAX_AWARENESS_DEPTH):
+        raise ProtocolError("awareness state nested too deeply")
+    if "\\u" in state_json:  # only an escape can make a lone surrogate (UTF-8 cannot)
+        try:
+            json.dumps(state, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ProtocolError("awareness state holds a lone surrogate") from exc
+
+
 def decode_awareness_update(update: bytes) -> list[AwarenessEntry]:
-    """Validate an awareness update fully: every state must be JSON (an object or null)."""
+    """Validate an awareness update fully: every state is an object or null that JavaScript
+    reads back (see `_check_awareness_state`)."""
     reader = _Reader(update)
     count = reader.varuint()
     entries = []
@@ -183,12 +224,7 @@ def decode_awareness_update(update: bytes) -> list[AwarenessEntry]:
         client_id = reader.varuint()
         clock = reader.varuint()
         state_json = reader.varstring()
-        try:
-            state = json.loads(state_json)
-        except ValueError as exc:
-            raise ProtocolError("awareness state is not JSON") from exc
-        if state is not None and not isinstance(state, dict):
-            raise ProtocolError("awareness state must be an object or null")
+        _check_awareness_state(state_json)
         entries.append(AwarenessEntry(client_id, clock, state_json))
     reader.end()
     return entries

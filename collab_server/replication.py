@@ -598,7 +598,9 @@ class Replication:
             if shared.live is not None:
                 try:
                     shared.live.apply_remote_awareness(
-                        remote_owner(message.node, message.connection), message.update
+                        remote_owner(message.node, message.connection),
+                        message.user_id,
+                        message.update,
                     )
                 except ProtocolError:
                     log.error("remote_awareness_invalid", document=name, node=message.node)

@@ -20,7 +20,12 @@ from starlette.websockets import WebSocket
 from collab_server.connection import Connection
 from collab_server.credentials import request_credentials
 from collab_server.document import LiveDocument
-from collab_server.errors import InvalidDocumentName, ProtocolError, Rejected
+from collab_server.errors import (
+    AwarenessLimitExceeded,
+    InvalidDocumentName,
+    ProtocolError,
+    Rejected,
+)
 from collab_server.hooks import ConnectPayload, Hooks
 from collab_server.identity import Authenticator
 from collab_server.limits import ConnectionCap, ConnectionRate, RateLimits, TooManyConnections
@@ -246,6 +251,14 @@ class SyncEndpoint:
             if not connection.is_open:
                 return
             if not isinstance(frame, bytes):
+                if not _is_utf8(frame):
+                    self._reject(
+                        connection,
+                        CloseCode.INVALID_PAYLOAD,
+                        "text frame is not UTF-8",
+                        "text_frame",
+                    )
+                    return
                 self._reject(
                     connection,
                     CloseCode.UNSUPPORTED_DATA,
@@ -274,6 +287,9 @@ class SyncEndpoint:
                 return
             try:
                 change = live.receive(connection, frame)
+            except AwarenessLimitExceeded as exc:
+                self._reject(connection, CloseCode.POLICY_VIOLATION, str(exc), "awareness_limit")
+                return
             except ProtocolError as exc:
                 self._reject(connection, CloseCode.INVALID_PAYLOAD, str(exc), "malformed")
                 return
@@ -303,3 +319,13 @@ class SyncEndpoint:
             reason=reason,
         )
         connection.close(code, reason[:120])
+
+
+def _is_utf8(text: str) -> bool:
+    """The fast receive path decodes text frames with `surrogateescape`: invalid UTF-8 comes
+    back as lone surrogates, which do not encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

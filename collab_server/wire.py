@@ -242,7 +242,7 @@ class DirectReceiveProtocol(WebSocketsSansIOProtocol):
         data = frames[0] if len(frames) == 1 else b"".join(frames)
         self.frames = []
         if self.curr_msg_data_type == "text":
-            handler(data.decode(errors="replace"))
+            handler(data.decode(errors="surrogateescape"))  # invalid UTF-8 -> 1007 (RFC 6455)
         else:
             handler(data if type(data) is bytes else bytes(data))
 

@@ -19,7 +19,7 @@ from tests.support.frames import sync_frame
 from tests.support.servers import InProcessServer
 from tests.support.yclient import YClient, connect
 
-CONTINUATION, BINARY, CLOSE, PING = 0x0, 0x2, 0x8, 0x9
+CONTINUATION, TEXT, BINARY, CLOSE, PING = 0x0, 0x1, 0x2, 0x8, 0x9
 FIN = 0x80
 
 
@@ -152,3 +152,13 @@ async def test_keepalive_drops_a_client_that_stops_answering_and_keeps_those_tha
         present.doc.get("notes", type=Text).insert(0, "still here")
         async with connect(server.ws("iep/keepalive")) as joiner:
             await joiner.wait_for(lambda: notes(joiner) == "still here")
+
+
+async def test_a_text_frame_that_is_not_utf8_closes_with_1007(server: InProcessServer) -> None:
+    room = "iep/wire-not-utf8"
+    async with connect(server.ws(room)) as bad, connect(server.ws(room)) as good:
+        await write_in_pieces(bad, client_frame(TEXT, b"\xff\xfe not UTF-8"), [])
+        assert await bad.closed() == CloseCode.INVALID_PAYLOAD
+        good.doc.get("notes", type=Text).insert(0, "fine;")
+        async with connect(server.ws(room)) as late:
+            assert notes(late) == "fine;"
