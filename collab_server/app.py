@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from collab_server.body_limit import BodyLimits, serve_capped
 from collab_server.cluster import Bus, DocumentOwnership
 from collab_server.errors import StoreError
 from collab_server.hooks import Extension, Hooks
@@ -77,6 +78,7 @@ def create_app(
     ownership: DocumentOwnership | None = None,
     bus: Bus | None = None,
     cluster_store: ClusterStore | None = None,
+    body_limits: BodyLimits | None = None,
 ) -> Starlette:
     metrics = Metrics()
     hooks = Hooks(extensions)
@@ -183,7 +185,7 @@ def create_app(
         Route("/metrics", metrics_endpoint),
         *extra_routes,
     ]
-    app = CollabApp(sync, routes=routes, lifespan=lifespan)
+    app = CollabApp(sync, body_limits or BodyLimits(), routes=routes, lifespan=lifespan)
     app.state.collab = server
     return app
 
@@ -196,13 +198,17 @@ class CollabApp(Starlette):
     little as possible. Everything else is routed as usual.
     """
 
-    def __init__(self, sync: SyncEndpoint, **kwargs: Any) -> None:
+    def __init__(self, sync: SyncEndpoint, body_limits: BodyLimits, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._sync = sync
+        self._body_limits = body_limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and sync_document_path(scope) is not None:
             scope["app"] = self
             await self._sync.serve(scope, receive, send)
+            return
+        if scope["type"] == "http":
+            await serve_capped(super().__call__, self._body_limits, scope, receive, send)
             return
         await super().__call__(scope, receive, send)

@@ -15,6 +15,7 @@ from collab_server.access import AccessAuthenticator, CachedMembers, MembershipE
 from collab_server.api import api_routes
 from collab_server.app import Service, create_app
 from collab_server.audit import AuditRecorder
+from collab_server.body_limit import BodyLimits
 from collab_server.cluster import Bus
 from collab_server.errors import ConfigError
 from collab_server.event_socket import (
@@ -44,6 +45,7 @@ from integrations.sessions.service import SessionService, StudentReader, policy_
 from integrations.sessions.student import StudentProfile, student_profile
 from integrations.settings import NotificationSettings, load_notification_settings
 from integrations.versions import SessionVersions, VersionService
+from integrations.webhook import WEBHOOK_BODY_LIMITS
 from persistence import (
     SideTables,
     access_store_for,
@@ -163,6 +165,7 @@ def build_app(
     app = create_app(
         settings,
         store=store,
+        body_limits=BodyLimits(by_path_prefix=WEBHOOK_BODY_LIMITS),
         extensions=[
             *([enforcer] if enforcer else []),
             audit,

@@ -87,6 +87,11 @@ def keyword(text: str) -> str:
     return cleaned
 
 
+# Meta documents webhook payloads of up to 3 MB; anything past this is refused unread (413).
+WEBHOOK_MAX_BODY_BYTES = 8 * 1024 * 1024
+WEBHOOK_BODY_LIMITS = {"/webhooks/": WEBHOOK_MAX_BODY_BYTES}  # path prefix -> cap
+
+
 class WhatsAppWebhook:
     def __init__(
         self,

@@ -27,7 +27,6 @@ _STATUS_OF_CLOSE_CODE: dict[int, int] = {
     CloseCode.RATE_LIMITED: 429,
     CloseCode.BAD_REQUEST: 400,
 }
-_MAX_BODY_BYTES = 64 * 1024
 
 
 class ApiError(Exception):
@@ -39,9 +38,7 @@ class ApiError(Exception):
 
 
 async def json_body(request: Request) -> Any:
-    raw = await request.body()
-    if len(raw) > _MAX_BODY_BYTES:
-        raise ApiError(413, "request body too large")
+    raw = await request.body()  # capped before it is read (collab_server.body_limit)
     try:
         return json.loads(raw)
     except ValueError:

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from collab_server.app import create_app
+from collab_server.body_limit import BodyLimits
 from collab_server.settings import Settings
 from collab_server.store import DocumentStore
 from integrations.contracts import Channel, Language, Person
@@ -24,6 +25,7 @@ from integrations.digest import DigestPolicy, QuietHours
 from integrations.email import SmtpConfig
 from integrations.notifications import NotificationConfig, NotificationService
 from integrations.outbox import OutboxPolicy
+from integrations.webhook import WEBHOOK_BODY_LIMITS
 from integrations.whatsapp import WhatsAppConfig
 from persistence import SideTables, store_from_settings
 from tests.integrations.fakes import (
@@ -119,6 +121,7 @@ class Harness:
             extensions=[service.extension],
             authenticator=users,
             extra_routes=service.routes(),
+            body_limits=BodyLimits(by_path_prefix=WEBHOOK_BODY_LIMITS),
         )
         async with serve_in_process(app) as server:
             await service.start()

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from integrations.contracts import Channel, OutboxState
+from integrations.webhook import WEBHOOK_MAX_BODY_BYTES
 from tests.integrations.conftest import (
     DOCUMENT,
     HUDA,
@@ -24,6 +25,7 @@ from tests.integrations.conftest import (
 )
 from tests.integrations.fakes import realtime, wait_until
 from tests.integrations.test_outbox import huda_edits, layla_entry
+from tests.support.rawhttp import declare_body, stream_body
 
 LAYLA_PHONE = PARENT_AR.phone or ""
 JOHN_PHONE = PARENT_EN.phone or ""
@@ -235,3 +237,20 @@ async def test_redeliveries_within_a_week_are_deduped_and_old_state_is_forgotten
         assert await service.store.first_seen("wamid.OLD", h.clock.now())  # forgotten
         huda = await get(h, "/api/notifications", headers={"authorization": "Bearer user:t-huda"})
     assert [n["body"] for n in huda.json()["notifications"]] == ["Hello", "Hi"]
+
+
+async def test_an_unsigned_flood_is_refused_before_it_is_read(harness: Harness) -> None:
+    """A 128 MiB unsigned POST used to be read whole before the signature check."""
+    async with harness.running():
+        assert harness.server is not None
+        port = harness.server.port
+        declared = await declare_body(port, "/webhooks/whatsapp", 128 * 1024 * 1024)
+        status, sent = await stream_body(port, "/webhooks/whatsapp", 256 * 1024, max_chunks=512)
+        # A real notification of Meta's largest size still goes through.
+        large = inbound_text(LAYLA_PHONE, "ملاحظة " * 100_000, "wamid.LARGE")
+        assert len(large) > 1024 * 1024
+        accepted = await post_webhook(harness, large)
+    assert declared == 413
+    # What was written past the cap sits in the kernel's socket buffers, not in the server.
+    assert status == 413 and sent < WEBHOOK_MAX_BODY_BYTES + 16 * 1024 * 1024
+    assert accepted.status_code == 200
