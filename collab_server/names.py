@@ -1,4 +1,6 @@
-"""Document names: 1-255 of letters, digits and . _ - : /, not starting with / or ., no `..`."""
+"""Document names: 1-255 of letters, digits and . _ - : /, not starting with / or ., and
+every `/`-separated segment a real one (no empty, `.` or `..` segment): `a//b`, `a/./b` and
+`a/b/` would otherwise open other documents than `a/b` and split one IEP across names."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ def validate_document_name(name: str) -> str:
         )
     if name[0] in "/.":
         raise InvalidDocumentName("document names may not start with '/' or '.'")
-    if ".." in name.split("/"):
-        raise InvalidDocumentName("document names may not contain a '..' segment")
+    if any(segment in ("", ".", "..") for segment in name.split("/")):
+        raise InvalidDocumentName(
+            "document names may not contain empty, '.' or '..' segments, nor end with '/'"
+        )
     return name

@@ -170,7 +170,12 @@ async def test_frame_over_the_limit_is_refused_with_1009(start_server: ServerFac
 
 
 @pytest.mark.parametrize(
-    "name", ["", ".hidden", "a/../b", "x" * 256, "bad name", "semi;colon", "ümlaut"]
+    "name",
+    [
+        *("", ".hidden", "a/../b", "x" * 256, "bad name", "semi;colon", "ümlaut"),
+        # One IEP, one name: each of these would otherwise open a document beside centre/a/b.
+        *("centre//a/b", "centre/a/./b", "centre/a/b/", "centre/a/b/."),
+    ],
 )
 async def test_bad_document_names_are_refused_at_upgrade(
     server: InProcessServer, name: str
