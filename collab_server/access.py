@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 
 from collab_server.connection import Connection
-from collab_server.errors import Rejected
+from collab_server.errors import CollabError, Rejected
 from collab_server.hooks import ConnectPayload, Extension
 from collab_server.identity import (
     DEV_USER_PREFIX,
@@ -112,13 +112,24 @@ class MemoryAccessStore:
         return [m for m in self._members.values() if m.user_id in wanted]
 
     async def put_member(self, member: Member) -> bool:
+        if leaves_no_owner(self._owners(member.document), member.user_id, member.role):
+            raise LastOwner()
         key = (member.document, member.user_id)
         created = key not in self._members
         self._members[key] = member
         return created
 
     async def remove_member(self, document: str, user_id: str) -> bool:
+        if leaves_no_owner(self._owners(document), user_id, None):
+            raise LastOwner()
         return self._members.pop((document, user_id), None) is not None
+
+    def _owners(self, document: str) -> list[str]:
+        return [
+            m.user_id
+            for m in self._members.values()
+            if m.document == document and m.role is Role.OWNER
+        ]
 
     async def claim_document(self, document: str, user_id: str) -> bool:
         if any(m.document == document for m in self._members.values()):
@@ -205,6 +216,19 @@ class CachedMembers:
 
 
 # -- who is calling ---------------------------------------------------------------------------
+
+
+class LastOwner(CollabError):
+    """A change that would leave a document with no owner: refused by the store, inside the
+    transaction that would make it, so two owners removing each other cannot both succeed."""
+
+    def __init__(self) -> None:
+        super().__init__("a document needs at least one owner: add another owner first")
+
+
+def leaves_no_owner(owners: Collection[str], user_id: str, new_role: Role | None) -> bool:
+    """Whether setting `user_id` to `new_role` (None: removing them) takes the last owner."""
+    return new_role is not Role.OWNER and set(owners) == {user_id}
 
 
 class NotAMember(Rejected):

@@ -1,7 +1,7 @@
 """Members in the documents' Postgres schema (tables from 002_access.sql).
 
-It borrows the PostgresStore's pool; every statement is a single round trip, so it works
-behind Supabase's transaction-mode pooler as well.
+It borrows the PostgresStore's pool; every statement is a single round trip or one short
+transaction, so it works behind Supabase's transaction-mode pooler as well.
 """
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Collection
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
-from collab_server.access import DocumentAccess, Member
+from collab_server.access import DocumentAccess, LastOwner, Member, leaves_no_owner
 from collab_server.identity import Role
 from persistence.postgres import PostgresStore
 
@@ -38,6 +39,13 @@ class PostgresAccessStore:
             "RETURNING (xmax = 0) AS inserted"
         )
         self._sql_remove_member = f"DELETE FROM {s}.members WHERE document = $1 AND user_id = $2"
+        # Locks the document's owners (in one order: two such transactions never deadlock)
+        # until the change commits: of two owners removing each other, the second one sees
+        # the first removal and is refused.
+        self._sql_lock_owners = (
+            f"SELECT user_id FROM {s}.members WHERE document = $1 AND role = 'owner' "
+            "ORDER BY user_id FOR UPDATE"
+        )
         self._sql_claim = (
             f"INSERT INTO {s}.members (document, user_id, role) SELECT $1, $2, 'owner' "
             f"WHERE NOT EXISTS (SELECT 1 FROM {s}.members WHERE document = $1) "
@@ -70,7 +78,8 @@ class PostgresAccessStore:
         return [_member(row) for row in rows]
 
     async def put_member(self, member: Member) -> bool:
-        async with self._store.pool.acquire() as conn:
+        async with self._store.pool.acquire() as conn, conn.transaction():
+            await self._keep_an_owner(conn, member.document, member.user_id, member.role)
             inserted: bool = await conn.fetchval(
                 self._sql_put_member,
                 member.document,
@@ -81,9 +90,21 @@ class PostgresAccessStore:
         return inserted
 
     async def remove_member(self, document: str, user_id: str) -> bool:
-        async with self._store.pool.acquire() as conn:
+        async with self._store.pool.acquire() as conn, conn.transaction():
+            await self._keep_an_owner(conn, document, user_id, None)
             status: str = await conn.execute(self._sql_remove_member, document, user_id)
         return status != "DELETE 0"
+
+    async def _keep_an_owner(
+        self,
+        conn: PoolConnectionProxy[asyncpg.Record],
+        document: str,
+        user_id: str,
+        new_role: Role | None,
+    ) -> None:
+        owners = [row["user_id"] for row in await conn.fetch(self._sql_lock_owners, document)]
+        if leaves_no_owner(owners, user_id, new_role):
+            raise LastOwner()
 
     async def claim_document(self, document: str, user_id: str) -> bool:
         async with self._store.pool.acquire() as conn:

@@ -9,7 +9,9 @@ import time
 from collections.abc import Collection
 from typing import Any
 
-from collab_server.access import DocumentAccess, Member
+import aiosqlite
+
+from collab_server.access import DocumentAccess, LastOwner, Member, leaves_no_owner
 from collab_server.identity import Role
 from persistence.sqlite import SQLiteStore
 
@@ -53,6 +55,7 @@ class SQLiteAccessStore:
     async def put_member(self, member: Member) -> bool:
         now = time.time()
         async with self._store.transaction() as db:
+            await _keep_an_owner(db, member.document, member.user_id, member.role)
             async with db.execute(
                 "SELECT 1 FROM members WHERE document = ? AND user_id = ?",
                 (member.document, member.user_id),
@@ -68,6 +71,7 @@ class SQLiteAccessStore:
 
     async def remove_member(self, document: str, user_id: str) -> bool:
         async with self._store.transaction() as db:
+            await _keep_an_owner(db, document, user_id, None)
             cursor = await db.execute(
                 "DELETE FROM members WHERE document = ? AND user_id = ?", (document, user_id)
             )
@@ -105,6 +109,18 @@ class SQLiteAccessStore:
             params = (user_id,)
         rows = await self._store.fetch_all(sql, params)  # reads the log: drains its journal
         return [DocumentAccess(r[0], Role(r[1]), r[2]) for r in rows]
+
+
+async def _keep_an_owner(
+    db: aiosqlite.Connection, document: str, user_id: str, new_role: Role | None
+) -> None:
+    # Inside the store's write transaction: no other change of members runs in between.
+    async with db.execute(
+        "SELECT user_id FROM members WHERE document = ? AND role = 'owner'", (document,)
+    ) as cursor:
+        owners = [row[0] for row in await cursor.fetchall()]
+    if leaves_no_owner(owners, user_id, new_role):
+        raise LastOwner()
 
 
 def _member(row: Any) -> Member:

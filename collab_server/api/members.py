@@ -15,6 +15,7 @@ from starlette.routing import Route
 from collab_server.access import (
     AccessAuthenticator,
     AccessStore,
+    LastOwner,
     Member,
     MembershipEnforcer,
     NotAMember,
@@ -87,11 +88,6 @@ def routes(
             raise NotAMember("only owners and admins may change members")
         return current
 
-    def keep_an_owner(current: list[Member], user_id: str, new_role: Role | None) -> None:
-        owners = {m.user_id for m in current if m.role is Role.OWNER}
-        if owners == {user_id} and new_role is not Role.OWNER:
-            raise ApiError(409, "a document needs at least one owner: add another owner first")
-
     @json_errors
     async def list_members(request: Request) -> Response:
         document = _document_name(request)
@@ -106,10 +102,12 @@ def routes(
         document = _document_name(request)
         user_id = _user_id(request)
         caller = await authenticator.caller(request_credentials(request))
-        current = await require_manager(caller, document)
+        await require_manager(caller, document)
         member = _member_from_json(document, user_id, await json_body(request))
-        keep_an_owner(current, user_id, member.role)
-        created = await access.put_member(member)
+        try:
+            created = await access.put_member(member)
+        except LastOwner as exc:
+            raise ApiError(409, str(exc)) from None
         if enforcer is not None:
             enforcer.apply(document, user_id, member.role)
         action = AuditAction.MEMBER_ADDED if created else AuditAction.MEMBER_CHANGED
@@ -129,9 +127,12 @@ def routes(
         document = _document_name(request)
         user_id = _user_id(request)
         caller = await authenticator.caller(request_credentials(request))
-        current = await require_manager(caller, document)
-        keep_an_owner(current, user_id, None)
-        if not await access.remove_member(document, user_id):
+        await require_manager(caller, document)
+        try:
+            removed = await access.remove_member(document, user_id)
+        except LastOwner as exc:
+            raise ApiError(409, str(exc)) from None
+        if not removed:
             raise ApiError(404, "not a member of this document")
         if enforcer is not None:
             enforcer.apply(document, user_id, None)

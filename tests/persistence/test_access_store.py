@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
 
-from collab_server.access import AccessStore, Member
+from collab_server.access import AccessStore, LastOwner, Member
 from collab_server.identity import Role
 from collab_server.settings import Settings
 from collab_server.store import DocumentStore, UpdateRecord
@@ -84,3 +85,27 @@ async def test_access_tables_survive_a_restart(store_settings: Settings) -> None
         )
     finally:
         await again.aclose()
+
+
+async def test_an_owner_always_remains_whatever_runs_at_once(access: AccessStore) -> None:
+    """Two owners removing each other, or both stepping down, at the same moment: before the
+    check and the write were one transaction, this left no owner in 9 tries out of 10."""
+    for attempt in range(15):
+        document = f"iep/owners-{attempt}"
+        for owner in ("huda", "omar"):
+            await access.put_member(Member(document, owner, Role.OWNER))
+        if attempt % 2:
+            changes = [
+                access.remove_member(document, "huda"),
+                access.remove_member(document, "omar"),
+            ]
+        else:
+            changes = [
+                access.put_member(Member(document, "huda", Role.EDITOR)),
+                access.put_member(Member(document, "omar", Role.EDITOR)),
+            ]
+        outcomes = await asyncio.gather(*changes, return_exceptions=True)
+        refused = [o for o in outcomes if isinstance(o, LastOwner)]
+        assert len(refused) == 1, outcomes
+        owners = [m for m in await access.members(document) if m.role is Role.OWNER]
+        assert len(owners) == 1
