@@ -31,6 +31,7 @@ log = structlog.get_logger("collab.auth")
 
 SUPABASE_JWKS_PATH = "/auth/v1/.well-known/jwks.json"
 SERVICE_ROLE = "service_role"
+SERVICE_ROLE_ISSUER = "supabase"  # what Supabase writes in its legacy API keys
 
 # Short: a signing key withdrawn from the JWKS is trusted at most this much longer.
 _REMEMBER_SECONDS = 60.0
@@ -224,8 +225,9 @@ class TokenVerifier:
     ) -> dict[str, Any]:
         """Supabase's service-role key is a JWT without `sub` or `aud`, issued by "supabase".
 
-        It is accepted, as admin, when its signature and expiry hold; any other token that
-        failed the audience, issuer or required-claim checks stays refused.
+        It is accepted, as admin, when its signature, expiry and issuer hold (Supabase's
+        own, or the project's); any other token that failed the audience, issuer or
+        required-claim checks stays refused.
         """
         try:
             claims = self._decode(token, key, strict=False)
@@ -233,6 +235,8 @@ class TokenVerifier:
             raise self._refusal(exc) from None
         if claims.get("role") != SERVICE_ROLE:
             raise self._refusal(strict_error) from None
+        if claims.get("iss") not in (SERVICE_ROLE_ISSUER, self._issuer):
+            raise self._fail("wrong issuer")
         return {"sub": SERVICE_ROLE, **claims}
 
     def _refusal(self, exc: jwt.PyJWTError) -> Unauthenticated:

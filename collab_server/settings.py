@@ -133,6 +133,8 @@ class Settings(EnvironmentSettings):
     # Read whole frames behind uvicorn's and websockets' parser (collab_server/wire.py). It
     # leans on their internals, so it can be turned off; CI runs the suite both ways.
     fast_receive: bool = True
+    # When set, `/metrics` answers only `Authorization: Bearer <this>` (401 otherwise).
+    metrics_token: SecretStr | None = None
     # Supabase sign-in. None of the three set: development mode (anonymous editors).
     supabase_url: str | None = Field(None, validation_alias="SUPABASE_URL")
     supabase_jwks_url: str | None = Field(None, validation_alias="SUPABASE_JWKS_URL")

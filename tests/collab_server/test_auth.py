@@ -197,6 +197,12 @@ async def test_the_legacy_service_role_key_is_an_admin_but_other_claimless_token
     )
     forged = jwt.encode(service_key, "a-guessed-secret-of-enough-length-000", algorithm="HS256")
     assert await rejected(check, forged) == "bad signature"
+    # Signed with the project's key, but minted elsewhere (or without an issuer at all).
+    for issuer in ("https://other-project.example/auth/v1", None):
+        foreign = {k: v for k, v in {**service_key, "iss": issuer}.items() if v is not None}
+        assert await rejected(check, jwt.encode(foreign, HS256_SECRET, algorithm="HS256")) == (
+            "wrong issuer"
+        )
 
 
 async def test_refusals_at_the_upgrade_and_on_the_api_never_log_the_token(

@@ -8,6 +8,7 @@ import httpx
 import pytest
 import websockets
 from pycrdt import Array, Doc, Map, Text
+from pydantic import SecretStr
 
 from collab_server.app import create_app
 from collab_server.protocol import CloseCode, MessageType, SyncStep
@@ -205,6 +206,20 @@ async def test_health_readiness_and_metrics(server: InProcessServer) -> None:
         assert "collab_documents_loaded 1.0" in text
         assert "collab_updates_in_total 1.0" in text
         assert "collab_group_commit_batch_size_count" in text
+
+
+async def test_metrics_can_be_kept_to_those_who_hold_the_token(
+    start_server: ServerFactory,
+) -> None:
+    async with start_server(metrics_token=SecretStr("s3cret-scrape-token")) as server:
+        async with httpx.AsyncClient(base_url=server.http) as http:
+            anyone = await http.get("/metrics")
+            guessed = await http.get("/metrics", headers={"authorization": "Bearer guess"})
+            scraper = await http.get(
+                "/metrics", headers={"authorization": "Bearer s3cret-scrape-token"}
+            )
+    assert anyone.status_code == guessed.status_code == 401
+    assert scraper.status_code == 200 and "collab_" in scraper.text
 
 
 async def test_idle_document_is_unloaded_and_reloads(start_server: ServerFactory) -> None:
