@@ -11,6 +11,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from collab_server.app import CollabServer
+from collab_server.request_deadline import DeadlineHttpProtocol
 from collab_server.settings import Settings
 from collab_server.wire import DirectReceiveProtocol, Keepalive
 
@@ -46,7 +47,7 @@ def server_config(app: Starlette, host: str, port: int) -> uvicorn.Config:
         host=host,
         port=port,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http="httptools",
+        http=DeadlineHttpProtocol.configured(settings.request_timeout_seconds),
         # uvicorn's websockets-sansio protocol; with `fast_receive`, delivering messages in
         # place (see wire.py).
         ws=(

@@ -133,6 +133,8 @@ class Settings(EnvironmentSettings):
     # Read whole frames behind uvicorn's and websockets' parser (collab_server/wire.py). It
     # leans on their internals, so it can be turned off; CI runs the suite both ways.
     fast_receive: bool = True
+    # Time for a client to send a whole HTTP request (a half-sent one is closed after it).
+    request_timeout_seconds: float = Field(10.0, gt=0, le=300)
     # When set, `/metrics` answers only `Authorization: Bearer <this>` (401 otherwise).
     metrics_token: SecretStr | None = None
     # Supabase sign-in. None of the three set: development mode (anonymous editors).

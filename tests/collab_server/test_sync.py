@@ -211,13 +211,16 @@ async def test_health_readiness_and_metrics(server: InProcessServer) -> None:
 async def test_metrics_can_be_kept_to_those_who_hold_the_token(
     start_server: ServerFactory,
 ) -> None:
-    async with start_server(metrics_token=SecretStr("s3cret-scrape-token")) as server:
-        async with httpx.AsyncClient(base_url=server.http) as http:
-            anyone = await http.get("/metrics")
-            guessed = await http.get("/metrics", headers={"authorization": "Bearer guess"})
-            scraper = await http.get(
-                "/metrics", headers={"authorization": "Bearer s3cret-scrape-token"}
-            )
+    token = SecretStr("s3cret-scrape-token")
+    async with (
+        start_server(metrics_token=token) as server,
+        httpx.AsyncClient(base_url=server.http) as http,
+    ):
+        anyone = await http.get("/metrics")
+        guessed = await http.get("/metrics", headers={"authorization": "Bearer guess"})
+        scraper = await http.get(
+            "/metrics", headers={"authorization": "Bearer s3cret-scrape-token"}
+        )
     assert anyone.status_code == guessed.status_code == 401
     assert scraper.status_code == 200 and "collab_" in scraper.text
 
