@@ -24,6 +24,7 @@ import structlog
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from collab_server.errors import Rejected
+from collab_server.plain_text import has_control_characters
 from collab_server.protocol import CloseCode
 from collab_server.settings import Settings
 
@@ -285,7 +286,12 @@ def _verified(claims: dict[str, Any]) -> VerifiedToken:
     return VerifiedToken(
         user_id=sub,
         email=email if isinstance(email, str) and email else None,
-        full_name=full_name if isinstance(full_name, str) and full_name.strip() else None,
+        # Anyone can write their own full_name: one with control characters is not used.
+        full_name=full_name
+        if isinstance(full_name, str)
+        and full_name.strip()
+        and not has_control_characters(full_name)
+        else None,
         is_admin=is_admin,
         expires_at=float(claims["exp"]),
     )

@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from collab_server.errors import Rejected
+from collab_server.plain_text import has_control_characters
+from collab_server.protocol import CloseCode
+
 
 class Role(StrEnum):
     OWNER = "owner"
@@ -129,6 +133,8 @@ _MAX_DEV_NAME = 80
 
 def anonymous_identity(display_name: str | None) -> Identity:
     """Development mode: an editor known only by the name the browser typed in."""
+    if display_name is not None and has_control_characters(display_name):
+        raise Rejected(CloseCode.BAD_REQUEST, "names may not contain control characters")
     name = " ".join((display_name or "").split())[:_MAX_DEV_NAME]
     if not name:
         return Identity(user_id=None, display_name="anonymous", role=Role.EDITOR)

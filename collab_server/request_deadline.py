@@ -2,10 +2,10 @@
 
 uvicorn arms no timer until a first response is sent: a socket that sends half a request (or
 nothing) stays open for ever, and a few hundred of them take every file descriptor. And
-httptools buffers a request line or a header of any length until it ends. Here each request must arrive
-whole within `request_timeout_seconds` (408, or a plain close once the app has it), and its
-head may not pass `MAX_REQUEST_HEAD_BYTES` (431). Time to answer is not limited: the
-deadline ends when the last byte of the request is in.
+httptools buffers a request line or a header of any length until it ends. Here each request
+must arrive whole within `request_timeout_seconds` (408, or a plain close once the app has
+it), and its head may not pass `MAX_REQUEST_HEAD_BYTES` (431). Time to answer is not
+limited: the deadline ends when the last byte of the request is in.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from collab_server.api.http import ApiError, json_body, json_errors
 from collab_server.credentials import request_credentials
 from collab_server.errors import Rejected
 from collab_server.identity import Caller, CallerAuthenticator
+from collab_server.plain_text import has_control_characters
 from collab_server.protocol import CloseCode
 from integrations.contracts import CHANNEL_ORDER, Channel, Language, PeopleStore, Person
 
@@ -62,6 +63,8 @@ def person_from_json(user_id: str, body: object) -> Person:
     name = body.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > _MAX_NAME:
         problems["name"] = f"required: a non-empty string of at most {_MAX_NAME} characters"
+    elif has_control_characters(name):
+        problems["name"] = "may not contain control characters"
 
     phone = body.get("phone")
     if phone is not None:
@@ -70,7 +73,9 @@ def person_from_json(user_id: str, body: object) -> Person:
             problems["phone"] = "must be a valid E.164 phone number such as +971501234567"
 
     email = body.get("email")
-    if email is not None and (not isinstance(email, str) or not _EMAIL.match(email)):
+    if email is not None and (
+        not isinstance(email, str) or not _EMAIL.match(email) or has_control_characters(email)
+    ):
         problems["email"] = "must be an e-mail address such as name@example.org"
 
     language = body.get("language", Language.ENGLISH.value)

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from collab_server.errors import Rejected
+from collab_server.plain_text import json_holds_nul
 from collab_server.protocol import CloseCode
 
 log = structlog.get_logger("collab.api")
@@ -39,6 +40,8 @@ class ApiError(Exception):
 
 async def json_body(request: Request) -> Any:
     raw = await request.body()  # capped before it is read (collab_server.body_limit)
+    if json_holds_nul(raw):
+        raise ApiError(422, "text may not contain NUL characters")
     try:
         return json.loads(raw)
     except ValueError:

@@ -26,6 +26,7 @@ from collab_server.credentials import request_credentials
 from collab_server.errors import InvalidDocumentName
 from collab_server.identity import Caller, Role
 from collab_server.names import validate_document_name
+from collab_server.plain_text import has_control_characters
 
 _MAX_USER_ID = 255
 
@@ -39,8 +40,13 @@ def _document_name(request: Request) -> str:
 
 def _user_id(request: Request) -> str:
     user_id: str = request.path_params["user_id"]
-    if not user_id or len(user_id) > _MAX_USER_ID or any(c.isspace() for c in user_id):
-        raise ApiError(400, "user id must be 1-255 characters without spaces")
+    if (
+        not user_id
+        or len(user_id) > _MAX_USER_ID
+        or any(c.isspace() for c in user_id)
+        or has_control_characters(user_id)
+    ):
+        raise ApiError(400, "user id must be 1-255 characters without spaces or control characters")
     return user_id
 
 

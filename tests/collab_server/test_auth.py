@@ -47,6 +47,15 @@ async def rejected(verifier: TokenVerifier, token: str | None) -> str:
     return refused.value.reason
 
 
+async def test_a_self_chosen_name_with_control_characters_is_not_used(
+    supabase: FakeSupabase,
+) -> None:
+    check = verifier(supabase)
+    for name in ("Huda\u0000", "\u202eadmin", "Huda\nOwner"):
+        token = await check.verify(supabase.token("user-1", user_metadata={"full_name": name}))
+        assert (token.user_id, token.full_name) == ("user-1", None)
+
+
 async def test_a_valid_es256_token_names_the_user(supabase: FakeSupabase) -> None:
     check = verifier(supabase)
     token = await check.verify(

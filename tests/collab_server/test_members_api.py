@@ -96,6 +96,18 @@ async def test_the_last_owner_cannot_be_removed_or_demoted(
     ).status_code == 204
 
 
+async def test_member_ids_with_control_characters_are_refused(
+    http: httpx.AsyncClient, supabase: FakeSupabase
+) -> None:
+    admin = as_admin(supabase)
+    for user_id in ("owner%00-1", "owner%1b-1", "owner%E2%80%AE-1"):
+        put = await http.put(
+            f"/api/documents/{DOC}/members/{user_id}", json={"role": "owner"}, headers=admin
+        )
+        assert put.status_code == 400, user_id
+        assert "control characters" in put.json()["error"]
+
+
 async def test_invalid_member_bodies_get_a_clear_422(
     http: httpx.AsyncClient, supabase: FakeSupabase
 ) -> None:

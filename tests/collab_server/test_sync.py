@@ -187,6 +187,17 @@ async def test_bad_document_names_are_refused_at_upgrade(
     assert refused.value.response.status_code == 400
 
 
+async def test_a_development_name_with_control_characters_is_refused(
+    server: InProcessServer,
+) -> None:
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        async with websockets.connect(server.ws("iep/named") + "?name=Huda%00%1b[2J"):
+            pass
+    assert refused.value.response.status_code == 400
+    async with connect(server.ws("iep/named") + "?name=هدى") as fine:
+        assert fine.synced.is_set()
+
+
 async def test_good_names_with_allowed_punctuation_connect(server: InProcessServer) -> None:
     async with connect(server.ws("centre:a/student_1/iep-2026.v2")) as client:
         assert client.synced.is_set()
