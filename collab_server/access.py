@@ -285,7 +285,7 @@ class AccessAuthenticator:
         if self.verifier is None:
             return Caller(anonymous_identity(credentials.display_name).user_id or "dev", True)
         token = await self.verifier.verify(credentials.token)
-        return Caller(token.user_id, token.is_admin, token.expires_at)
+        return Caller(token.user_id, token.is_admin, token.expires_at, token.app_role)
 
     async def _display_name(self, token: VerifiedToken) -> str:
         known = await self.names.display_name(token.user_id) if self.names else None

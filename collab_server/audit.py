@@ -26,6 +26,7 @@ log = structlog.get_logger("collab.audit")
 
 
 class AuditAction(StrEnum):
+    DOCUMENT_CREATED = "document_created"
     DOCUMENT_OPENED = "document_opened"
     VERSION_NAMED = "version_named"
     VERSION_VIEWED = "version_viewed"

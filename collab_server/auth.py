@@ -58,6 +58,7 @@ class VerifiedToken:
     full_name: str | None
     is_admin: bool
     expires_at: float
+    app_role: str | None = None  # `app_metadata.role`: set by the project's server side only
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +283,7 @@ def _verified(claims: dict[str, Any]) -> VerifiedToken:
         isinstance(app_metadata, dict) and app_metadata.get("role") == "admin"
     )
     full_name = user_metadata.get("full_name") if isinstance(user_metadata, dict) else None
+    app_role = app_metadata.get("role") if isinstance(app_metadata, dict) else None
     email = claims.get("email")
     return VerifiedToken(
         user_id=sub,
@@ -294,6 +296,7 @@ def _verified(claims: dict[str, Any]) -> VerifiedToken:
         else None,
         is_admin=is_admin,
         expires_at=float(claims["exp"]),
+        app_role=app_role if isinstance(app_role, str) else None,
     )
 
 

@@ -94,6 +94,7 @@ class Caller:
     user_id: str
     is_admin: bool = False
     expires_at: float | None = None  # token expiry, epoch seconds (live sockets close then)
+    app_role: str | None = None  # `app_metadata.role` (e.g. "staff"), from the token
 
 
 class CallerAuthenticator(Protocol):

@@ -133,6 +133,11 @@ class Settings(EnvironmentSettings):
     # Read whole frames behind uvicorn's and websockets' parser (collab_server/wire.py). It
     # leans on their internals, so it can be turned off; CI runs the suite both ways.
     fast_receive: bool = True
+    # Who may create IEPs besides admins: tokens whose `app_metadata.role` is one of these
+    # (comma-separated). In development mode anyone may.
+    creator_roles: str = "staff"
+    # New IEPs are named `<prefix>/iep-<random>`: never from the student's name.
+    document_prefix: str = Field("centre", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     # Time for a client to send a whole HTTP request (a half-sent one is closed after it).
     request_timeout_seconds: float = Field(10.0, gt=0, le=300)
     # When set, `/metrics` answers only `Authorization: Bearer <this>` (401 otherwise).

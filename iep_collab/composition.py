@@ -12,7 +12,7 @@ from pycrdt import Doc
 from starlette.applications import Starlette
 
 from collab_server.access import AccessAuthenticator, CachedMembers, MembershipEnforcer
-from collab_server.api import api_routes
+from collab_server.api import CreationPolicy, api_routes
 from collab_server.app import Service, create_app
 from collab_server.audit import AuditRecorder
 from collab_server.body_limit import BodyLimits
@@ -175,7 +175,17 @@ def build_app(
         authenticator=authenticator,
         extra_routes=[
             *web_routes(WebConfig.from_settings(settings)),
-            *api_routes(authenticator, access, enforcer, audit),
+            *api_routes(
+                authenticator,
+                access,
+                enforcer,
+                audit,
+                CreationPolicy.from_roles(
+                    settings.creator_roles,
+                    settings.document_prefix,
+                    development=authenticator.development_mode,
+                ),
+            ),
             *people_routes(authenticator, people),
             *service.routes(),
             *records_api.routes(),

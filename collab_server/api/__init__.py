@@ -6,6 +6,7 @@ from starlette.routing import BaseRoute
 
 from collab_server.access import AccessAuthenticator, AccessStore, MembershipEnforcer
 from collab_server.api import audit_trail, documents, members
+from collab_server.api.documents import CreationPolicy
 from collab_server.audit import AuditRecorder
 
 
@@ -14,12 +15,16 @@ def api_routes(
     access: AccessStore,
     enforcer: MembershipEnforcer | None,
     audit: AuditRecorder | None = None,
+    creation: CreationPolicy | None = None,
 ) -> list[BaseRoute]:
+    creation = creation or CreationPolicy(
+        frozenset(), "centre", development=authenticator.development_mode
+    )
     return [
-        *documents.routes(authenticator, access),
+        *documents.routes(authenticator, access, creation, audit),
         *members.routes(authenticator, access, enforcer, audit),
         *(audit_trail.routes(authenticator, access, audit) if audit is not None else []),
     ]
 
 
-__all__ = ["api_routes"]
+__all__ = ["CreationPolicy", "api_routes"]

@@ -1,16 +1,49 @@
-"""`GET /api/documents`: the documents the caller may open, with their role."""
+"""`GET /api/documents`: the documents the caller may open, with their role.
+`POST /api/documents`: a new IEP, named by the server and owned by its creator.
+
+A new IEP's name never comes from the student's name: a name built from the letters of an
+Arabic name kept none of them, so every Arabic-named child's IEP opened the same record.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import secrets
+from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from collab_server.access import AccessAuthenticator, AccessStore
-from collab_server.api.http import json_errors
+from collab_server.access import AccessAuthenticator, AccessStore, NotAMember
+from collab_server.api.http import ApiError, json_body, json_errors
+from collab_server.audit import AuditAction, AuditEvent, AuditRecorder
 from collab_server.credentials import request_credentials
+from collab_server.identity import Caller
+from collab_server.plain_text import has_control_characters
+
+_MAX_TEXT = 200
+_NAME_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class CreationPolicy:
+    """Who may create IEPs (admins always; tokens with one of `creator_roles` as their
+    `app_metadata.role`; anyone in development mode) and how they are named."""
+
+    creator_roles: frozenset[str]
+    prefix: str
+    development: bool = False
+
+    @classmethod
+    def from_roles(cls, roles: str, prefix: str, *, development: bool) -> CreationPolicy:
+        return cls(frozenset(r.strip() for r in roles.split(",") if r.strip()), prefix, development)
+
+    def may_create(self, caller: Caller) -> bool:
+        return self.development or caller.is_admin or caller.app_role in self.creator_roles
+
+    def new_name(self) -> str:
+        return f"{self.prefix}/iep-{secrets.token_hex(6)}"
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -19,7 +52,23 @@ def _iso(epoch: float | None) -> str | None:
     return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-def routes(authenticator: AccessAuthenticator, access: AccessStore) -> list[Route]:
+def _text_field(body: dict[str, object], field: str, problems: dict[str, str]) -> str:
+    value = body.get(field, "")
+    if not isinstance(value, str) or len(value.strip()) > _MAX_TEXT:
+        problems[field] = f"must be a string of at most {_MAX_TEXT} characters"
+        return ""
+    if has_control_characters(value):
+        problems[field] = "may not contain control characters"
+        return ""
+    return value.strip()
+
+
+def routes(
+    authenticator: AccessAuthenticator,
+    access: AccessStore,
+    creation: CreationPolicy,
+    audit: AuditRecorder | None = None,
+) -> list[Route]:
     @json_errors
     async def list_documents(request: Request) -> Response:
         caller = await authenticator.caller(request_credentials(request))
@@ -29,8 +78,44 @@ def routes(authenticator: AccessAuthenticator, access: AccessStore) -> list[Rout
                 "documents": [
                     {"name": d.name, "role": d.role.value, "updated_at": _iso(d.updated_at)}
                     for d in found
-                ]
+                ],
+                "may_create": creation.may_create(caller),
             }
         )
 
-    return [Route("/api/documents", list_documents, methods=["GET"])]
+    @json_errors
+    async def create_document(request: Request) -> Response:
+        caller = await authenticator.caller(request_credentials(request))
+        if not creation.may_create(caller):
+            raise NotAMember("only staff and admins may create IEPs")
+        body = await json_body(request)
+        if not isinstance(body, dict):
+            raise ApiError(422, "invalid IEP", {"body": "must be a JSON object"})
+        problems = {unknown: "unknown field" for unknown in set(body) - {"student_name", "title"}}
+        student_name = _text_field(body, "student_name", problems)
+        title = _text_field(body, "title", problems)
+        if not student_name and "student_name" not in problems:
+            problems["student_name"] = "required"
+        if problems:
+            raise ApiError(422, "invalid IEP", problems)
+        for _ in range(_NAME_ATTEMPTS):
+            name = creation.new_name()
+            # Claimed only if nobody is a member yet: creating never opens an existing IEP.
+            if await access.claim_document(name, caller.user_id):
+                break
+        else:
+            raise ApiError(503, "could not name a new IEP; try again")
+        if audit is not None:
+            address = request.client.host if request.client else None
+            await audit.record_now(
+                AuditEvent(name, AuditAction.DOCUMENT_CREATED, caller.user_id, None, address)
+            )
+        return JSONResponse(
+            {"name": name, "student_name": student_name, "title": title, "role": "owner"},
+            status_code=201,
+        )
+
+    return [
+        Route("/api/documents", list_documents, methods=["GET"]),
+        Route("/api/documents", create_document, methods=["POST"]),
+    ]
