@@ -151,5 +151,5 @@ async def test_the_document_list_shows_what_each_caller_may_open(
     everything = await http.get("/api/documents", headers=admin)
     assert [d["name"] for d in everything.json()["documents"]] == ["iep/a", "iep/b", "iep/c"]
     stranger = await http.get("/api/documents", headers=as_user(supabase, "x"))
-    assert stranger.json() == {"documents": []}
+    assert stranger.json() == {"documents": [], "may_create": False}
     assert (await http.get("/api/documents")).status_code == 401
