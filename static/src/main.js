@@ -67,16 +67,27 @@ function docHref (name) {
 async function fetchDocuments (session) {
   try {
     const response = await fetch('/api/documents', { headers: { accept: 'application/json', ...session.authHeaders() } })
-    if (!response.ok) return null
+    if (!response.ok) return { documents: null, mayCreate: false }
     const body = await response.json()
-    return Array.isArray(body.documents) ? body.documents : null
+    return { documents: Array.isArray(body.documents) ? body.documents : null, mayCreate: body.may_create === true }
   } catch {
-    return null
+    return { documents: null, mayCreate: false }
   }
 }
 
+/** The server names the new IEP: never from the student's name, never an existing record. */
+async function createIep (session, studentName) {
+  const response = await fetch('/api/documents', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json', ...session.authHeaders() },
+    body: JSON.stringify({ student_name: studentName, title: '' }),
+  })
+  if (!response.ok) throw new Error(t('createFailed'))
+  return await response.json()
+}
+
 async function listPage (app, config, session) {
-  const documents = await fetchDocuments(session)
+  const { documents, mayCreate } = await fetchDocuments(session)
   const listCard = document.createElement('section')
   listCard.className = 'card'
   listCard.append(label('h1', 'documents'))
@@ -111,14 +122,20 @@ async function listPage (app, config, session) {
     location.href = docHref(value)
   })
   const children = [listCard, openCard]
-  const mayCreate = config.mode === 'development' || documents === null ||
-    documents.some((entry) => entry.role === 'owner' || entry.role === 'editor')
   if (mayCreate) {
-    const year = new Date().getFullYear()
-    children.push(nameForm('newIep', 'studentSlug', 'create', (value) => {
-      const slug = value.toLowerCase().replace(/[^a-z0-9_-]+/g, '-').replace(/^-+|-+$/g, '') || 'student'
-      location.href = `${docHref(`centre/${slug}/iep-${year}`)}?title=${encodeURIComponent(value)}`
-    }))
+    const createCard = nameForm('newIep', 'studentName', 'create', async (value) => {
+      try {
+        const created = await createIep(session, value)
+        location.href = `${docHref(created.name)}?student=${encodeURIComponent(created.student_name)}`
+      } catch (error) {
+        const problem = document.createElement('p')
+        problem.className = 'banner refused-banner'
+        problem.setAttribute('role', 'alert')
+        problem.textContent = error.message
+        createCard.append(problem)
+      }
+    })
+    children.push(createCard)
   }
   app.replaceChildren(...children)
 }
@@ -198,11 +215,12 @@ async function documentPage (app, name, session) {
   app.replaceChildren(page)
 
   const showTitle = () => {
-    const title = section(doc, 'meta')?.get('title')
-    const hasTitle = typeof title === 'string' && title.trim() !== ''
-    headingText.textContent = hasTitle ? title : name
-    docName.hidden = !hasTitle
-    document.title = headingText.textContent
+    const filled = (value) => (typeof value === 'string' && value.trim() !== '' ? value : null)
+    const student = filled(section(doc, 'student')?.get('name'))
+    const heading = filled(section(doc, 'meta')?.get('title')) || student
+    headingText.textContent = heading || name
+    docName.hidden = !heading
+    document.title = student || headingText.textContent
   }
 
   const readOnlyBanner = label('p', 'readOnly', 'banner read-only-banner')
@@ -249,7 +267,11 @@ async function documentPage (app, name, session) {
   const params = new URLSearchParams(location.search)
   const createMissing = () => {
     if (!readOnly && missingSections(doc).length > 0) {
-      ensureSections(doc, { title: params.get('title') || '', language: language() })
+      ensureSections(doc, {
+        title: params.get('title') || '',
+        studentName: params.get('student') || '',
+        language: language(),
+      })
     }
   }
   connection.provider.on('sync', (synced) => {

@@ -25,7 +25,7 @@ export function section (doc, key) {
 }
 
 /** Create whatever sections are missing, in one transaction (first opener of an empty IEP). */
-export function ensureSections (doc, { title, language }) {
+export function ensureSections (doc, { title, studentName = '', language }) {
   const iep = root(doc)
   doc.transact(() => {
     if (!section(doc, 'meta')) {
@@ -35,7 +35,11 @@ export function ensureSections (doc, { title, language }) {
       meta.set('language', language)
       meta.set('schemaVersion', SCHEMA_VERSION)
     }
-    if (!section(doc, 'student')) iep.set('student', new Y.Map())
+    if (!section(doc, 'student')) {
+      const student = new Y.Map()
+      iep.set('student', student)
+      if (studentName) student.set('name', studentName)
+    }
     for (const key of Object.keys(LIST_SECTIONS)) {
       if (!section(doc, key)) iep.set(key, new Y.Array())
     }

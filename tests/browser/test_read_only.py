@@ -54,10 +54,17 @@ def server(
 
 
 def signed_in(
-    new_context: ContextFactory, supabase: FakeSupabase, user_id: str, full_name: str
+    new_context: ContextFactory,
+    supabase: FakeSupabase,
+    user_id: str,
+    full_name: str,
+    app_role: str | None = None,
 ) -> BrowserContext:
     """A browser profile holding a supabase-js session, as after signing in."""
-    token = supabase.token(user_id, user_metadata={"full_name": full_name})
+    app_metadata = {"role": app_role} if app_role else {}
+    token = supabase.token(
+        user_id, user_metadata={"full_name": full_name}, app_metadata=app_metadata
+    )
     now = int(time.time())
     user: dict[str, Any] = {
         "id": user_id,
@@ -65,7 +72,7 @@ def signed_in(
         "role": "authenticated",
         "email": f"{user_id}@example.org",
         "user_metadata": {"full_name": full_name},
-        "app_metadata": {},
+        "app_metadata": app_metadata,
         "created_at": "2026-01-01T00:00:00Z",
     }
     session = {
@@ -135,7 +142,9 @@ def test_sign_in_form_when_no_session(server: ThreadedServer, new_context: Conte
 def test_document_list_shows_each_person_their_role(
     server: ThreadedServer, supabase: FakeSupabase, new_context: ContextFactory, shot: Shot
 ) -> None:
-    therapist = signed_in(new_context, supabase, "therapist-1", "Layla ليلى").new_page()
+    therapist = signed_in(
+        new_context, supabase, "therapist-1", "Layla ليلى", app_role="staff"
+    ).new_page()
     therapist.goto(server.http)
     entry = therapist.locator(".documents li", has_text=DOC)
     expect(entry.locator(".role")).to_have_text("editor")
