@@ -28,7 +28,7 @@ from collab_server.join_budget import JoinBudget
 from collab_server.limits import RateLimits
 from collab_server.metrics import Metrics
 from collab_server.protocol import CloseCode
-from collab_server.registry import Registry, RegistryLimits
+from collab_server.registry import DocumentUpgrade, Registry, RegistryLimits
 from collab_server.replication import ClusterStore
 from collab_server.settings import Settings
 from collab_server.store import DocumentStore
@@ -80,6 +80,7 @@ def create_app(
     bus: Bus | None = None,
     cluster_store: ClusterStore | None = None,
     body_limits: BodyLimits | None = None,
+    upgrade: DocumentUpgrade | None = None,
 ) -> Starlette:
     metrics = Metrics()
     hooks = Hooks(extensions)
@@ -101,6 +102,7 @@ def create_app(
         bus=bus,
         cluster_store=cluster_store,
         join_budget=join_budget,
+        upgrade=upgrade,
     )
     server = CollabServer(
         settings, store, hooks, registry, metrics, authenticator or AnonymousAuthenticator()

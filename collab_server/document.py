@@ -171,6 +171,28 @@ class LiveDocument:
         self._full_step2 = None
         self.on_update(self, update, origin)
 
+    def change(self, edit: Callable[[Doc[Any]], bool], origin: Origin) -> bool:
+        """The server edits the document itself: `edit` runs in one transaction and returns
+        whether it changed anything; the change is then stored and relayed like a client's.
+
+        Only the process that owns the document may call it (see `Registry`).
+        """
+        before = self.doc.get_state()
+        deletions = self._delete_set()
+        changed = False
+        try:
+            with self.doc.transaction(origin=origin):
+                changed = edit(self.doc)
+        except Exception:
+            # Whatever it did before failing is in memory: store it too, never serve unstored.
+            changed = self.doc.get_state() != before or self._delete_set() != deletions
+            raise
+        finally:
+            if changed:
+                self._full_step2 = None
+                self.on_update(self, self.doc.get_update(before), origin)
+        return changed
+
     def _delete_set(self) -> bytes:
         # An update from the current state holds no structs: only the delete set.
         return self.doc.get_update(self.doc.get_state())

@@ -26,9 +26,10 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
-from pycrdt import create_update_message
+from pycrdt import Doc, create_update_message
 
 from collab_server.cluster import Bus, DocumentOwnership, SingleNode
 from collab_server.connection import Connection
@@ -42,7 +43,13 @@ from collab_server.hooks import (
     StorePayload,
     UnloadPayload,
 )
-from collab_server.identity import ConnectionOrigin, Origin, PeerNodeOrigin, server_user_id
+from collab_server.identity import (
+    ConnectionOrigin,
+    Origin,
+    PeerNodeOrigin,
+    ServerOrigin,
+    server_user_id,
+)
 from collab_server.join_budget import JoinBudget
 from collab_server.metrics import Metrics
 from collab_server.protocol import CloseCode
@@ -68,6 +75,12 @@ class RegistryLimits:
     hook_queue_max: int = 10_000
 
 
+# Brings a loaded document up to the current schema (in one transaction); returns whether it
+# changed anything. The application's, not the core's: the core knows no schema.
+DocumentUpgrade = Callable[[Doc[Any]], bool]
+UPGRADE_ORIGIN = ServerOrigin("upgrade")
+
+
 @dataclass(slots=True)
 class _Pending:
     live: LiveDocument
@@ -87,8 +100,10 @@ class Registry:
         bus: Bus | None = None,
         cluster_store: ClusterStore | None = None,
         join_budget: JoinBudget | None = None,
+        upgrade: DocumentUpgrade | None = None,
     ) -> None:
         self.store = store
+        self.upgrade = upgrade
         self.join_budget = join_budget
         self.ownership: DocumentOwnership = ownership or SingleNode()
         # Cluster mode: replicas and owners over a bus; None for one process (no cost then).
@@ -222,6 +237,13 @@ class Registry:
         self._live[name] = live
         self.metrics.documents_loaded.set(len(self._live))
         log.info("document_loaded", document=name, seq=live.last_seq, tail=len(stored.tail))
+        # Only the owner writes: a replica sees the owner's upgrade through the log.
+        if setup is None and self.upgrade is not None:
+            try:
+                if live.change(self.upgrade, UPGRADE_ORIGIN):
+                    log.info("document_upgraded", document=name, seq=live.last_seq)
+            except Exception:
+                log.exception("document_upgrade_failed", document=name)
         self.maybe_compact(live)
         return live
 

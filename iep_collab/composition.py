@@ -31,6 +31,7 @@ from collab_server.replication import ClusterStore
 from collab_server.settings import Settings
 from collab_server.store import DocumentStore
 from collab_server.web import WebConfig, web_routes
+from integrations import iep_schema
 from integrations.access import AccessDirectory
 from integrations.acknowledgement import AcknowledgementService, AckPolicy
 from integrations.contracts import Clock, SystemClock
@@ -184,6 +185,7 @@ def build_app(
                     settings.creator_roles,
                     settings.document_prefix,
                     development=authenticator.development_mode,
+                    first_content=iep_schema.seed,
                 ),
             ),
             *people_routes(authenticator, people),
@@ -197,6 +199,7 @@ def build_app(
         ownership=ownership_for(store),
         bus=cluster.bus if cluster is not None else None,
         cluster_store=cluster.store if cluster is not None else None,
+        upgrade=iep_schema.upgrade,
     )
     app_ref.append(app)
     app.state.notifications, app.state.sessions, app.state.events = service, sessions, live

@@ -28,6 +28,7 @@ from integrations.iep_content import (
     item_titles,
     plain,
     probe_roots,
+    section_of_root,
     sections,
     typed_roots,
 )
@@ -139,7 +140,7 @@ class Replay:
     def _make_observer(self, root_name: str) -> Callable[[Sequence[Any]], None]:
         def observe(events: Sequence[Any]) -> None:
             if root_name != V1_ROOT:
-                self._touched.add(root_name)
+                self._touched.add(section_of_root(root_name))
                 return
             for event in events:
                 path = list(event.path)

@@ -1,10 +1,12 @@
 """The IEP schema (docs/iep-schema.md) as readers, and the change summariser.
 
 Reading is tolerant: a section of the wrong type is absent, an item without a string `id` is
-skipped, unknown keys are ignored. The summariser watches the root `iep` map with
-`observe_deep` and turns each transaction into a `ChangeSet`: per section, items added, edited
-and removed (by title), text characters inserted and deleted, scalar fields edited, and who.
-Deleted Y items read back empty, so each watch keeps an index id -> title per item section.
+skipped, unknown keys are ignored. Both layouts are read: schema 2's root-level types (the
+current one) and, until a document is migrated, schema 1's root map `iep`. The summariser
+watches them with `observe_deep` and turns each transaction into a `ChangeSet`: per section,
+items added, edited and removed (by title), text characters inserted and deleted, scalar
+fields edited, and who. Deleted Y items read back empty, so each watch keeps an index
+id -> title per item section.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import structlog
 from pycrdt import Array, Doc, Map, Subscription, Text
 
 from collab_server.identity import ConnectionOrigin
+from integrations.iep_content import SCHEMA_VERSION
+from integrations.iep_schema import STUDENT_TEXT_FIELDS, field_root
 
 log = structlog.get_logger("collab.integrations.iep")
 
@@ -49,9 +53,75 @@ SECTION_ORDER = (
 # -- schema reading ---------------------------------------------------------------------------
 
 
-def root(doc: Doc[Any]) -> Map[Any]:
-    iep: Map[Any] = doc.get(ROOT, type=Map)
-    return iep
+class Layout:
+    """Where each section lives: schema 2's root-level types, or schema 1's root map `iep`."""
+
+    def __init__(self, doc: Doc[Any]) -> None:
+        self.doc = doc
+        self.legacy: Map[Any] | None = _root(doc, ROOT, Map)
+        self.meta: Map[Any] | None = _root(doc, Section.META, Map)
+
+    @property
+    def current(self) -> bool:
+        """Schema 2: migrated, or never written in schema 1."""
+        if self.meta is not None and declared_version(self.meta) >= SCHEMA_VERSION:
+            return True
+        return self.legacy is None or not len(self.legacy)
+
+    def section(self, section: Section) -> Any:
+        if not self.current:
+            return _child(self.legacy, section) if self.legacy is not None else None
+        kind = {Section.META: Map, Section.STUDENT: Map, Section.NOTES: Text}.get(section, Array)
+        return _root(self.doc, section, kind)
+
+    def title(self) -> str:
+        return self._field(Section.META, "title")
+
+    def student_name(self) -> str:
+        return self._field(Section.STUDENT, "name")
+
+    def _field(self, section: Section, name: str) -> str:
+        """A top-level free-text field: its own root (schema 2) or a key of its section."""
+        if self.current:
+            text = _root(self.doc, field_root(section, name), Text)
+            return str(text) if text is not None else ""
+        values = self.section(section)
+        if isinstance(values, Map):
+            value = _child(values, name)
+            if isinstance(value, str | Text):
+                return str(value)
+        return ""
+
+    def watched_roots(self) -> list[tuple[list[str], Any]]:
+        """(path prefix, shared type) of every root the summariser observes."""
+        roots: list[tuple[list[str], Any]] = []
+        if self.legacy is not None:
+            roots.append(([], self.legacy))
+        for section in Section:
+            kind = {Section.META: Map, Section.STUDENT: Map, Section.NOTES: Text}.get(
+                section, Array
+            )
+            found = _root(self.doc, section, kind)
+            if found is not None:
+                roots.append(([section.value], found))
+        for section, names in ((Section.STUDENT, STUDENT_TEXT_FIELDS), (Section.META, ("title",))):
+            for name in names:
+                text = _root(self.doc, field_root(section, name), Text)
+                if text is not None:
+                    roots.append(([section.value, name], text))
+        return roots
+
+
+def _root(doc: Doc[Any], name: str, kind: type) -> Any:
+    try:
+        return doc.get(name, type=kind)
+    except Exception:  # a root of another type under that name reads as absent
+        return None
+
+
+def declared_version(meta: Map[Any]) -> int:
+    version = meta.get("schemaVersion")
+    return int(version) if isinstance(version, int | float) else 1
 
 
 def _child(iep: Map[Any], key: str) -> Any:
@@ -72,9 +142,9 @@ def item_ref(item: object) -> ItemRef | None:
     return ItemRef(item_id, str(title) if isinstance(title, str | Text) else "")
 
 
-def read_items(iep: Map[Any], section: Section) -> dict[str, str]:
+def read_items(layout: Layout, section: Section) -> dict[str, str]:
     """id -> title of a section's items, in array order; wrong types read as absent."""
-    array = _child(iep, section)
+    array = layout.section(section)
     if not isinstance(array, Array):
         return {}
     items: dict[str, str] = {}
@@ -83,15 +153,6 @@ def read_items(iep: Map[Any], section: Section) -> dict[str, str]:
         if ref is not None:
             items[ref.id] = ref.title
     return items
-
-
-def read_title(iep: Map[Any]) -> str:
-    meta = _child(iep, Section.META)
-    if isinstance(meta, Map):
-        title = meta.get("title")
-        if isinstance(title, str | Text):
-            return str(title)
-    return ""
 
 
 # -- changes ----------------------------------------------------------------------------------
@@ -167,48 +228,70 @@ class DocumentWatch:
     def __init__(self, document: str, doc: Doc[Any]) -> None:
         self.document = document
         self.doc = doc
-        self.iep = root(doc)
-        self.index: dict[Section, dict[str, str]] = {
-            section: read_items(self.iep, section) for section in ITEM_SECTIONS
-        }
-        self.title = read_title(self.iep)
-        self._last: ChangeSet | None = None
-        self._deep: Subscription | None = self.iep.observe_deep(self._on_events)
+        self.layout = Layout(doc)
+        self.current = self.layout.current
+        self.index = self._read_index()
+        self.title = self.layout.title()
+        # Events of the transaction in progress, root by root: (path prefix, events).
+        self._events: list[tuple[list[str], Sequence[Any]]] = []
+        self._origin: object = None
+        self._subscriptions: list[tuple[Any, Subscription]] = [
+            (shared, shared.observe_deep(self._observer(prefix)))
+            for prefix, shared in self.layout.watched_roots()
+        ]
+
+    def _read_index(self) -> dict[Section, dict[str, str]]:
+        return {section: read_items(self.layout, section) for section in ITEM_SECTIONS}
 
     def close(self) -> None:
-        if self._deep is not None:
-            self.iep.unobserve(self._deep)
-            self._deep = None
+        for shared, subscription in self._subscriptions:
+            shared.unobserve(subscription)
+        self._subscriptions = []
 
-    def _on_events(self, events: Sequence[Any]) -> None:
-        # Called inside the transaction's commit: a reading error must not stop the replay.
-        try:
-            self._last = self._summarise(events)
-        except Exception:
-            log.exception("change_summary_failed", document=self.document)
+    def _observer(self, prefix: list[str]) -> Any:
+        def collect(events: Sequence[Any]) -> None:
+            if events:
+                self._origin = events[0].transaction.origin
+                self._events.append((prefix, events))
+
+        return collect
 
     def take_last(self) -> ChangeSet | None:
         """The ChangeSet of the latest transaction, if it had one (once)."""
-        change, self._last = self._last, None
-        return change
+        events, self._events = self._events, []
+        origin, self._origin = self._origin, None
+        if not events:
+            return None
+        # Reading must not stop the replay: a summary that fails is logged and skipped.
+        try:
+            return self._summarise(events, origin)
+        except Exception:
+            log.exception("change_summary_failed", document=self.document)
+            return None
 
-    def _summarise(self, events: Sequence[Any]) -> ChangeSet | None:
-        origin = events[0].transaction.origin if events else None
+    def _summarise(
+        self, batches: list[tuple[list[str], Sequence[Any]]], origin: object
+    ) -> ChangeSet | None:
+        # The layout changes once: a schema-1 writer on an empty document, or the migration
+        # (which copies items with their ids, so the index stays right).
+        self.current = self.layout.current
         editor = editor_of(origin)
         draft = _Draft()
-        for event in events:
-            self._collect(event, draft)
+        for prefix, events in batches:
+            if bool(prefix) != self.current:
+                continue  # the layout nobody reads any more (or not yet)
+            for event in events:
+                self._collect(prefix + list(event.path), event, draft)
         sections = self._finish(draft)
         if Section.META in draft.fields:
-            self.title = read_title(self.iep)
+            self.title = self.layout.title()
         if editor is None or not sections:
             # Still keep the index current: a later removal must find its title.
             return None
         return ChangeSet(self.document, editor, self.title, sections)
 
-    def _collect(self, event: Any, draft: _Draft) -> None:
-        path = list(event.path)
-        if not path:  # a section created or replaced as a whole
+    def _collect(self, path: list[Any], event: Any, draft: _Draft) -> None:
+        if not path:  # a section created or replaced as a whole (schema 1)
             for key in event.keys:
                 self._whole_section(key, draft)
             return
@@ -245,16 +328,16 @@ class DocumentWatch:
         if section in ITEM_SECTIONS:
             draft.touched_arrays.add(section)
         elif section in TEXT_SECTIONS:
-            text = _child(self.iep, section)
+            text = self.layout.section(section)
             if isinstance(text, Text) and len(text):
                 draft.inserted[section] = draft.inserted.get(section, 0) + len(text)
         elif section in FIELD_SECTIONS:
-            value = _child(self.iep, section)
+            value = self.layout.section(section)
             if isinstance(value, Map) and len(value):
                 draft.fields.setdefault(section, set()).update(str(k) for k in value.keys())  # noqa: SIM118
 
     def _item_at(self, section: Section, position: object) -> Any:
-        array = _child(self.iep, section)
+        array = self.layout.section(section)
         if not isinstance(array, Array) or not isinstance(position, int):
             return None
         return array[position] if 0 <= position < len(array) else None
@@ -298,7 +381,7 @@ class DocumentWatch:
             edited = tuple(ItemRef(i, t) for i, t in edited_titles.items())
             return SectionChange(section, edited=edited)
         before = self.index[section]
-        after = read_items(self.iep, section)
+        after = read_items(self.layout, section)
         self.index[section] = after
         added = [ItemRef(i, t) for i, t in after.items() if i not in before]
         removed = [ItemRef(i, t) for i, t in before.items() if i not in after]

@@ -21,6 +21,7 @@ from typing import Any
 from pycrdt import Array, Doc, Map, Text
 
 V1_ROOT = "iep"
+SCHEMA_VERSION = 2  # docs/iep-schema.md
 ITEM_SECTIONS = ("goals", "accommodations", "services")
 SECTION_ORDER = ("meta", "student", "goals", "accommodations", "services", "notes")
 HIDDEN_FIELDS = frozenset({"meta/schemaVersion"})
@@ -93,16 +94,42 @@ def plain(value: Any) -> Any:
 
 
 def sections(roots: Mapping[str, Any]) -> dict[str, Any]:
-    """Section name -> shared type: the schema-1 root map's entries and root-level types."""
+    """Section name -> its value: a shared type, or for a section whose fields are roots of
+    their own (schema 2: `student/name`), a dict of the section map's entries and those roots.
+
+    The schema-1 root map `iep` is read only while the document has not been migrated.
+    """
     found: dict[str, Any] = {}
+    field_roots: dict[str, dict[str, Any]] = {}
     for name, root in roots.items():
-        if name != V1_ROOT:
+        if name == V1_ROOT:
+            continue
+        section, slash, field_name = name.partition("/")
+        if slash:
+            field_roots.setdefault(section, {})[field_name] = root
+        else:
             found[name] = root
+    for section, fields in field_roots.items():
+        entries = found.get(section)
+        merged = dict(entries.items()) if isinstance(entries, Map) else {}
+        found[section] = {**merged, **fields}
     legacy = roots.get(V1_ROOT)
-    if isinstance(legacy, Map):
+    if isinstance(legacy, Map) and schema_version(roots) < SCHEMA_VERSION:
         for key, value in legacy.items():
             found[str(key)] = value
     return found
+
+
+def schema_version(roots: Mapping[str, Any]) -> int:
+    """The version the root `meta` map declares; 1 for a document that declares none."""
+    meta = roots.get("meta")
+    version = meta.get("schemaVersion") if isinstance(meta, Map) else None
+    return int(version) if isinstance(version, int | float) else 1
+
+
+def section_of_root(name: str) -> str:
+    """The section a root belongs to: `student/name` is part of `student`."""
+    return name.partition("/")[0]
 
 
 def content(doc: Doc[Any], kinds: Mapping[str, RootKind] | None = None) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from starlette.routing import BaseRoute
 
 from collab_server.access import AccessAuthenticator, AccessStore, MembershipEnforcer
 from collab_server.api import audit_trail, documents, members
-from collab_server.api.documents import CreationPolicy
+from collab_server.api.documents import CreationPolicy, NewIep
 from collab_server.audit import AuditRecorder
 
 
@@ -27,4 +27,4 @@ def api_routes(
     ]
 
 
-__all__ = ["CreationPolicy", "api_routes"]
+__all__ = ["CreationPolicy", "NewIep", "api_routes"]

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from pycrdt import Doc
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -19,11 +22,24 @@ from collab_server.access import AccessAuthenticator, AccessStore, NotAMember
 from collab_server.api.http import ApiError, json_body, json_errors
 from collab_server.audit import AuditAction, AuditEvent, AuditRecorder
 from collab_server.credentials import request_credentials
-from collab_server.identity import Caller
+from collab_server.identity import Caller, ServerOrigin
 from collab_server.plain_text import has_control_characters
 
 _MAX_TEXT = 200
 _NAME_ATTEMPTS = 5
+_LANGUAGES = ("ar", "en")
+CREATED_ORIGIN = ServerOrigin("created")
+
+
+@dataclass(frozen=True, slots=True)
+class NewIep:
+    student_name: str
+    title: str = ""
+    language: str | None = None
+
+
+# Writes a new document's first content (in one transaction); the application's schema.
+FirstContent = Callable[[Doc[Any], NewIep], bool]
 
 
 @dataclass(frozen=True)
@@ -34,10 +50,19 @@ class CreationPolicy:
     creator_roles: frozenset[str]
     prefix: str
     development: bool = False
+    first_content: FirstContent | None = None
 
     @classmethod
-    def from_roles(cls, roles: str, prefix: str, *, development: bool) -> CreationPolicy:
-        return cls(frozenset(r.strip() for r in roles.split(",") if r.strip()), prefix, development)
+    def from_roles(
+        cls,
+        roles: str,
+        prefix: str,
+        *,
+        development: bool,
+        first_content: FirstContent | None = None,
+    ) -> CreationPolicy:
+        chosen = frozenset(r.strip() for r in roles.split(",") if r.strip())
+        return cls(chosen, prefix, development, first_content)
 
     def may_create(self, caller: Caller) -> bool:
         return self.development or caller.is_admin or caller.app_role in self.creator_roles
@@ -91,9 +116,13 @@ def routes(
         body = await json_body(request)
         if not isinstance(body, dict):
             raise ApiError(422, "invalid IEP", {"body": "must be a JSON object"})
-        problems = {unknown: "unknown field" for unknown in set(body) - {"student_name", "title"}}
+        known = {"student_name", "title", "language"}
+        problems = {unknown: "unknown field" for unknown in set(body) - known}
         student_name = _text_field(body, "student_name", problems)
         title = _text_field(body, "title", problems)
+        language = body.get("language")
+        if language is not None and language not in _LANGUAGES:
+            problems["language"] = "must be one of: " + ", ".join(_LANGUAGES)
         if not student_name and "student_name" not in problems:
             problems["student_name"] = "required"
         if problems:
@@ -105,6 +134,12 @@ def routes(
                 break
         else:
             raise ApiError(503, "could not name a new IEP; try again")
+        write = creation.first_content
+        if write is not None:
+            # Written by the server, once: no two first openers race to create it.
+            new = NewIep(student_name, title, language if isinstance(language, str) else None)
+            async with request.app.state.collab.registry.using(name) as live:
+                live.change(lambda doc: write(doc, new), CREATED_ORIGIN)
         if audit is not None:
             address = request.client.host if request.client else None
             await audit.record_now(

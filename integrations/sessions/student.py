@@ -11,9 +11,9 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from pycrdt import Array, Doc, Map, Text
+from pycrdt import Array, Doc, Text
 
-from integrations.iep import Section, item_ref, root
+from integrations.iep import Layout, Section, item_ref
 
 _NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
 
@@ -46,12 +46,11 @@ def _text(value: Any) -> str:
 
 
 def student_profile(doc: Doc[Any]) -> StudentProfile:
-    """The student's name and goals from an IEP document (schema v1, docs/iep-schema.md)."""
-    iep = root(doc)
-    student = iep.get(Section.STUDENT) if Section.STUDENT in iep else None
-    name = _text(student.get("name")) if isinstance(student, Map) else ""
+    """The student's name and goals from an IEP document (either schema, docs/iep-schema.md)."""
+    layout = Layout(doc)
+    name = layout.student_name()
     goals: dict[str, Goal] = {}
-    array = iep.get(Section.GOALS) if Section.GOALS in iep else None
+    array = layout.section(Section.GOALS)
     if isinstance(array, Array):
         for item in array:
             ref = item_ref(item)

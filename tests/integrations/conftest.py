@@ -23,6 +23,7 @@ from collab_server.store import DocumentStore
 from integrations.contracts import Channel, Language, Person
 from integrations.digest import DigestPolicy, QuietHours
 from integrations.email import SmtpConfig
+from integrations.iep_schema import upgrade
 from integrations.notifications import NotificationConfig, NotificationService
 from integrations.outbox import OutboxPolicy
 from integrations.webhook import WEBHOOK_BODY_LIMITS
@@ -122,6 +123,7 @@ class Harness:
             authenticator=users,
             extra_routes=service.routes(),
             body_limits=BodyLimits(by_path_prefix=WEBHOOK_BODY_LIMITS),
+            upgrade=upgrade,
         )
         async with serve_in_process(app) as server:
             await service.start()

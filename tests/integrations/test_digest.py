@@ -44,7 +44,8 @@ async def two_therapists_burst(h: Harness) -> int:
             notes(huda).insert(len(notes(huda)), f"h{i} ")
         await omar.wait_for(lambda: len(items(omar, "goals")) == 2)
         add_item(omar, "accommodations", "a1", "وقت إضافي")
-        items(omar, "goals")[0]["title"] = "Reading fluency (grade 3)"
+        title = items(omar, "goals")[0]["title"]
+        title.insert(len(title), " (grade 3)")
         for _ in range(23):
             notes(omar).insert(0, "ع")
         expected = 1 + 25 + 25

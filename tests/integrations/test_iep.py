@@ -7,7 +7,8 @@ from typing import Any
 from pycrdt import Array, Doc, Map, Text
 
 from collab_server.identity import ConnectionOrigin, ServerOrigin
-from integrations.iep import ChangeSet, DocumentWatch, Section, read_items
+from integrations.iep import ChangeSet, DocumentWatch, Layout, Section, read_items
+from integrations.iep_schema import upgrade
 from tests.integrations.conftest import DOCUMENT, HUDA, Harness
 from tests.integrations.edits import add_item, create_sections, items, notes
 from tests.integrations.fakes import wait_until
@@ -113,7 +114,7 @@ def test_wrong_types_and_unknown_keys_are_tolerated() -> None:
     (services,) = change.sections
     assert services.section is Section.SERVICES
     assert [(i.id, i.title) for i in services.added] == [("s1", "")]
-    assert read_items(observed.get("iep", type=Map), Section.GOALS) == {}
+    assert read_items(Layout(observed), Section.GOALS) == {}
 
 
 def test_server_changes_are_not_attributed_to_anyone() -> None:
@@ -139,3 +140,66 @@ async def test_malformed_iep_content_never_breaks_sync(harness: Harness) -> None
             await omar.wait_for(lambda: len(items(omar, "goals")) == 1)
             await omar.wait_for(lambda: str(notes(omar)) == "still syncing")
         await wait_until(lambda: harness.last_seq() >= 5)
+
+
+# -- schema 2: root-level types, fields as Y.Text -----------------------------------------
+
+
+def test_schema_2_edits_are_summarised_field_by_field() -> None:
+    observed: Doc[Any] = Doc()
+    watch = DocumentWatch(DOCUMENT, observed)
+    writer = Editor(observed, HUDA_ORIGIN)
+    goals: Array[Any] = writer.doc.get("goals", type=Array)
+    with writer.doc.transaction():
+        goals.append(Map({"id": "g1", "title": Text("القراءة"), "status": "not_started"}))
+    added = change_of(watch, writer.push())
+    assert [(i.id, i.title) for i in added.sections[0].added] == [("g1", "القراءة")]
+
+    title: Text = goals[0]["title"]
+    title += " بطلاقة"
+    edited = change_of(watch, writer.push())
+    assert [(s.section, [i.title for i in s.edited]) for s in edited.sections] == [
+        (Section.GOALS, ["القراءة بطلاقة"])
+    ]
+
+    name: Text = writer.doc.get("student/name", type=Text)
+    name += "عمر"
+    heading: Text = writer.doc.get("meta/title", type=Text)
+    heading += "خطة ٢٠٢٦"
+    notes_text: Text = writer.doc.get("notes", type=Text)
+    notes_text += "hello"
+    fields = change_of(watch, writer.push())
+    assert fields.title == "خطة ٢٠٢٦"
+    summary = {s.section: s for s in fields.sections}
+    assert summary[Section.STUDENT].fields == ("name",)
+    assert summary[Section.NOTES].inserted_chars == 5
+
+    del goals[0]
+    removed = change_of(watch, writer.push())
+    assert [i.title for i in removed.sections[0].removed] == ["القراءة بطلاقة"]
+
+
+def test_after_the_migration_only_schema_2_is_read() -> None:
+    observed: Doc[Any] = Doc()
+    watch = DocumentWatch(DOCUMENT, observed)
+    writer = Editor(observed, HUDA_ORIGIN)
+    with writer.doc.transaction():
+        writer.iep["meta"] = Map({"title": "IEP", "schemaVersion": 1.0})
+        writer.iep["goals"] = Array([Map({"id": "g1", "title": "Reading"})])
+    assert change_of(watch, writer.push()).sections[0].added[0].title == "Reading"
+
+    with observed.transaction(origin=ServerOrigin("upgrade")):
+        assert upgrade(observed)
+    assert watch.take_last() is None  # the server's change: news to nobody
+
+    stale = Editor(observed, HUDA_ORIGIN)  # an old page still writing schema 1
+    legacy_goals: Array[Any] = stale.iep["goals"]
+    legacy_goals[0]["title"] = "nobody reads this"
+    stale.push()
+    assert watch.take_last() is None
+
+    current = Editor(observed, HUDA_ORIGIN)
+    goals: Array[Any] = current.doc.get("goals", type=Array)
+    del goals[0]
+    removed = change_of(watch, current.push())
+    assert [i.title for i in removed.sections[0].removed] == ["Reading"]

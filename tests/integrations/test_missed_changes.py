@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pycrdt import Doc, Map
+from pycrdt import Array, Doc, Map, Text
 
 from collab_server.store import UpdateRecord
 from persistence import store_from_settings
@@ -36,7 +36,7 @@ async def append_behind_the_digests(h: Harness, edits: list[tuple[str | None, An
         seq = log[-1].seq
         for user_id, edit in edits:
             before = doc.get_state()
-            edit(doc.get("iep", type=Map))
+            edit(doc)
             seq += 1
             update = doc.get_update(before)
             await store.append([UpdateRecord(DOCUMENT, seq, update, user_id, time.time())])
@@ -70,12 +70,12 @@ async def huda_writes_the_first_goal(h: Harness) -> None:
     assert [len(sent) for sent in texts(h).values()] == [1, 1]
 
 
-def omar_adds_a_goal(iep: Map[Any]) -> None:
-    iep["goals"].append(Map({"id": "g2", "title": "Math facts"}))
+def omar_adds_a_goal(doc: Doc[Any]) -> None:
+    doc.get("goals", type=Array).append(Map({"id": "g2", "title": Text("Math facts")}))
 
 
-def server_touches_notes(iep: Map[Any]) -> None:  # no user: the server's own change
-    iep["notes"].insert(0, "imported ")
+def server_touches_notes(doc: Doc[Any]) -> None:  # no user: the server's own change
+    doc.get("notes", type=Text).insert(0, "imported ")
 
 
 async def test_a_change_whose_hook_never_ran_is_digested_once_after_restart(

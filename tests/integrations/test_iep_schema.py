@@ -1,0 +1,85 @@
+"""The server's own writes into an IEP: the schema-1 migration and a new IEP's first content."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pycrdt import Array, Doc, Map, Text
+
+from collab_server.api import NewIep
+from integrations.iep_content import content
+from integrations.iep_schema import seed, upgrade
+
+
+def schema_1_iep() -> Doc[Any]:
+    doc: Doc[Any] = Doc()
+    iep: Map[Any] = doc.get("iep", type=Map)
+    iep["meta"] = Map({"title": "خطة سارة", "language": "ar", "schemaVersion": 1.0})
+    iep["student"] = Map({"name": "سارة أحمد", "dateOfBirth": "2017-04-02", "shoeSize": "31"})
+    iep["goals"] = Array(
+        [
+            Map({"id": "g1", "title": "Reading", "baseline": "20 wpm", "status": "in_progress"}),
+            Map({"title": "no id: kept, never read"}),
+        ]
+    )
+    iep["services"] = Array([Map({"id": "s1", "title": "Speech", "minutesPerSession": 30.0})])
+    iep["notes"] = Text("سطر أول\nsecond line")
+    return doc
+
+
+def test_migration_keeps_every_field_and_makes_free_text_collaborative() -> None:
+    doc = schema_1_iep()
+    before = content(doc)
+    with doc.transaction():
+        assert upgrade(doc)
+
+    after = content(doc)
+    assert after["student"] == {**before["student"]}
+    assert after["meta"] == {**before["meta"], "schemaVersion": 2}
+    assert after["goals"][0] == {
+        "id": "g1",
+        "title": "Reading",
+        "area": "",
+        "baseline": "20 wpm",
+        "target": "",
+        "status": "in_progress",
+    }
+    assert after["services"][0]["minutesPerSession"] == 30
+    assert after["notes"] == "سطر أول\nsecond line"
+    # Free text is now Y.Text, each field its own: two people can type into one at once.
+    assert isinstance(doc.get("student/name", type=Text), Text)
+    goal: Map[Any] = doc.get("goals", type=Array)[0]
+    assert isinstance(goal["baseline"], Text)
+    assert goal["status"] == "in_progress"
+
+
+def test_migration_runs_once() -> None:
+    doc = schema_1_iep()
+    with doc.transaction():
+        assert upgrade(doc)
+    state = doc.get_update()
+    with doc.transaction():
+        assert not upgrade(doc)
+    assert doc.get_update() == state
+    assert str(doc.get("student/name", type=Text)) == "سارة أحمد"
+
+
+def test_documents_that_are_not_schema_1_ieps_are_left_alone() -> None:
+    other: Doc[Any] = Doc()
+    other.get("codemirror", type=Text).insert(0, "hello")
+    empty: Doc[Any] = Doc()
+    for doc in (other, empty):
+        state = doc.get_update()
+        assert not upgrade(doc)
+        assert doc.get_update() == state
+
+
+def test_a_new_iep_gets_its_student_name_once() -> None:
+    doc: Doc[Any] = Doc()
+    new = NewIep("عمر خالد", "", "ar")
+    assert seed(doc, new)
+    seed(doc, new)
+    assert content(doc) == {
+        "meta": {"schemaVersion": 2, "language": "ar"},
+        "student": {"name": "عمر خالد"},
+    }
