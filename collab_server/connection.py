@@ -48,6 +48,8 @@ class Connection:
         "id",
         "identity",
         "origin",
+        "saved_check",
+        "saved_check_newer",
     )
 
     def __init__(
@@ -64,6 +66,9 @@ class Connection:
         self.identity = identity
         self.origin = ConnectionOrigin(self.id, identity.user_id, identity.display_name)
         self.close_code: int | None = None
+        # The newest "is it stored?" question waiting for an answer (at most one per socket).
+        self.saved_check: int | None = None
+        self.saved_check_newer = False  # asked again since the wait began
         self._close_reason = ""
         self._socket = socket
         self._transport = transport

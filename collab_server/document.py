@@ -35,6 +35,7 @@ from collab_server.protocol import (
     AwarenessMessage,
     CloseCode,
     QueryAwarenessMessage,
+    SavedCheckMessage,
     SyncMessage,
     SyncStep,
     check_state_vector,
@@ -42,6 +43,7 @@ from collab_server.protocol import (
     decode_message,
     encode_awareness_update,
     encode_permission_denied,
+    encode_saved,
     sync_step2_head,
 )
 from collab_server.store import StoredDocument
@@ -325,6 +327,9 @@ class LiveDocument:
                     create_awareness_message(self._encode_awareness(list(self._awareness)))
                 )
             return None
+        if isinstance(message, SavedCheckMessage):
+            self._receive_saved_check(connection, message.check_id)
+            return None
         if isinstance(message, AuthMessage):
             raise ProtocolError("clients may not send auth messages")
         raise ProtocolError("unhandled message")
@@ -348,6 +353,26 @@ class LiveDocument:
             self.apply(update, connection.origin)
         except ValueError as exc:
             raise ProtocolError(f"invalid update: {exc}") from exc
+
+    def _receive_saved_check(self, connection: Connection, check_id: int) -> None:
+        """Answer once everything applied so far (this socket's updates included: frames are
+        handled in order) is in the store. One wait per socket, however often it asks."""
+        waiting = connection.saved_check is not None
+        connection.saved_check = check_id
+        if waiting:
+            connection.saved_check_newer = True
+        else:
+            self.when_durable(lambda: self._confirm_saved(connection))
+
+    def _confirm_saved(self, connection: Connection) -> None:
+        if connection.saved_check_newer:
+            # Asked again after more updates: wait for those too, then answer the newest.
+            connection.saved_check_newer = False
+            self.when_durable(lambda: self._confirm_saved(connection))
+            return
+        check_id, connection.saved_check = connection.saved_check, None
+        if check_id is not None and connection.is_open:
+            connection.send(encode_saved(check_id))
 
     def _answer_step1(self, connection: Connection, state_vector: bytes) -> None:
         """Compute a joiner's step 2 (its turn in the join budget has come); never raises."""

@@ -5,6 +5,9 @@ Frames are `varuint(message type)` then a type-specific body (lib0 encoding):
   AWARENESS       varbytes(awareness update)
   AUTH            varuint(0 = permission denied) varstring(reason)
   QUERY_AWARENESS (empty)
+  SAVED           varuint(check id): ours, not y-protocols'. A client asks "is everything I
+                  sent stored?"; the server answers with the same id once the store has it.
+                  Clients that never ask (unmodified y-websocket) never receive one.
 Encoders pycrdt provides (updates, step 1, awareness frames, varuints) are used from pycrdt;
 the rest are here. Decoding is strict: a truncated varint, a length past the end, trailing
 bytes or an unknown type raise ProtocolError, so the caller closes that one connection.
@@ -27,6 +30,7 @@ class MessageType(IntEnum):
     AWARENESS = 1
     AUTH = 2
     QUERY_AWARENESS = 3
+    SAVED = 100  # far from y-protocols' and Hocuspocus' types
 
 
 class SyncStep(IntEnum):
@@ -78,12 +82,17 @@ class QueryAwarenessMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class SavedCheckMessage:
+    check_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class AuthMessage:
     kind: AuthMessageType
     reason: str
 
 
-Message = SyncMessage | AwarenessMessage | QueryAwarenessMessage | AuthMessage
+Message = SyncMessage | AwarenessMessage | QueryAwarenessMessage | AuthMessage | SavedCheckMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +172,8 @@ def decode_message(frame: bytes) -> Message:
         message = AwarenessMessage(reader.varbytes())
     elif kind == MessageType.QUERY_AWARENESS:
         message = QueryAwarenessMessage()
+    elif kind == MessageType.SAVED:
+        message = SavedCheckMessage(reader.varuint())
     elif kind == MessageType.AUTH:
         auth_kind = reader.varuint()
         if auth_kind not in AuthMessageType._value2member_map_:
@@ -258,3 +269,7 @@ def encode_permission_denied(reason: str) -> bytes:
     text = reason.encode("utf-8")
     head = bytes((MessageType.AUTH, AuthMessageType.PERMISSION_DENIED))
     return b"".join((head, write_var_uint(len(text)), text))
+
+
+def encode_saved(check_id: int) -> bytes:
+    return bytes((MessageType.SAVED,)) + write_var_uint(check_id)

@@ -9,6 +9,9 @@ from pycrdt import Array, Doc, Map, Text
 from collab_server.api import NewIep
 from integrations.iep_content import content
 from integrations.iep_schema import seed, upgrade
+from tests.integrations.conftest import DOCUMENT, HUDA, OMAR, Harness
+from tests.integrations.fakes import wait_until
+from tests.support.yclient import connect
 
 
 def schema_1_iep() -> Doc[Any]:
@@ -83,3 +86,31 @@ def test_a_new_iep_gets_its_student_name_once() -> None:
         "meta": {"schemaVersion": 2, "language": "ar"},
         "student": {"name": "عمر خالد"},
     }
+
+
+async def test_a_stored_schema_1_iep_is_migrated_once_while_clients_of_both_versions_join(
+    backend_harness: Harness,
+) -> None:
+    h = backend_harness
+    async with h.running(), connect(h.ws(HUDA.user_id)) as old_page:
+        with old_page.doc.transaction():
+            legacy: Map[Any] = old_page.doc.get("iep", type=Map)
+            legacy["student"] = Map({"name": "سارة أحمد"})
+            legacy["goals"] = Array([Map({"id": "g1", "title": "Reading"})])
+        await wait_until(lambda: h.last_seq() == 1)
+
+    async with h.running():  # the next load, by the document's owner: the migration
+        old, new = Doc(), Doc()
+        async with (
+            connect(h.ws(HUDA.user_id), old) as old_page,
+            connect(h.ws(OMAR.user_id), new) as new_page,
+        ):
+            await new_page.wait_for(lambda: "Reading" in str(content(new).get("goals")))
+            await old_page.wait_for(lambda: old.get_state() == new.get_state())
+            assert content(new)["student"] == {"name": "سارة أحمد"}
+            title: Text = new.get("goals", type=Array)[0]["title"]
+            title += " fluency"  # a schema-2 edit reaches the old page too
+            await old_page.wait_for(lambda: old.get_state() == new.get_state())
+        assert h.store is not None
+        log = await h.store.updates_since(DOCUMENT, 0, 100)
+    assert [r.user_id for r in log] == [HUDA.user_id, "server:upgrade", OMAR.user_id]

@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import websockets
-from pycrdt import Doc, create_awareness_message
+from pycrdt import Doc, create_awareness_message, write_var_uint
 
 from collab_server.protocol import (
     AuthMessage,
     AwarenessEntry,
     AwarenessMessage,
+    MessageType,
+    SavedCheckMessage,
     SyncMessage,
     SyncStep,
     decode_awareness_update,
@@ -32,6 +34,7 @@ class YClient:
         self.synced = asyncio.Event()
         self.awareness: dict[int, str] = {}
         self.denials: list[str] = []
+        self.saved: list[int] = []  # answers to `ask_saved`, in order
         self.frames_received = 0
         self._changed = asyncio.Condition()
         self._reader = asyncio.create_task(self._read())
@@ -93,12 +96,18 @@ class YClient:
                         self.awareness[entry.client_id] = entry.state_json
             elif isinstance(message, AuthMessage):
                 self.denials.append(message.reason)
+            elif isinstance(message, SavedCheckMessage):
+                self.saved.append(message.check_id)
             async with self._changed:
                 self._changed.notify_all()
 
     async def sync(self, timeout: float = 5.0) -> None:
         await self.ws.send(sync_frame(SyncStep.STEP1, self.doc.get_state()))
         await asyncio.wait_for(self.synced.wait(), timeout)
+
+    async def ask_saved(self, check_id: int) -> None:
+        """Ask whether everything sent so far is stored (the editor's save indicator)."""
+        await self.ws.send(bytes((MessageType.SAVED,)) + write_var_uint(check_id))
 
     async def set_awareness(self, client_id: int, clock: int, state: str) -> None:
         update = encode_awareness_update([AwarenessEntry(client_id, clock, state)])
