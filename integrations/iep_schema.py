@@ -122,3 +122,13 @@ def seed(doc: Doc[Any], new: NewIep) -> bool:
     _fill(doc.get(field_root(STUDENT, "name"), type=Text), new.student_name)
     _fill(doc.get(field_root(META, "title"), type=Text), new.title)
     return True
+
+
+def upgraded_state(state: bytes) -> bytes:
+    """A whole-document state in schema 2 (a version taken before the migration, restored
+    into a migrated document); a state that needs nothing comes back as it was."""
+    doc: Doc[Any] = Doc()
+    doc.apply_update(state)
+    with doc.transaction():
+        changed = upgrade(doc)
+    return doc.get_update() if changed else state

@@ -35,6 +35,7 @@ from integrations.acknowledgement import (
 from integrations.export import export_json, render_pdf
 from integrations.history import HistoryReader
 from integrations.iep_content import display, flatten, item_titles
+from integrations.iep_schema import upgraded_state
 from integrations.record_contracts import AckState, RecordStore, Version
 from integrations.versions import MAX_NAME, MAX_NOTE, OpenedVersion, VersionService
 
@@ -255,7 +256,8 @@ class RecordsApi:
         return JSONResponse(
             {
                 **opened.version.to_json(),
-                "state": base64.b64encode(opened.state).decode(),
+                # In today's schema: the editor restores it into today's document.
+                "state": base64.b64encode(upgraded_state(opened.state)).decode(),
                 "content": opened.content,
             }
         )

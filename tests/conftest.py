@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -16,18 +18,27 @@ from tests.support import postgres
 from tests.support.servers import serve_in_process
 from tests.support.tokens import FakeSupabase, auth_settings, fake_supabase
 
+T = TypeVar("T")
+
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A database created for this test run and dropped after it."""
     try:
-        url = asyncio.run(postgres.create_database())
+        url = run_aside(postgres.create_database())
     except (TimeoutError, OSError) as exc:
         if postgres.REQUIRED:
             pytest.fail(f"PostgreSQL is required but unreachable at {postgres.ADMIN_URL}: {exc}")
         pytest.skip(f"PostgreSQL unreachable at {postgres.ADMIN_URL}")
     yield url
-    asyncio.run(postgres.drop_database(url))
+    run_aside(postgres.drop_database(url))
+
+
+def run_aside(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to its end from sync code, even where a loop runs in this thread
+    (Playwright's sync API keeps one)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

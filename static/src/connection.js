@@ -33,9 +33,10 @@ export function syncServerUrl () {
  * y-websocket's own retry is suppressed (it has no jitter); this class schedules reconnects.
  */
 export class Connection {
-  constructor (doc, name, session, { onState, onPermissionDenied }) {
+  constructor (doc, name, session, { onState, onPermissionDenied, onRefused = () => {} }) {
     this.session = session
     this.onState = onState
+    this.onRefused = onRefused
     this.attempt = 0
     this.timer = null
     this.everConnected = false
@@ -103,8 +104,12 @@ export class Connection {
     if (event && event.code >= 4400 && event.code < 4500 && event.code !== UNAUTHORIZED) {
       this.provider.shouldConnect = false
       this.setState(ConnectionState.REFUSED)
+      this.onRefused()
       return
     }
+    // A refusal before the socket opened reaches the browser as 1006 with no reason: the
+    // page asks the API why (and keeps retrying meanwhile, in case the server was just down).
+    if (!this.everConnected && event && event.code === 1006) this.onRefused()
     // Stop y-websocket's fixed-schedule retry; ours adds jitter.
     this.provider.shouldConnect = false
     this.setState(navigator.onLine === false ? ConnectionState.OFFLINE : ConnectionState.RECONNECTING)

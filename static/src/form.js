@@ -1,32 +1,39 @@
-// The IEP form: DOM bound to the Y document, section by section, without re-rendering
+// The IEP form: DOM bound to the Y document (schema 2), field by field, without re-rendering
 // what the user is typing in (a remote change only touches the controls it changed).
 import * as Y from 'yjs'
 import { label, t, onLanguageChange } from './i18n.js'
 import {
-  GOAL_STATUSES, LIST_SECTIONS, STUDENT_FIELDS, addItem, itemId, moveItem, removeItem, root,
-  section, text,
+  GOAL_STATUSES, ITEM_TEXT_FIELDS, LIST_SECTIONS, STUDENT_FIELDS, STUDENT_TEXT_FIELDS, addItem,
+  fieldText, itemId, list, meta, moveItem, notes, removeItem, student, text,
 } from './schema.js'
 import { NotesEditor } from './notes.js'
+import { bindText } from './text-binding.js'
 
 const ADD_LABELS = { goals: 'addGoal', accommodations: 'addAccommodation', services: 'addService' }
 const MULTILINE = new Set(['baseline', 'target', 'details'])
+const NUMBER_FIELDS = new Set(['minutesPerSession'])
 
 let controlCounter = 0
 
-/** Write a remote value into a control, keeping the caret if the user is in it. */
+/** Write a remote single value into a control, keeping the caret if the user is in it. */
 function showValue (control, value) {
   if (control.value === value) return
-  if (document.activeElement === control && 'selectionStart' in control && control.type !== 'date') {
+  if (document.activeElement === control && 'selectionStart' in control && control.type === 'text') {
     const { selectionStart, selectionEnd } = control
     control.value = value
-    try {
-      control.setSelectionRange(Math.min(selectionStart, value.length), Math.min(selectionEnd, value.length))
-    } catch {
-      // some input types have no selection
-    }
+    control.setSelectionRange(Math.min(selectionStart, value.length), Math.min(selectionEnd, value.length))
   } else {
     control.value = value
   }
+}
+
+/** Arabic-Indic and Eastern Arabic digits read as the digits they are. */
+export function parseCount (value) {
+  const latin = value.trim().replace(/[\u0660-\u0669]/g, (d) => String(d.charCodeAt(0) - 0x0660))
+    .replace(/[\u06f0-\u06f9]/g, (d) => String(d.charCodeAt(0) - 0x06f0))
+  if (latin === '') return { ok: true, value: null }
+  if (!/^\d{1,4}$/.test(latin)) return { ok: false }
+  return { ok: true, value: Number(latin) }
 }
 
 function fieldRow (labelKey, fieldPath, control) {
@@ -47,7 +54,7 @@ function fieldRow (labelKey, fieldPath, control) {
 function textControl (field) {
   const control = document.createElement(MULTILINE.has(field) ? 'textarea' : 'input')
   if (control.tagName === 'INPUT') control.type = field === 'dateOfBirth' ? 'date' : 'text'
-  if (field === 'minutesPerSession') control.inputMode = 'numeric'
+  if (NUMBER_FIELDS.has(field)) control.inputMode = 'numeric'
   control.dir = 'auto'
   if (control.tagName === 'TEXTAREA') control.rows = 2
   return control
@@ -65,16 +72,37 @@ function selectControl (options, labelPrefix) {
   return control
 }
 
-/** Two-way binding of one control to one key of a Y.Map. Returns an unbind function. */
-function bind (doc, map, key, control) {
+/** A single value (a choice, a date, a number) in one key of a Y.Map: last writer wins. */
+function bindValue (doc, map, key, control, origin) {
+  const numeric = NUMBER_FIELDS.has(key)
   showValue(control, text(map.get(key)))
-  const push = () => doc.transact(() => map.set(key, control.value))
-  control.addEventListener(control.tagName === 'SELECT' ? 'change' : 'input', push)
+  const push = () => {
+    if (!numeric) {
+      doc.transact(() => map.set(key, control.value), origin)
+      return
+    }
+    const parsed = parseCount(control.value)
+    control.setAttribute('aria-invalid', String(!parsed.ok))
+    control.title = parsed.ok ? '' : t('numberOnly')
+    if (!parsed.ok) return
+    doc.transact(() => (parsed.value === null ? map.delete(key) : map.set(key, parsed.value)), origin)
+  }
+  control.addEventListener(control.tagName === 'SELECT' || control.type === 'date' ? 'change' : 'input', push)
   const observer = (event) => {
-    if (event.keysChanged.has(key)) showValue(control, text(map.get(key)))
+    if (event.keysChanged.has(key) && control.getAttribute('aria-invalid') !== 'true') {
+      showValue(control, text(map.get(key)))
+    }
   }
   map.observe(observer)
   return () => map.unobserve(observer)
+}
+
+/** A free-text field: a Y.Text bound keystroke by keystroke; a field an older writer left
+ * as a plain string stays a single value (creating its Y.Text now could race another). */
+function bindField (doc, map, key, control, origin) {
+  const value = map.get(key)
+  if (value instanceof Y.Text) return bindText(control, value, origin)
+  return bindValue(doc, map, key, control, origin)
 }
 
 function sectionShell (key, headingKey) {
@@ -89,13 +117,14 @@ function sectionShell (key, headingKey) {
 }
 
 export class IepForm {
-  constructor (doc, awareness, container, { readOnly, onRendered }) {
+  constructor (doc, awareness, container, { readOnly, onRendered, origin, undoManager, onRemove }) {
     this.doc = doc
     this.awareness = awareness
     this.readOnly = readOnly
     this.onRendered = onRendered
-    this.cleanups = new Map() // section key -> [unbind]
-    this.bodies = new Map()
+    this.origin = origin
+    this.undoManager = undoManager
+    this.onRemove = onRemove
     this.notes = null
     this.container = container
 
@@ -105,55 +134,37 @@ export class IepForm {
     ]
     for (const [key, heading] of order) {
       const { shell, body } = sectionShell(key, heading)
-      this.bodies.set(key, body)
       container.append(shell)
-      this.renderSection(key)
+      if (key === 'meta') this.renderMeta(body)
+      else if (key === 'student') this.renderStudent(body)
+      else if (key === 'notes') this.renderNotes(body)
+      else this.renderList(key, body)
     }
-    // A section replaced as a whole (two first openers racing) is rendered again.
-    root(doc).observe((event) => {
-      for (const key of event.keysChanged) if (this.bodies.has(key)) this.renderSection(key)
-      this.onRendered()
-    })
+    this.applyReadOnly()
     onLanguageChange(() => this.applyReadOnly())
   }
 
-  renderSection (key) {
-    for (const unbind of this.cleanups.get(key) || []) unbind()
-    const cleanups = []
-    this.cleanups.set(key, cleanups)
-    const body = this.bodies.get(key)
-    const value = section(this.doc, key)
-    if (key === 'notes') this.notes?.destroy()
-    if (!value) {
-      body.replaceChildren(label('p', 'loadingDocument', 'hint'))
-      return
-    }
-    if (key === 'meta') this.renderMeta(body, value, cleanups)
-    else if (key === 'student') this.renderStudent(body, value, cleanups)
-    else if (key === 'notes') this.renderNotes(body, value)
-    else this.renderList(key, body, value, cleanups)
-    this.applyReadOnly()
-  }
-
-  renderMeta (body, meta, cleanups) {
+  renderMeta (body) {
     const title = textControl('title')
     const language = selectControl(['ar', 'en'], 'lang_')
-    cleanups.push(bind(this.doc, meta, 'title', title), bind(this.doc, meta, 'language', language))
+    bindText(title, fieldText(this.doc, 'meta', 'title'), this.origin)
+    bindValue(this.doc, meta(this.doc), 'language', language, this.origin)
     body.replaceChildren(
       fieldRow('title', 'meta/title', title),
       fieldRow('documentLanguage', 'meta/language', language),
     )
   }
 
-  renderStudent (body, student, cleanups) {
+  renderStudent (body) {
     body.replaceChildren(...STUDENT_FIELDS.map((field) => {
       const control = textControl(field)
-      cleanups.push(bind(this.doc, student, field, control))
+      if (STUDENT_TEXT_FIELDS.includes(field)) bindText(control, fieldText(this.doc, 'student', field), this.origin)
+      else bindValue(this.doc, student(this.doc), field, control, this.origin)
       return fieldRow(field, `student/${field}`, control)
     }))
   }
 
-  renderNotes (body, ytext) {
+  renderNotes (body) {
     const mount = document.createElement('div')
     mount.className = 'notes-editor'
     const row = document.createElement('div')
@@ -164,19 +175,19 @@ export class IepForm {
     presence.dataset.presenceFor = 'notes'
     row.append(mount, presence)
     body.replaceChildren(row)
-    this.notes = new NotesEditor(mount, ytext, this.awareness, this.readOnly, t('notes'))
+    this.notes = new NotesEditor(mount, notes(this.doc), this.awareness, this.readOnly, t('notes'), this.undoManager)
   }
 
-  renderList (key, body, list, cleanups) {
+  renderList (key, body) {
+    const array = list(this.doc, key)
     const items = document.createElement('ol')
     items.className = 'items'
     items.dataset.list = key
     const add = label('button', ADD_LABELS[key], 'add')
     add.type = 'button'
     add.addEventListener('click', () => {
-      const fields = { title: '' }
-      if (key === 'goals') fields.status = 'not_started'
-      const id = addItem(this.doc, key, fields)
+      this.undoManager?.stopCapturing()
+      const id = addItem(this.doc, key, key === 'goals' ? { status: 'not_started' } : {}, this.origin)
       requestAnimationFrame(() => {
         items.querySelector(`[data-item-id="${CSS.escape(id)}"] input, [data-item-id="${CSS.escape(id)}"] textarea`)?.focus()
       })
@@ -185,7 +196,7 @@ export class IepForm {
 
     const rendered = new Map() // Y.Map -> { element, unbinds }
     const reconcile = () => {
-      const current = list.toArray().filter((item) => item instanceof Y.Map && itemId(item))
+      const current = array.toArray().filter((item) => item instanceof Y.Map && itemId(item))
       const keep = new Set(current)
       for (const [item, entry] of rendered) {
         if (!keep.has(item)) {
@@ -206,12 +217,8 @@ export class IepForm {
       this.applyReadOnly()
       this.onRendered()
     }
-    list.observe(reconcile)
+    array.observe(reconcile)
     reconcile()
-    cleanups.push(() => {
-      list.unobserve(reconcile)
-      for (const entry of rendered.values()) entry.unbinds.forEach((unbind) => unbind())
-    })
   }
 
   renderItem (key, item) {
@@ -224,7 +231,9 @@ export class IepForm {
     const unbinds = []
     for (const field of LIST_SECTIONS[key]) {
       const control = field === 'status' ? selectControl(GOAL_STATUSES, 'status_') : textControl(field)
-      unbinds.push(bind(this.doc, item, field, control))
+      unbinds.push(ITEM_TEXT_FIELDS[key].includes(field)
+        ? bindField(this.doc, item, field, control, this.origin)
+        : bindValue(this.doc, item, field, control, this.origin))
       fields.append(fieldRow(field, `${key}/${id}/${field}`, control))
     }
     const actions = document.createElement('div')
@@ -240,10 +249,18 @@ export class IepForm {
       b.addEventListener('click', action)
       return b
     }
+    const step = (action) => () => {
+      this.undoManager?.stopCapturing()
+      action()
+      this.undoManager?.stopCapturing()
+    }
     actions.append(
-      button('moveUp', '↑', () => moveItem(this.doc, key, item, -1)),
-      button('moveDown', '↓', () => moveItem(this.doc, key, item, 1)),
-      button('remove', '×', () => removeItem(this.doc, key, item)),
+      button('moveUp', '↑', step(() => moveItem(this.doc, key, item, -1, this.origin))),
+      button('moveDown', '↓', step(() => moveItem(this.doc, key, item, 1, this.origin))),
+      button('remove', '×', step(() => {
+        const title = text(item.get('title'))
+        if (removeItem(this.doc, key, item, this.origin) >= 0) this.onRemove?.(title)
+      })),
     )
     element.append(fields, actions)
     return { element, unbinds }

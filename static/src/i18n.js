@@ -27,6 +27,19 @@ const STRINGS = {
     newIep: 'New IEP',
     studentName: "Student's name",
     createFailed: 'The IEP could not be created. Try again, or ask an administrator.',
+    saving: 'Saving…',
+    allSaved: 'All changes saved',
+    offlineKept: 'Offline — {n} changes kept on this device',
+    undo: 'Undo',
+    redo: 'Redo',
+    removedItem: 'Removed “{title}”',
+    removedUntitled: 'Removed',
+    noAccess: "You don't have access to this IEP",
+    noAccessHint: 'Ask the IEP’s owner to share it with you.',
+    notFound: 'Not found',
+    notFoundHint: 'There is no IEP with this name that you can open.',
+    backToList: 'Back to your IEPs',
+    numberOnly: 'A number of minutes, e.g. 30',
     create: 'Create',
     role_owner: 'owner',
     role_editor: 'editor',
@@ -101,6 +114,19 @@ const STRINGS = {
     newIep: 'خطة جديدة',
     studentName: 'اسم الطالب',
     createFailed: 'تعذّر إنشاء الخطة. حاول مرة أخرى أو اطلب المساعدة من المسؤول.',
+    saving: 'جارٍ الحفظ…',
+    allSaved: 'تم حفظ كل التغييرات',
+    offlineKept: 'غير متصل — {n} تغييرات محفوظة على هذا الجهاز',
+    undo: 'تراجع',
+    redo: 'إعادة',
+    removedItem: 'تم حذف «{title}»',
+    removedUntitled: 'تم الحذف',
+    noAccess: 'ليست لديك صلاحية الوصول إلى هذه الخطة',
+    noAccessHint: 'اطلب من مالك الخطة مشاركتها معك.',
+    notFound: 'غير موجودة',
+    notFoundHint: 'لا توجد خطة بهذا الاسم يمكنك فتحها.',
+    backToList: 'العودة إلى خططك',
+    numberOnly: 'عدد الدقائق، مثل 30',
     create: 'إنشاء',
     role_owner: 'مالك',
     role_editor: 'محرر',
@@ -165,8 +191,9 @@ export function language () {
   return current
 }
 
-export function t (key) {
-  return STRINGS[current][key] ?? STRINGS.en[key] ?? key
+export function t (key, values = {}) {
+  const text = STRINGS[current][key] ?? STRINGS.en[key] ?? key
+  return text.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole))
 }
 
 /** A text node's owner that follows language switches: `<span data-i18n="key">`. */

@@ -6,7 +6,8 @@ import { loadConfig, signIn } from './session.js'
 import { Connection, ConnectionState } from './connection.js'
 import { Presence } from './presence.js'
 import { IepForm } from './form.js'
-import { ensureSections, missingSections, section } from './schema.js'
+import { fieldText, roots } from './schema.js'
+import { SaveState, SaveTracker } from './saved.js'
 import { mountProgress } from './progress.js'
 import { installHistory } from './history.js'
 import { acknowledgementPage } from './acknowledge.js'
@@ -80,7 +81,7 @@ async function createIep (session, studentName) {
   const response = await fetch('/api/documents', {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: 'application/json', ...session.authHeaders() },
-    body: JSON.stringify({ student_name: studentName, title: '' }),
+    body: JSON.stringify({ student_name: studentName, title: '', language: language() }),
   })
   if (!response.ok) throw new Error(t('createFailed'))
   return await response.json()
@@ -118,15 +119,23 @@ async function listPage (app, config, session) {
     listCard.append(list)
   }
 
+  // Opens existing IEPs only: creating is the server's job (New IEP), never a typo's.
   const openCard = nameForm('openByName', 'documentName', 'open', (value) => {
-    location.href = docHref(value)
+    if (documents === null || documents.some((entry) => entry.name === value)) {
+      location.href = docHref(value)
+      return
+    }
+    openCard.querySelector('.refused-banner')?.remove()
+    const problem = label('p', 'notFoundHint', 'banner refused-banner')
+    problem.setAttribute('role', 'alert')
+    openCard.append(problem)
   })
   const children = [listCard, openCard]
   if (mayCreate) {
     const createCard = nameForm('newIep', 'studentName', 'create', async (value) => {
       try {
         const created = await createIep(session, value)
-        location.href = `${docHref(created.name)}?student=${encodeURIComponent(created.student_name)}`
+        location.href = docHref(created.name)
       } catch (error) {
         const problem = document.createElement('p')
         problem.className = 'banner refused-banner'
@@ -162,12 +171,23 @@ function nameForm (headingKey, fieldKey, buttonKey, onSubmit) {
 
 // -- one IEP ------------------------------------------------------------------------------
 
+/** The caller's role, or why the page cannot open: 'forbidden', 'missing', 'signIn'. */
 async function fetchAccess (name, session) {
+  const ask = () => fetch(`/api/access/${name.split('/').map(encodeURIComponent).join('/')}`, {
+    headers: { accept: 'application/json', ...session.authHeaders() },
+  })
   try {
-    const response = await fetch(`/api/access/${name}`, { headers: { accept: 'application/json', ...session.authHeaders() } })
+    let response = await ask()
+    if (response.status === 401) {
+      await session.refresh()
+      response = await ask()
+    }
     if (response.ok) return await response.json()
+    if (response.status === 401) return { refusal: 'signIn' }
+    if (response.status === 403) return { refusal: 'forbidden' }
+    if (response.status === 400 || response.status === 404) return { refusal: 'missing' }
   } catch {
-    // The server answers for itself over the socket.
+    // Offline: the device copy opens, and the server answers for itself over the socket.
   }
   return { role: null, canWrite: true }
 }
@@ -180,9 +200,34 @@ function setStatus (state) {
   status.textContent = t(state)
 }
 
+/** A refusal said plainly, with a way back; never an endless "Reconnecting…". */
+function refusalPage (app, refusal) {
+  const card = document.createElement('section')
+  card.className = 'card refusal'
+  card.setAttribute('role', 'alert')
+  const [title, hint] = refusal === 'forbidden' ? ['noAccess', 'noAccessHint'] : ['notFound', 'notFoundHint']
+  const back = label('a', 'backToList')
+  back.href = '/'
+  card.append(label('h1', title), label('p', hint, 'hint'), back)
+  app.replaceChildren(card)
+  setStatus(ConnectionState.REFUSED)
+}
+
+// This person's changes in the form (what their undo undoes and the save indicator counts).
+const LOCAL_ORIGIN = { local: true }
+const REMOVED_TOAST_MS = 6000
+
 async function documentPage (app, name, session) {
   setStatus(ConnectionState.CONNECTING)
   const access = await fetchAccess(name, session)
+  if (access.refusal === 'signIn') {
+    await session.signOut() // the sign-in form, then this same page again
+    return
+  }
+  if (access.refusal) {
+    refusalPage(app, access.refusal)
+    return
+  }
   let readOnly = !access.canWrite
 
   const doc = new Y.Doc()
@@ -211,17 +256,25 @@ async function documentPage (app, name, session) {
   form.className = 'iep-form'
   const toolbar = document.createElement('div')
   toolbar.className = 'doc-toolbar'
+  const saveState = document.createElement('span')
+  saveState.className = 'save-state'
+  saveState.id = 'save-state'
+  saveState.setAttribute('role', 'status')
   page.append(banner, presenceBar, heading, docName, toolbar, form)
   app.replaceChildren(page)
 
+  const studentName = fieldText(doc, 'student', 'name')
+  const title = fieldText(doc, 'meta', 'title')
   const showTitle = () => {
-    const filled = (value) => (typeof value === 'string' && value.trim() !== '' ? value : null)
-    const student = filled(section(doc, 'student')?.get('name'))
-    const heading = filled(section(doc, 'meta')?.get('title')) || student
-    headingText.textContent = heading || name
-    docName.hidden = !heading
+    const filled = (value) => (value.trim() !== '' ? value : null)
+    const student = filled(studentName.toString())
+    const shown = filled(title.toString()) || student
+    headingText.textContent = shown || name
+    docName.hidden = !shown
     document.title = student || headingText.textContent
   }
+  studentName.observe(showTitle)
+  title.observe(showTitle)
 
   const readOnlyBanner = label('p', 'readOnly', 'banner read-only-banner')
   readOnlyBanner.setAttribute('role', 'note')
@@ -229,11 +282,11 @@ async function documentPage (app, name, session) {
   refusedBanner.setAttribute('role', 'alert')
 
   let iepForm = null
-  let presence = null
   const enterReadOnly = () => {
     readOnly = true
     if (!readOnlyBanner.isConnected) banner.prepend(readOnlyBanner)
     iepForm?.setReadOnly(true)
+    toolbar.classList.add('read-only')
   }
 
   const connection = new Connection(doc, name, session, {
@@ -248,15 +301,41 @@ async function documentPage (app, name, session) {
       await local.clearData()
       location.reload()
     },
-  })
-  presence = new Presence(connection.awareness, session, presenceBar, form)
-  iepForm = new IepForm(doc, connection.awareness, form, {
-    readOnly,
-    onRendered: () => {
-      showTitle()
-      presence.render()
+    onRefused: async () => {
+      // The socket was refused before it opened: ask the API why, and say so.
+      const again = await fetchAccess(name, session)
+      if (again.refusal === 'signIn') await session.signOut()
+      else if (again.refusal) {
+        connection.destroy()
+        refusalPage(app, again.refusal)
+      }
     },
   })
+
+  // Undo means "my last change": only this person's edits, never someone else's.
+  const undoManager = new Y.UndoManager(roots(doc), { trackedOrigins: new Set([LOCAL_ORIGIN]) })
+  const undoButton = label('button', 'undo', 'secondary undo')
+  const redoButton = label('button', 'redo', 'secondary redo')
+  undoButton.type = redoButton.type = 'button'
+  undoButton.addEventListener('click', () => undoManager.undo())
+  redoButton.addEventListener('click', () => undoManager.redo())
+  const showUndo = () => {
+    undoButton.disabled = readOnly || undoManager.undoStack.length === 0
+    redoButton.disabled = readOnly || undoManager.redoStack.length === 0
+  }
+  for (const event of ['stack-item-added', 'stack-item-popped', 'stack-cleared']) undoManager.on(event, showUndo)
+  showUndo()
+  installUndoKeys(form, undoManager, () => readOnly)
+
+  const presence = new Presence(connection.awareness, session, presenceBar, form)
+  iepForm = new IepForm(doc, connection.awareness, form, {
+    readOnly,
+    origin: LOCAL_ORIGIN,
+    undoManager,
+    onRendered: () => presence.render(),
+    onRemove: (removedTitle) => showRemoved(undoManager, removedTitle),
+  })
+  toolbar.append(saveState, undoButton, redoButton)
   if (readOnly) enterReadOnly()
   mountProgress(page, name, session)
   if (sessionStorage.getItem(REFUSED_KEY) === name) {
@@ -264,28 +343,71 @@ async function documentPage (app, name, session) {
     banner.append(refusedBanner)
   }
 
-  const params = new URLSearchParams(location.search)
-  const createMissing = () => {
-    if (!readOnly && missingSections(doc).length > 0) {
-      ensureSections(doc, {
-        title: params.get('title') || '',
-        studentName: params.get('student') || '',
-        language: language(),
-      })
-    }
-  }
-  connection.provider.on('sync', (synced) => {
-    if (synced) createMissing()
+  const tracker = new SaveTracker(doc, connection.provider, `${session.userKey}:${name}`, {
+    isLocal: (origin) => origin !== connection.provider && origin !== local,
+    onChange: ({ state, unsaved }) => {
+      saveState.dataset.state = state
+      saveState.textContent = state === SaveState.OFFLINE
+        ? (unsaved > 0 ? t('offlineKept', { n: unsaved }) : t('offline'))
+        : t(state === SaveState.SAVED ? 'allSaved' : 'saving')
+    },
   })
-  doc.getMap('iep').observeDeep(showTitle)
   await local.whenSynced
   showTitle()
   connection.start()
 
-  const history = installHistory({ doc, name, session, access, toolbar, page, form })
+  const history = installHistory({ doc, name, session, access, toolbar, page, form, editor: { undoManager, origin: LOCAL_ORIGIN } })
 
   // A handle for diagnosing a page from the browser console.
-  window.iepEditor = { doc, provider: connection.provider, awareness: connection.awareness, name, local, history }
+  window.iepEditor = { doc, provider: connection.provider, awareness: connection.awareness, name, local, history, undoManager, tracker }
+}
+
+/** Ctrl+Z / Ctrl+Shift+Z (and Ctrl+Y) in the form's fields undo this person's changes; the
+ * browser's own per-field undo would fight the shared document. Notes has its own keymap. */
+function installUndoKeys (form, undoManager, isReadOnly) {
+  const inField = (target) => target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement
+  // Typing in another field is another step to undo, however quickly it follows.
+  form.addEventListener('focusin', () => undoManager.stopCapturing())
+  form.addEventListener('keydown', (event) => {
+    if (!inField(event.target) || !(event.ctrlKey || event.metaKey) || isReadOnly()) return
+    const key = event.key.toLowerCase()
+    if (key === 'z' && !event.shiftKey) {
+      event.preventDefault()
+      undoManager.undo()
+    } else if ((key === 'z' && event.shiftKey) || key === 'y') {
+      event.preventDefault()
+      undoManager.redo()
+    }
+  })
+  form.addEventListener('beforeinput', (event) => {
+    if (!inField(event.target)) return
+    if (event.inputType === 'historyUndo' || event.inputType === 'historyRedo') {
+      event.preventDefault()
+      if (event.inputType === 'historyUndo') undoManager.undo()
+      else undoManager.redo()
+    }
+  })
+}
+
+/** "Removed — Undo" for a few seconds after an item is removed. */
+function showRemoved (undoManager, removedTitle) {
+  document.querySelector('.toast')?.remove()
+  const removal = undoManager.undoStack[undoManager.undoStack.length - 1]
+  const toast = document.createElement('div')
+  toast.className = 'toast'
+  toast.setAttribute('role', 'status')
+  const message = document.createElement('bdi')
+  message.textContent = removedTitle.trim() ? t('removedItem', { title: removedTitle.trim() }) : t('removedUntitled')
+  const undo = label('button', 'undo', 'secondary')
+  undo.type = 'button'
+  undo.addEventListener('click', () => {
+    // Back to before that removal (whatever this person did since is undone first).
+    while (undoManager.undoStack.includes(removal)) undoManager.undo()
+    toast.remove()
+  })
+  toast.append(message, undo)
+  document.body.append(toast)
+  setTimeout(() => toast.remove(), REMOVED_TOAST_MS)
 }
 
 main().catch((error) => {

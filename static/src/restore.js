@@ -62,6 +62,17 @@ export function restoreState (Y, doc, state, { origin = null, path = '' } = {}) 
       return
     }
     const [sectionKey, itemId] = path.split('/')
+    if (!usesLegacyRoot(Y, roots)) {
+      // Schema 2: the section's own root, and its fields' roots (`student/name`).
+      for (const [rootName, kind] of kinds) {
+        if (rootName === sectionKey && itemId !== undefined) {
+          if (kind === 'array') restoreItem(Y, roots.get(rootName), rootOf(doc, rootName, kind), itemId)
+        } else if (itemId === undefined && (rootName === sectionKey || rootName.startsWith(`${sectionKey}/`))) {
+          syncType(Y, roots.get(rootName), rootOf(doc, rootName, kind))
+        }
+      }
+      return
+    }
     const sourceSection = sectionIn(roots, sectionKey)
     const targetParent = sectionParent(Y, doc, kinds, sectionKey)
     if (!targetParent) return
@@ -86,6 +97,14 @@ function clearType (Y, type) {
 
 function equalVectors (a, b) {
   return a.length === b.length && a.every((byte, i) => byte === b[i])
+}
+
+/** Schema 1 kept every section in the root map `iep`; a migrated version says schema 2. */
+function usesLegacyRoot (Y, roots) {
+  const meta = roots.get('meta')
+  const version = meta instanceof Y.Map ? meta.get('schemaVersion') : undefined
+  const legacy = roots.get('iep')
+  return !(typeof version === 'number' && version >= 2) && legacy instanceof Y.Map && legacy.size > 0
 }
 
 // A section is a key of the schema-1 `iep` map, or a root of its own.

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 from starlette.applications import Starlette
 
 from collab_server.serving import server_config
-from collab_server.settings import Settings
+from collab_server.settings import Settings, load_settings
 from iep_collab.composition import build_app
 from tests.support.servers import ROOT, free_port
 
@@ -138,3 +138,21 @@ def shot(request: pytest.FixtureRequest) -> Callable[[Page, str], None]:
         page.screenshot(path=str(folder / f"{next(counter):02d}-{step}.png"), full_page=True)
 
     return take
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]:
+    """The server in development mode (names only) on its own SQLite file, per test module."""
+    database = tmp_path_factory.mktemp("development") / "collab.db"
+    running = start_server(load_settings({}, database_url=f"sqlite:///{database}"))
+    yield running
+    running.stop()
+
+
+def open_doc(context: BrowserContext, server: ThreadedServer, doc: str) -> Page:
+    """One IEP in a new tab, connected and with its form drawn."""
+    page = context.new_page()
+    page.goto(f"{server.http}/doc/{doc}")
+    expect(page.locator("#connection-status")).to_have_attribute("data-state", "connected")
+    expect(page.locator("[data-list=goals]")).to_be_attached()
+    return page

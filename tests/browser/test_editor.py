@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import Page, expect
 
 from collab_server.settings import load_settings
-from tests.browser.conftest import ContextFactory, ThreadedServer, start_server
+from tests.browser.conftest import ContextFactory, ThreadedServer, open_doc, start_server
 
 pytestmark = pytest.mark.browser
 
@@ -18,23 +18,7 @@ LAYLA = "Layla ليلى"  # a mixed-script name, as the centre's staff write the
 OMAR = "Omar"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]:
-    database = tmp_path_factory.mktemp("editor") / "collab.db"
-    running = start_server(load_settings({}, database_url=f"sqlite:///{database}"))
-    yield running
-    running.stop()
-
-
-def open_doc(context: BrowserContext, server: ThreadedServer, doc: str) -> Page:
-    page = context.new_page()
-    page.goto(f"{server.http}/doc/{doc}")
-    expect(page.locator("#connection-status")).to_have_attribute("data-state", "connected")
-    expect(page.locator("[data-list=goals]")).to_be_attached()
-    return page
-
-
-NOTES_JS = "window.iepEditor.doc.getMap('iep').get('notes').toString()"
+NOTES_JS = "window.iepEditor.doc.getText('notes').toString()"
 
 
 def notes(page: Page) -> str:

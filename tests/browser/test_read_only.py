@@ -115,9 +115,7 @@ def test_viewer_follows_live_but_cannot_write(
     shot(parent, "viewer-read-only")
 
     # A write forced from the page's own script is refused by the server and goes nowhere.
-    parent.evaluate(
-        "window.iepEditor.doc.getMap('iep').get('student').set('name', 'Changed by a viewer')"
-    )
+    parent.evaluate("window.iepEditor.doc.getText('student/name').insert(0, 'Changed by a viewer')")
     expect(parent.locator(".refused-banner")).to_be_visible()
     # The page drops the refused change and shows what the server holds.
     expect(parent.locator("[data-field='student/name'] input")).to_have_value("Amal")
@@ -157,3 +155,15 @@ def test_document_list_shows_each_person_their_role(
     shot(parent, "parent-list")
     parent.locator(".documents a", has_text=DOC).click()
     expect(parent.locator(".read-only-banner")).to_be_visible()
+
+
+def test_someone_who_is_not_a_member_is_told_so_and_offered_the_way_back(
+    server: ThreadedServer, supabase: FakeSupabase, new_context: ContextFactory, shot: Shot
+) -> None:
+    page = signed_in(new_context, supabase, "stranger-1", "Sami سامي").new_page()
+    page.goto(f"{server.http}/doc/{DOC}")
+    expect(page.get_by_role("alert")).to_contain_text("You don't have access to this IEP")
+    expect(page.locator("#connection-status")).to_have_attribute("data-state", "refused")
+    shot(page, "not-a-member")
+    page.get_by_role("link", name="Back to your IEPs").click()
+    expect(page.get_by_role("heading", name="Your IEPs")).to_be_visible()

@@ -3,14 +3,13 @@ acknowledgement page, in English and Arabic, with screenshots of each step."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from collab_server.settings import load_settings
-from tests.browser.conftest import ContextFactory, ThreadedServer, start_server
+from tests.browser.conftest import ContextFactory, ThreadedServer
 
 pytestmark = pytest.mark.browser
 
@@ -19,19 +18,11 @@ DOC = "centre/yusuf/iep-2026"
 PARENTS = {"dev:Layla": ("ليلى", "ar"), "dev:John": ("John", "en")}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]:
-    database = tmp_path_factory.mktemp("records") / "collab.db"
-    running = start_server(load_settings({}, database_url=f"sqlite:///{database}"))
-    yield running
-    running.stop()
-
-
 def test_history_compare_and_parents_acknowledgement_in_both_languages(
     server: ThreadedServer, new_context: ContextFactory, shot: Shot
 ) -> None:
     page = new_context(name="Huda").new_page()
-    page.goto(f"{server.http}/doc/{DOC}?title=Yusuf%27s%20IEP")
+    page.goto(f"{server.http}/doc/{DOC}")
     expect(page.locator("#connection-status")).to_have_attribute("data-state", "connected")
     page.locator("[data-field='student/name'] input").fill("Yusuf Al-Ahmad")
     page.get_by_role("button", name="Add goal").click()

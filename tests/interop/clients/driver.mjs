@@ -4,7 +4,8 @@
 // sync, close codes) are `{"event": ..., "id": ...}` lines sent as they happen.
 //
 // Each peer uses one fixed schema so the tests can read it back: Y.Text "notes",
-// Y.Map "meta", Y.Array "items". BroadcastChannel is off: peers in one process must only
+// Y.Map "meta", Y.Array "items"; and the IEP's schema 2 (docs/iep-schema.md) through the
+// `addItem`, `typeIn` and `legacy` ops. BroadcastChannel is off: peers in one process must only
 // ever meet through the server under test.
 import { createHash } from 'node:crypto'
 import { createInterface } from 'node:readline'
@@ -73,6 +74,13 @@ class Peer {
       notes: notes.length <= INLINE_TEXT_LIMIT ? notes : null,
       meta: this.meta.toJSON(),
       items: this.items.toJSON(),
+      iep: {
+        studentName: this.doc.getText('student/name').toString(),
+        goals: this.doc.getArray('goals').toJSON(),
+        goalTexts: this.doc.getArray('goals').toArray().map((goal) => goal.get('title') instanceof Y.Text),
+        notes: this.doc.getText('notes').toString(),
+        legacy: this.doc.getMap('iep').toJSON(),
+      },
       awareness,
       synced: this.provider.synced,
       connected: this.provider.wsconnected,
@@ -89,6 +97,8 @@ class Peer {
     if (cond.notesLength !== undefined && this.notes.length !== cond.notesLength) return false
     if (cond.itemsLength !== undefined && this.items.length !== cond.itemsLength) return false
     if (cond.metaSize !== undefined && this.meta.size !== cond.metaSize) return false
+    if (cond.goalsLength !== undefined && this.doc.getArray('goals').length !== cond.goalsLength) return false
+    if (cond.studentName !== undefined && this.doc.getText('student/name').toString() !== cond.studentName) return false
     const states = p.awareness.getStates()
     for (const clientId of cond.awarenessHas ?? []) {
       if (!states.has(clientId)) return false
@@ -137,6 +147,32 @@ class Peer {
         case 'push':
           this.items.push(op.values)
           break
+        case 'addItem': {
+          // Created whole, as the editor does: id and every free-text field in one go.
+          const item = new Y.Map()
+          this.doc.getArray(op.section).push([item])
+          item.set('id', op.id)
+          for (const [field, value] of Object.entries(op.texts)) item.set(field, new Y.Text(value))
+          break
+        }
+        case 'typeIn': {
+          // Into a root text (`student/name`) or an item's field (`goals`, id, field).
+          const text = op.item === undefined
+            ? this.doc.getText(op.root)
+            : this.doc.getArray(op.root).toArray().find((i) => i.get('id') === op.item).get(op.field)
+          text.insert(op.index ?? text.length, op.text)
+          break
+        }
+        case 'legacy': {
+          // What the schema-1 editor wrote: every section under the root map `iep`.
+          const iep = this.doc.getMap('iep')
+          iep.set('student', new Y.Map(Object.entries(op.student)))
+          iep.set('goals', Y.Array.from(op.goals.map((goal) => new Y.Map(Object.entries(goal)))))
+          const notes = new Y.Text()
+          iep.set('notes', notes)
+          notes.insert(0, op.notes)
+          break
+        }
         default:
           throw new Error(`unknown edit op ${op.op}`)
       }
