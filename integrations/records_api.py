@@ -256,8 +256,10 @@ class RecordsApi:
         return JSONResponse(
             {
                 **opened.version.to_json(),
-                # In today's schema: the editor restores it into today's document.
-                "state": base64.b64encode(upgraded_state(opened.state)).decode(),
+                # Exactly as taken (its hash is the record's), and in today's schema, which
+                # is what the editor restores into today's document.
+                "state": base64.b64encode(opened.state).decode(),
+                "restore_state": base64.b64encode(upgraded_state(opened.state)).decode(),
                 "content": opened.content,
             }
         )

@@ -55,7 +55,7 @@ export function installHistory ({ doc, name, session, access, toolbar, page, for
     const response = await api(session, `${base}/versions/${version.id}/restore`, { method: 'POST', body: JSON.stringify({ path }) })
     if (!response.ok) return
     const body = await response.json()
-    const state = Uint8Array.from(atob(body.state), (c) => c.charCodeAt(0))
+    const state = Uint8Array.from(atob(body.restore_state ?? body.state), (c) => c.charCodeAt(0))
     if (!undoManager) undoManager = new Y.UndoManager(trackedRoots(), { trackedOrigins: new Set([origin]) })
     restoreState(Y, doc, state, { origin, path })
     status.dataset.i18n = 'restored'

@@ -8,7 +8,7 @@ from pycrdt import Array, Doc, Map, Text
 
 from collab_server.api import NewIep
 from integrations.iep_content import content
-from integrations.iep_schema import seed, upgrade
+from integrations.iep_schema import seed, upgrade, upgraded_state
 from tests.integrations.conftest import DOCUMENT, HUDA, OMAR, Harness
 from tests.integrations.fakes import wait_until
 from tests.support.yclient import connect
@@ -114,3 +114,13 @@ async def test_a_stored_schema_1_iep_is_migrated_once_while_clients_of_both_vers
         assert h.store is not None
         log = await h.store.updates_since(DOCUMENT, 0, 100)
     assert [r.user_id for r in log] == [HUDA.user_id, "server:upgrade", OMAR.user_id]
+
+
+def test_a_version_from_before_the_migration_is_restored_in_schema_2() -> None:
+    taken = schema_1_iep().get_update()
+    restorable = upgraded_state(taken)
+    doc: Doc[Any] = Doc()
+    doc.apply_update(restorable)
+    assert str(doc.get("student/name", type=Text)) == "سارة أحمد"
+    assert content(doc)["meta"]["schemaVersion"] == 2
+    assert upgraded_state(restorable) == restorable  # already current: as it was
