@@ -5,6 +5,7 @@ checkpoint, never from the start of the log."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -97,10 +98,14 @@ async def longest_stall(work: Any) -> float:
     """Run `work` while a probe measures the longest the event loop went without serving it.
 
     Counted in the loop thread's CPU time, so time the machine gave other processes (this
-    VM runs other work too) is not blamed on the code under test.
+    VM runs other work too) is not blamed on the code under test. The heap that earlier tests
+    in this worker left behind is frozen first, as the server freezes its own at start
+    (iep_collab/cli.py): a full collection over it is not the feed's pause.
     """
     stalls: list[float] = []
     done = asyncio.Event()
+    gc.collect()
+    gc.freeze()
 
     async def probe() -> None:
         while not done.is_set():
@@ -114,6 +119,7 @@ async def longest_stall(work: Any) -> float:
     finally:
         done.set()
         await watching
+        gc.unfreeze()
     return max(stalls)
 
 
