@@ -69,6 +69,13 @@ class EditorPages:
     async def page(self, request: Request) -> Response:
         return FileResponse(self.assets / "index.html", headers=_REVALIDATE)
 
+    async def service_worker(self, request: Request) -> Response:
+        """The offline app shell (static/src/offline.js), served from `/` so its scope is
+        every page."""
+        return FileResponse(
+            self.assets / "offline.js", media_type="text/javascript", headers=_REVALIDATE
+        )
+
     async def sessions_page(self, request: Request) -> Response:
         return FileResponse(self.assets / "sessions.html", headers=_REVALIDATE)
 
@@ -108,6 +115,7 @@ def web_routes(config: WebConfig, assets: Path = ASSETS_DIR) -> list[BaseRoute]:
         Route("/doc/{name:path}", pages.page, methods=["GET", "HEAD"]),
         Route("/ack/{ack_id}", pages.page, methods=["GET", "HEAD"]),
         Route("/sessions", pages.sessions_page, methods=["GET", "HEAD"]),
+        Route("/offline.js", pages.service_worker, methods=["GET"]),
         Route("/api/config", pages.config_endpoint, methods=["GET"]),
         Route("/api/access/{name:path}", pages.access, methods=["GET"]),
         Mount("/assets", StaticFiles(directory=assets, check_dir=False), name="assets"),

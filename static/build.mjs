@@ -8,16 +8,14 @@ import { fileURLToPath } from 'node:url'
 const here = path.dirname(fileURLToPath(import.meta.url))
 const outdir = path.resolve(process.argv[2] || path.join(here, '..', 'collab_server', 'static'))
 
+const scripts = { bundle: true, target: ['es2020'], minify: true, legalComments: 'none', charset: 'utf8' }
+
 await mkdir(outdir, { recursive: true })
 await build({
+  ...scripts,
   absWorkingDir: here,
   entryPoints: { app: 'src/main.js', sessions: 'src/sessions.js' },
-  bundle: true,
   format: 'esm',
-  target: ['es2020'],
-  minify: true,
-  legalComments: 'none',
-  charset: 'utf8',
   outdir,
   logLevel: 'warning',
 })
@@ -33,3 +31,5 @@ await build({
 for (const page of ['index.html', 'sessions.html']) {
   await copyFile(path.join(here, page), path.join(outdir, page))
 }
+// The service worker: a classic script (served from `/`, its scope, by the server).
+await build({ ...scripts, absWorkingDir: here, entryPoints: { offline: 'src/offline.js' }, format: 'iife', outdir, logLevel: 'warning' })

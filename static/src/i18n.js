@@ -29,7 +29,8 @@ const STRINGS = {
     createFailed: 'The IEP could not be created. Try again, or ask an administrator.',
     saving: 'Saving…',
     allSaved: 'All changes saved',
-    offlineKept: 'Offline — {n} changes kept on this device',
+    offlineKept_one: 'Offline — 1 change kept on this device',
+    offlineKept_other: 'Offline — {n} changes kept on this device',
     undo: 'Undo',
     redo: 'Redo',
     removedItem: 'Removed “{title}”',
@@ -116,7 +117,10 @@ const STRINGS = {
     createFailed: 'تعذّر إنشاء الخطة. حاول مرة أخرى أو اطلب المساعدة من المسؤول.',
     saving: 'جارٍ الحفظ…',
     allSaved: 'تم حفظ كل التغييرات',
-    offlineKept: 'غير متصل — {n} تغييرات محفوظة على هذا الجهاز',
+    offlineKept_one: 'غير متصل — تغيير واحد محفوظ على هذا الجهاز',
+    offlineKept_two: 'غير متصل — تغييران محفوظان على هذا الجهاز',
+    offlineKept_few: 'غير متصل — {n} تغييرات محفوظة على هذا الجهاز',
+    offlineKept_other: 'غير متصل — {n} تغييرًا محفوظًا على هذا الجهاز',
     undo: 'تراجع',
     redo: 'إعادة',
     removedItem: 'تم حذف «{title}»',
@@ -194,6 +198,13 @@ export function language () {
 export function t (key, values = {}) {
   const text = STRINGS[current][key] ?? STRINGS.en[key] ?? key
   return text.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole))
+}
+
+/** A count in words, by the language's plural rules (Arabic has six forms). */
+export function plural (key, n) {
+  const form = new Intl.PluralRules(current).select(n)
+  const table = STRINGS[current]
+  return t(`${key}_${form}` in table ? `${key}_${form}` : `${key}_other`, { n })
 }
 
 /** A text node's owner that follows language switches: `<span data-i18n="key">`. */

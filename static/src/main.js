@@ -1,7 +1,7 @@
 // Entry point: `/` lists the IEPs the user may open, `/doc/{name}` edits one.
 import * as Y from 'yjs'
 import { IndexeddbPersistence } from 'y-indexeddb'
-import { applyLanguage, installLanguageSwitch, label, language, t } from './i18n.js'
+import { applyLanguage, installLanguageSwitch, label, language, plural, t } from './i18n.js'
 import { loadConfig, signIn } from './session.js'
 import { Connection, ConnectionState } from './connection.js'
 import { Presence } from './presence.js'
@@ -18,6 +18,8 @@ const REFUSED_KEY = 'iep-write-refused'
 const LOCAL_PREFIX = 'iep:'
 
 async function main () {
+  // The offline shell: the next visit opens even when the server does not answer.
+  navigator.serviceWorker?.register('/offline.js').catch((error) => console.warn('offline shell', error))
   installLanguageSwitch()
   const app = document.getElementById('app')
   const config = await loadConfig()
@@ -348,7 +350,7 @@ async function documentPage (app, name, session) {
     onChange: ({ state, unsaved }) => {
       saveState.dataset.state = state
       saveState.textContent = state === SaveState.OFFLINE
-        ? (unsaved > 0 ? t('offlineKept', { n: unsaved }) : t('offline'))
+        ? (unsaved > 0 ? plural('offlineKept', unsaved) : t('offline'))
         : t(state === SaveState.SAVED ? 'allSaved' : 'saving')
     },
   })

@@ -36,7 +36,8 @@ export class Presence {
     this.root = root
     const color = colourFor(session.userKey)
     awareness.setLocalState({
-      user: { name: session.name, color, colorLight: `${color}33` },
+      // `key` tells one person's tabs apart from two people who share a name.
+      user: { name: session.name, key: session.userKey, color, colorLight: `${color}33` },
       field: null,
     })
     awareness.on('change', () => this.render())
@@ -58,16 +59,21 @@ export class Presence {
     }
   }
 
-  /** States of everyone with a name, self first. */
+  /** Everyone with a name, once each (a person in two tabs is one person), self first. */
   people () {
     const self = this.awareness.clientID
-    const people = []
+    const selfKey = personKey(this.awareness.getLocalState())
+    const byPerson = new Map()
     for (const [clientId, state] of this.awareness.getStates()) {
-      if (state && state.user && typeof state.user.name === 'string') {
-        people.push({ clientId, state, isSelf: clientId === self })
-      }
+      if (!state || !state.user || typeof state.user.name !== 'string') continue
+      const key = personKey(state)
+      const isSelf = clientId === self || key === selfKey
+      const fields = byPerson.get(key)?.fields || []
+      if (typeof state.field === 'string' && clientId !== self) fields.push(state.field)
+      if (!byPerson.has(key) || clientId === self) byPerson.set(key, { clientId, state, isSelf, fields })
+      else byPerson.get(key).fields = fields
     }
-    return people.sort((a, b) => Number(b.isSelf) - Number(a.isSelf))
+    return [...byPerson.values()].sort((a, b) => Number(b.isSelf) - Number(a.isSelf))
   }
 
   render () {
@@ -85,10 +91,11 @@ export class Presence {
 
     const editors = new Map()
     for (const person of people) {
-      const field = person.state.field
-      if (person.isSelf || typeof field !== 'string') continue
-      if (!editors.has(field)) editors.set(field, [])
-      editors.get(field).push(person)
+      if (person.isSelf) continue
+      for (const field of new Set(person.fields)) {
+        if (!editors.has(field)) editors.set(field, [])
+        editors.get(field).push(person)
+      }
     }
     for (const slot of this.root.querySelectorAll('[data-presence-for]')) {
       const here = editors.get(slot.dataset.presenceFor) || []
@@ -97,4 +104,8 @@ export class Presence {
       if (here.length > 0) slot.closest('[data-field]')?.style.setProperty('--person-colour', here[0].state.user.color)
     }
   }
+}
+
+function personKey (state) {
+  return typeof state?.user?.key === 'string' ? state.user.key : `name:${state?.user?.name}`
 }

@@ -203,3 +203,51 @@ def test_saved_only_once_the_store_has_the_edit(
         expect(state).to_have_text("All changes saved")
     finally:
         running.stop()
+
+
+def test_a_reload_while_the_server_is_down_shows_the_iep_from_the_device(
+    tmp_path: Path, new_context: ContextFactory, shot: Shot
+) -> None:
+    settings = load_settings({}, database_url=f"sqlite:///{tmp_path}/collab.db")
+    running = start_server(settings)
+    port = running.port
+    try:
+        page = open_doc(new_context(name=LAYLA), running, "centre/offline")
+        page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+        add_goal(page, "Reads 20 words")
+        expect(page.locator("#save-state")).to_have_attribute("data-state", "saved")
+    finally:
+        running.stop()
+
+    page.reload()
+    expect(page.locator("[data-list=goals] li")).to_have_count(1)
+    assert goal_titles(page) == ["Reads 20 words"]
+    expect(page.locator("#save-state")).to_have_attribute("data-state", "offline")
+    page.locator("[data-field='student/grade'] input").fill("4")
+    expect(page.locator("#save-state")).to_have_text("Offline — 1 change kept on this device")
+    page.locator("[data-field='student/school'] input").fill("Al Noor")
+    expect(page.locator("#save-state")).to_have_text("Offline — 2 changes kept on this device")
+    shot(page, "offline-reload")
+
+    back = start_server(settings, port)
+    try:
+        expect(page.locator("#connection-status")).to_have_attribute(
+            "data-state", "connected", timeout=20_000
+        )
+        expect(page.locator("#save-state")).to_have_text("All changes saved")
+    finally:
+        back.stop()
+
+
+def test_the_same_person_in_two_tabs_is_here_once(
+    server: ThreadedServer, new_context: ContextFactory
+) -> None:
+    doc = f"centre/tabs-{uuid.uuid4().hex[:6]}"
+    layla = new_context(name=LAYLA)
+    first, second = open_doc(layla, server, doc), open_doc(layla, server, doc)
+    omar = open_doc(new_context(name=OMAR), server, doc)
+    second.locator("[data-field='student/school'] input").click()
+    expect(omar.locator("[data-presence-for='student/school'] .person")).to_have_text(LAYLA)
+    expect(omar.locator("#presence-bar .person")).to_have_count(2)
+    expect(first.locator("#presence-bar .person")).to_have_count(2)
+    expect(omar.locator("#presence-bar .person", has_text=LAYLA)).to_have_count(1)
