@@ -15,7 +15,7 @@ from collab_server.web import ASSETS_DIR
 from iep_collab.composition import build_app
 
 ROOT = Path(__file__).resolve().parents[2]
-BUNDLE_FILES = ("app.js", "app.css", "index.html")
+BUNDLE_FILES = ("app.js", "app.css", "index.html", "sessions.js", "offline.js")
 
 
 def client(settings: Settings) -> httpx.AsyncClient:
@@ -39,6 +39,9 @@ async def test_pages_and_assets_are_served(dev_settings: Settings) -> None:
         assert "javascript" in script.headers["content-type"]
         assert (await http.get("/assets/app.css")).status_code == 200
         assert (await http.get("/assets/missing.js")).status_code == 404
+        # The offline shell's worker, from the root: its scope is every page.
+        worker = await http.get("/offline.js")
+        assert worker.status_code == 200 and "javascript" in worker.headers["content-type"]
 
 
 async def test_config_in_development_mode(dev_settings: Settings) -> None:
