@@ -63,3 +63,18 @@ def test_quick_bench_reports_every_figure_for_our_server(tmp_path: Path) -> None
     assert "error" not in load, load
     assert load["updates_in_log"] == 300
     assert load["synced_ms"] > 0
+
+
+@pytest.mark.browser
+def test_editor_bench_reports_edit_to_other_screen_latency() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.editor", "--edits", "10"],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr.decode()[-3000:]
+    figures = json.loads(completed.stdout)["edit_to_other_screen"]
+    assert figures["measured"] == 10
+    assert 0 < figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"]
