@@ -195,6 +195,16 @@ class LiveDocument:
                 self.on_update(self, self.doc.get_update(before), origin)
         return changed
 
+    def _changes_nothing(self, update: bytes) -> bool:
+        """Deletions only, every one of them known here already."""
+        if update[0] != 0:
+            return False
+        known = self._delete_set()
+        try:
+            return merge_updates(known, update) == known
+        except ValueError:
+            return False
+
     def _delete_set(self) -> bytes:
         # An update from the current state holds no structs: only the delete set.
         return self.doc.get_update(self.doc.get_state())
@@ -344,7 +354,9 @@ class LiveDocument:
         if update == EMPTY_UPDATE:
             return
         if not connection.identity.can_write:
-            connection.send(encode_permission_denied("read-only access: changes are not saved"))
+            # A viewer's step 2 on reconnect carries its whole delete set: not a change.
+            if not self._changes_nothing(update):
+                connection.send(encode_permission_denied("read-only access: changes are not saved"))
             return
         if self.forward is not None:
             self.forward(self, connection, update)

@@ -51,12 +51,17 @@ function fieldRow (labelKey, fieldPath, control) {
   return row
 }
 
-function textControl (field) {
-  const control = document.createElement(MULTILINE.has(field) ? 'textarea' : 'input')
+function textControl (field, { wraps = false } = {}) {
+  const control = document.createElement(MULTILINE.has(field) || wraps ? 'textarea' : 'input')
   if (control.tagName === 'INPUT') control.type = field === 'dateOfBirth' ? 'date' : 'text'
   if (NUMBER_FIELDS.has(field)) control.inputMode = 'numeric'
   control.dir = 'auto'
-  if (control.tagName === 'TEXTAREA') control.rows = 2
+  if (control.tagName === 'TEXTAREA') control.rows = MULTILINE.has(field) ? 2 : 1
+  if (wraps) {
+    // An item's title wraps like text but stays one paragraph.
+    control.classList.add('one-line')
+    control.addEventListener('keydown', (event) => { if (event.key === 'Enter') event.preventDefault() })
+  }
   return control
 }
 
@@ -230,7 +235,9 @@ export class IepForm {
     fields.className = 'item-fields'
     const unbinds = []
     for (const field of LIST_SECTIONS[key]) {
-      const control = field === 'status' ? selectControl(GOAL_STATUSES, 'status_') : textControl(field)
+      const control = field === 'status'
+        ? selectControl(GOAL_STATUSES, 'status_')
+        : textControl(field, { wraps: field === 'title' })
       unbinds.push(ITEM_TEXT_FIELDS[key].includes(field)
         ? bindField(this.doc, item, field, control, this.origin)
         : bindValue(this.doc, item, field, control, this.origin))

@@ -6,6 +6,7 @@ import { loadConfig, signIn } from './session.js'
 import { Connection, ConnectionState } from './connection.js'
 import { Presence } from './presence.js'
 import { IepForm } from './form.js'
+import { ParentView, changesSinceLastVisit } from './parent-view.js'
 import { fieldText, roots } from './schema.js'
 import { SaveState, SaveTracker } from './saved.js'
 import { mountProgress } from './progress.js'
@@ -49,16 +50,20 @@ function showSignedIn (session) {
   who.replaceChildren(name, out)
 }
 
+function deleteDatabase (databaseName) {
+  return new Promise((resolve) => {
+    const request = indexedDB.deleteDatabase(databaseName)
+    request.onsuccess = request.onerror = request.onblocked = resolve
+  })
+}
+
 /** IEPs hold children's records: signing out leaves no copy on a shared computer. */
 async function forgetLocalCopies () {
   if (!indexedDB.databases) return
   const databases = await indexedDB.databases()
   await Promise.all(databases
     .filter(({ name }) => name && name.startsWith(LOCAL_PREFIX))
-    .map(({ name }) => new Promise((resolve) => {
-      const request = indexedDB.deleteDatabase(name)
-      request.onsuccess = request.onerror = request.onblocked = resolve
-    })))
+    .map(({ name }) => deleteDatabase(name)))
 }
 
 function docHref (name) {
@@ -301,6 +306,9 @@ async function documentPage (app, name, session) {
       banner.append(refusedBanner)
       sessionStorage.setItem(REFUSED_KEY, name)
       await local.clearData()
+      // y-indexeddb starts the deletion without waiting for it: a reload before it ends
+      // would load the refused change again, send it again, and be refused again.
+      await deleteDatabase(local.name)
       location.reload()
     },
     onRefused: async () => {
@@ -330,14 +338,19 @@ async function documentPage (app, name, session) {
   installUndoKeys(form, undoManager, () => readOnly)
 
   const presence = new Presence(connection.awareness, session, presenceBar, form)
-  iepForm = new IepForm(doc, connection.awareness, form, {
-    readOnly,
-    origin: LOCAL_ORIGIN,
-    undoManager,
-    onRendered: () => presence.render(),
-    onRemove: (removedTitle) => showRemoved(undoManager, removedTitle),
-  })
-  toolbar.append(saveState, undoButton, redoButton)
+  if (access.role === 'viewer') {
+    // A parent reads a summary, not a greyed-out form.
+    new ParentView(doc, form, await changesSinceLastVisit(name, session)) // eslint-disable-line no-new
+  } else {
+    iepForm = new IepForm(doc, connection.awareness, form, {
+      readOnly,
+      origin: LOCAL_ORIGIN,
+      undoManager,
+      onRendered: () => presence.render(),
+      onRemove: (removedTitle) => showRemoved(undoManager, removedTitle),
+    })
+    toolbar.append(saveState, undoButton, redoButton)
+  }
   if (readOnly) enterReadOnly()
   mountProgress(page, name, session)
   if (sessionStorage.getItem(REFUSED_KEY) === name) {

@@ -94,9 +94,18 @@ def new_context(browser: Browser) -> Iterator[ContextFactory]:
     opened: list[BrowserContext] = []
 
     def open_context(
-        *, name: str | None = None, language: str = "en", storage: Sequence[tuple[str, str]] = ()
+        *,
+        name: str | None = None,
+        language: str = "en",
+        storage: Sequence[tuple[str, str]] = (),
+        phone: bool = False,
     ) -> BrowserContext:
-        context = browser.new_context(viewport={"width": 1100, "height": 900})
+        if phone:  # a parent's phone: narrow, touch
+            context = browser.new_context(
+                viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+            )
+        else:
+            context = browser.new_context(viewport={"width": 1100, "height": 900})
         context.set_default_timeout(WAIT_MS)
         values = [("iep-ui-language", language), *storage]
         if name is not None:

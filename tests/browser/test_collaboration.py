@@ -37,7 +37,7 @@ def goal_titles(page: Page) -> list[str]:
 
 def add_goal(page: Page, title: str) -> None:
     page.get_by_role("button", name="Add goal").click()
-    page.locator("[data-list=goals] li").last.locator("[data-field$='/title'] input").fill(title)
+    page.locator("[data-list=goals] li").last.locator("[data-field$='/title'] textarea").fill(title)
 
 
 def layla_and_omar_on_a_new_iep(

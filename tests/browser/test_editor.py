@@ -50,12 +50,12 @@ def test_two_editors_share_goals_notes_and_presence(
 
     # A goal added in one appears in the other, with its title.
     first.get_by_role("button", name="Add goal").click()
-    first.locator("[data-list=goals] li").last.locator("[data-field$='/title'] input").fill(
+    first.locator("[data-list=goals] li").last.locator("[data-field$='/title'] textarea").fill(
         "Names 20 objects"
     )
     goal = second.locator("[data-list=goals] li")
     expect(goal).to_have_count(1)
-    expect(goal.locator("[data-field$='/title'] input")).to_have_value("Names 20 objects")
+    expect(goal.locator("[data-field$='/title'] textarea")).to_have_value("Names 20 objects")
     goal_id = goal.get_attribute("data-item-id")
 
     # The field someone is in is marked with their name on the other screen.
@@ -66,12 +66,12 @@ def test_two_editors_share_goals_notes_and_presence(
 
     # Reorder: a second goal moved up arrives first on the other screen.
     first.get_by_role("button", name="Add goal").click()
-    first.locator("[data-list=goals] li").last.locator("[data-field$='/title'] input").fill(
+    first.locator("[data-list=goals] li").last.locator("[data-field$='/title'] textarea").fill(
         "Asks for help"
     )
     expect(goal).to_have_count(2)
     first.locator("[data-list=goals] li").last.get_by_role("button", name="Move up").click()
-    expect(goal.first.locator("[data-field$='/title'] input")).to_have_value("Asks for help")
+    expect(goal.first.locator("[data-field$='/title'] textarea")).to_have_value("Asks for help")
     # Status is a choice; removing a goal removes it everywhere.
     first.locator(f"[data-field='goals/{goal_id}/status'] select").select_option("in_progress")
     expect(second.locator(f"[data-field='goals/{goal_id}/status'] select")).to_have_value(
@@ -79,7 +79,7 @@ def test_two_editors_share_goals_notes_and_presence(
     )
     first.locator("[data-list=goals] li").first.get_by_role("button", name="Remove").click()
     expect(goal).to_have_count(1)
-    expect(goal.locator("[data-field$='/title'] input")).to_have_value("Names 20 objects")
+    expect(goal.locator("[data-field$='/title'] textarea")).to_have_value("Names 20 objects")
 
     # Both type into the notes at once; the text converges and keeps every keystroke.
     first.locator("[data-section=notes] .cm-content").click()
@@ -151,10 +151,10 @@ def test_edits_survive_reload_from_the_server(
     doc = "centre/reload/iep-2026"
     page = open_doc(new_context(name=OMAR), server, doc)
     page.get_by_role("button", name="Add service").click()
-    page.locator("[data-list=services] li [data-field$='/title'] input").fill("Speech therapy")
+    page.locator("[data-list=services] li [data-field$='/title'] textarea").fill("Speech therapy")
     # A fresh profile has no local copy: what it shows came from the server.
     fresh = open_doc(new_context(name=LAYLA), server, doc)
-    expect(fresh.locator("[data-list=services] li [data-field$='/title'] input")).to_have_value(
+    expect(fresh.locator("[data-list=services] li [data-field$='/title'] textarea")).to_have_value(
         "Speech therapy"
     )
 

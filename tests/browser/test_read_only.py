@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Locator, Page, expect
 
 from collab_server.settings import load_settings
 from tests.browser.conftest import ContextFactory, ThreadedServer, start_server
@@ -24,7 +24,6 @@ pytestmark = pytest.mark.browser
 Shot = Callable[[Page, str], None]
 DOC = "centre/noor/iep-2026"
 SESSION_KEY = "iep-collab-auth"  # the storageKey the page gives supabase-js
-ENABLED_CONTROLS = ".iep-form :is(input, textarea, select, button):enabled"
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +48,13 @@ def server(
             headers=admin,
         )
         assert response.status_code in (200, 201), response.text
+    # The centre's directory names its people (history and digests read names from it).
+    response = httpx.put(
+        f"{running.http}/api/people/therapist-1",
+        json={"name": "Layla ليلى", "language": "ar"},
+        headers=admin,
+    )
+    assert response.status_code == 200, response.text
     yield running
     running.stop()
 
@@ -59,6 +65,8 @@ def signed_in(
     user_id: str,
     full_name: str,
     app_role: str | None = None,
+    *,
+    phone: bool = False,
 ) -> BrowserContext:
     """A browser profile holding a supabase-js session, as after signing in."""
     app_metadata = {"role": app_role} if app_role else {}
@@ -83,51 +91,71 @@ def signed_in(
         "refresh_token": "not-used-in-this-test",
         "user": user,
     }
-    return new_context(storage=[(SESSION_KEY, json.dumps(session))])
+    return new_context(storage=[(SESSION_KEY, json.dumps(session))], phone=phone)
 
 
 def open_doc(context: BrowserContext, server: ThreadedServer) -> Page:
     page = context.new_page()
     page.goto(f"{server.http}/doc/{DOC}")
     expect(page.locator("#connection-status")).to_have_attribute("data-state", "connected")
-    expect(page.locator("[data-field='student/name'] input")).to_be_attached()
+    expect(page.locator("[data-field='student/name'] input, .parent-view")).to_be_attached()
     return page
 
 
-def test_viewer_follows_live_but_cannot_write(
+def summary_value(page: Page, section: str, term: str) -> Locator:
+    """A parent's summary: the value shown beside `term` in a section."""
+    entry = page.locator(f".parent-view [data-section={section}] dt", has_text=term)
+    return entry.locator("xpath=following-sibling::dd[1]")
+
+
+def test_parent_reads_a_live_summary_but_cannot_write(
     server: ThreadedServer, supabase: FakeSupabase, new_context: ContextFactory, shot: Shot
 ) -> None:
     therapist = open_doc(signed_in(new_context, supabase, "therapist-1", "Layla ليلى"), server)
     therapist.locator("[data-field='student/name'] input").fill("Amal")
-    parent = open_doc(signed_in(new_context, supabase, "parent-1", "Huda هدى"), server)
+    therapist.get_by_role("button", name="Add goal").click()
+    therapist.locator("[data-list=goals] li [data-field$='/title'] textarea").fill("Reads aloud")
+    parent = open_doc(signed_in(new_context, supabase, "parent-1", "Huda هدى", phone=True), server)
 
-    # Clearly marked, nothing to type into or click.
+    # A summary to read, in the parent's language, with nothing to type into or click.
     expect(parent.locator(".read-only-banner")).to_be_visible()
-    expect(parent.locator("[data-field='student/name'] input")).to_have_value("Amal")
-    expect(parent.locator(ENABLED_CONTROLS)).to_have_count(0)
-    expect(parent.locator("[data-section=notes] .cm-content")).to_have_attribute(
-        "contenteditable", "false"
-    )
+    expect(summary_value(parent, "student", "Name")).to_have_text("Amal")
+    expect(parent.locator(".parent-view [data-section=goals] h3")).to_contain_text("Reads aloud")
+    expect(parent.locator(".parent-view [data-section=goals] h3")).to_contain_text("Not started")
+    expect(parent.locator(".iep-form :is(input, textarea, select, button)")).to_have_count(0)
     # Live updates and presence both ways.
     therapist.locator("[data-field='student/grade'] input").fill("4")
-    expect(parent.locator("[data-field='student/grade'] input")).to_have_value("4")
+    expect(summary_value(parent, "student", "Grade")).to_have_text("4")
     expect(therapist.locator("#presence-bar .person", has_text="Huda هدى")).to_be_visible()
-    shot(parent, "viewer-read-only")
+    shot(parent, "parent-summary")
 
-    # A write forced from the page's own script is refused by the server and goes nowhere.
-    parent.evaluate("window.iepEditor.doc.getText('student/name').insert(0, 'Changed by a viewer')")
+    # A write forced from the page's own script is refused by the server and goes nowhere:
+    # the page drops the refused change, reloads and shows what the server holds.
+    with parent.expect_navigation():
+        parent.evaluate(
+            "setTimeout(() => window.iepEditor.doc.getText('student/name')"
+            ".insert(0, 'Changed by a viewer'))"
+        )
     expect(parent.locator(".refused-banner")).to_be_visible()
-    # The page drops the refused change and shows what the server holds.
-    expect(parent.locator("[data-field='student/name'] input")).to_have_value("Amal")
-    expect(parent.locator(".read-only-banner")).to_be_visible()
+    expect(summary_value(parent, "student", "Name")).to_have_text("Amal")
     shot(parent, "viewer-write-refused")
     therapist.locator("[data-field='student/grade'] input").fill("5")
-    expect(parent.locator("[data-field='student/grade'] input")).to_have_value("5")
+    expect(summary_value(parent, "student", "Grade")).to_have_text("5")
     expect(therapist.locator("[data-field='student/name'] input")).to_have_value("Amal")
     # What the server holds, seen by a fresh profile with no local copy.
     fresh = open_doc(signed_in(new_context, supabase, "therapist-1", "Layla ليلى"), server)
     expect(fresh.locator("[data-field='student/grade'] input")).to_have_value("5")
     expect(fresh.locator("[data-field='student/name'] input")).to_have_value("Amal")
+
+    # The next visit marks what changed since, and who changed it.
+    therapist.locator("[data-list=goals] li [data-field$='/target'] textarea").fill("20 words")
+    expect(therapist.locator("#save-state")).to_have_text("All changes saved")
+    parent.reload()
+    changed = parent.locator(".parent-view [data-section=goals] mark.changed")
+    expect(changed).to_have_text("20 words")
+    expect(parent.locator(".parent-view .changed-by").first).to_contain_text("Layla ليلى")
+    expect(parent.locator(".parent-view [data-section=changes]")).to_contain_text("Layla ليلى")
+    shot(parent, "parent-changed-since-last-visit")
 
 
 def test_sign_in_form_when_no_session(server: ThreadedServer, new_context: ContextFactory) -> None:

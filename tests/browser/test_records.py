@@ -26,7 +26,7 @@ def test_history_compare_and_parents_acknowledgement_in_both_languages(
     expect(page.locator("#connection-status")).to_have_attribute("data-state", "connected")
     page.locator("[data-field='student/name'] input").fill("Yusuf Al-Ahmad")
     page.get_by_role("button", name="Add goal").click()
-    page.locator("[data-list=goals] [data-field$='/title'] input").fill("Reading fluency")
+    page.locator("[data-list=goals] [data-field$='/title'] textarea").fill("Reading fluency")
 
     page.get_by_role("button", name="History").click()
     panel = page.locator(".history-panel")

@@ -12,7 +12,7 @@ import asyncpg
 import httpx
 import pytest
 import websockets
-from pycrdt import Text
+from pycrdt import Doc, Text
 
 from collab_server.access import CachedMembers, Member, MemoryAccessStore
 from collab_server.identity import Role
@@ -90,6 +90,16 @@ async def test_editors_write_with_attribution_and_viewers_only_read(
             assert live.doc.get_update() == before
             assert live.last_seq == seq_before
             assert str(notes(therapist)) == "Goal: reading fluency"
+
+        # A parent coming back with the copy their device kept (deletions included) is
+        # not refused: what they send back changes nothing.
+        del notes(therapist)[0:6]
+        kept = Doc()
+        async with connect(url(server, supabase, doc, PARENT), kept) as parent:
+            await parent.wait_for(lambda: str(notes(parent)) == "reading fluency")
+        async with connect(url(server, supabase, doc, PARENT), kept) as returning:
+            await returning.round_trip()
+            assert returning.denials == []
 
     # The server's own store: a second one opened beside it would not see the updates its
     # journal has not drained into the tables yet.

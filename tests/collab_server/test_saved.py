@@ -15,13 +15,7 @@ from collab_server.settings import load_settings
 from persistence import store_from_settings
 from tests.support.frames import sync_frame
 from tests.support.servers import serve_in_process
-from tests.support.yclient import YClient, connect
-
-
-async def echoed(client: YClient, marker: int) -> None:
-    """Every frame sent before this one has been handled (awareness comes back to its sender)."""
-    await client.set_awareness(marker, 1, "{}")
-    await client.wait_for(lambda: marker in client.awareness)
+from tests.support.yclient import connect
 
 
 async def test_saved_is_answered_only_once_the_store_has_the_edit(postgres_url: str) -> None:
@@ -42,7 +36,7 @@ async def test_saved_is_answered_only_once_the_store_has_the_edit(postgres_url: 
             await editor.send_raw(sync_frame(SyncStep.UPDATE, typed.get_update()))
             for check in (2, 3, 4):  # the editor asks again and again: one answer, the newest
                 await editor.ask_saved(check)
-            await echoed(editor, 4242)
+            await editor.round_trip()
             assert editor.saved == [1]
 
             await admin.execute(f"ALTER TABLE {schema}.updates_away RENAME TO updates")

@@ -105,6 +105,11 @@ class YClient:
         await self.ws.send(sync_frame(SyncStep.STEP1, self.doc.get_state()))
         await asyncio.wait_for(self.synced.wait(), timeout)
 
+    async def round_trip(self, marker: int = 4242) -> None:
+        """Every frame sent before this is handled: the server echoes awareness to its sender."""
+        await self.set_awareness(marker, 1, "{}")
+        await self.wait_for(lambda: marker in self.awareness)
+
     async def ask_saved(self, check_id: int) -> None:
         """Ask whether everything sent so far is stored (the editor's save indicator)."""
         await self.ws.send(bytes((MessageType.SAVED,)) + write_var_uint(check_id))
