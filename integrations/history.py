@@ -137,6 +137,19 @@ class Replay:
             for name, root in self.roots.items()
         ]
 
+    def _follow_new_roots(self) -> None:
+        """Schema 2 adds a root the first time a field is written (`student/grade`): read and
+        watch it from then on. Rare, so probing the whole state then is affordable."""
+        new = [name for name in self.doc.keys() if name not in self.roots]  # noqa: SIM118
+        if not new:
+            return
+        kinds = probe_roots(self.doc.get_update())
+        found = typed_roots(self.doc, {n: k for n, k in kinds.items() if n in new})
+        for name, root in found.items():
+            self.roots[name] = root
+            self._subscriptions.append((root, root.observe_deep(self._make_observer(name))))
+            self._touched.add(section_of_root(name))
+
     def _make_observer(self, root_name: str) -> Callable[[Sequence[Any]], None]:
         def observe(events: Sequence[Any]) -> None:
             if root_name != V1_ROOT:
@@ -162,6 +175,7 @@ class Replay:
     def apply(self, update: bytes) -> list[FieldChange]:
         self._touched.clear()
         self.doc.apply_update(update)
+        self._follow_new_roots()
         if not self._touched:
             return []
         changes: list[FieldChange] = []
