@@ -105,7 +105,8 @@ def open_doc(context: BrowserContext, server: ThreadedServer) -> Page:
 def summary_value(page: Page, section: str, term: str) -> Locator:
     """A parent's summary: the value shown beside `term` in a section."""
     entry = page.locator(f".parent-view [data-section={section}] dt", has_text=term)
-    return entry.locator("xpath=following-sibling::dd[1]")
+    # The value itself (a changed one is marked and followed by who changed it).
+    return entry.locator("xpath=following-sibling::dd[1]").locator("bdi, mark").first
 
 
 def test_parent_reads_a_live_summary_but_cannot_write(
