@@ -87,7 +87,6 @@ const STRINGS = {
     moveDown: 'Move down',
     remove: 'Remove',
     untitled: 'Untitled',
-    loadingDocument: 'Loading the IEP…',
   },
   ar: {
     appName: 'محرر الخطة التربوية الفردية',
@@ -177,7 +176,6 @@ const STRINGS = {
     moveDown: 'تحريك لأسفل',
     remove: 'حذف',
     untitled: 'بدون عنوان',
-    loadingDocument: 'جارٍ تحميل الخطة…',
   },
 }
 
