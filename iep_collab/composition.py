@@ -36,6 +36,7 @@ from integrations.access import AccessDirectory
 from integrations.acknowledgement import AcknowledgementService, AckPolicy
 from integrations.contracts import Clock, SystemClock
 from integrations.history import HistoryReader
+from integrations.invitations import SupabaseAccounts, invitation_routes
 from integrations.notifications import NotificationService, config_from_settings
 from integrations.people import PeopleNames, people_routes
 from integrations.records_api import RecordsApi
@@ -163,6 +164,23 @@ def build_app(
     if service.webhook is not None:
         service.webhook.add_button_handler(CONFIRM_PAYLOAD, sessions.answer)
         service.webhook.add_button_handler(DECLINE_PAYLOAD, sessions.answer)
+    creation = CreationPolicy.from_roles(
+        settings.creator_roles,
+        settings.document_prefix,
+        development=authenticator.development_mode,
+        first_content=iep_schema.seed,
+    )
+    service_key = settings.supabase_service_key
+    invitations = (
+        invitation_routes(
+            authenticator,
+            SupabaseAccounts(settings.supabase_url, service_key.get_secret_value()),
+            people,
+            creation.may_create,
+        )
+        if settings.supabase_url and service_key is not None
+        else []
+    )
     app = create_app(
         settings,
         store=store,
@@ -181,13 +199,10 @@ def build_app(
                 access,
                 enforcer,
                 audit,
-                CreationPolicy.from_roles(
-                    settings.creator_roles,
-                    settings.document_prefix,
-                    development=authenticator.development_mode,
-                    first_content=iep_schema.seed,
-                ),
+                creation,
+                names=names,
             ),
+            *invitations,
             *people_routes(authenticator, people),
             *service.routes(),
             *records_api.routes(),

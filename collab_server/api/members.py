@@ -15,6 +15,7 @@ from starlette.routing import Route
 from collab_server.access import (
     AccessAuthenticator,
     AccessStore,
+    DisplayNames,
     LastOwner,
     Member,
     MembershipEnforcer,
@@ -72,6 +73,7 @@ def routes(
     access: AccessStore,
     enforcer: MembershipEnforcer | None,
     audit: AuditRecorder | None = None,
+    names: DisplayNames | None = None,
 ) -> list[Route]:
     async def audited(
         request: Request, caller: Caller, document: str, action: AuditAction, **details: str
@@ -101,7 +103,11 @@ def routes(
         current = await access.members(document)
         if not caller.is_admin and all(m.user_id != caller.user_id for m in current):
             raise NotAMember()
-        return JSONResponse({"document": document, "members": [m.to_json() for m in current]})
+        listed = [m.to_json() for m in current]
+        if names is not None:  # the Share dialog shows people, not ids
+            for entry in listed:
+                entry["name"] = await names.display_name(entry["user_id"])
+        return JSONResponse({"document": document, "members": listed})
 
     @json_errors
     async def put_member(request: Request) -> Response:

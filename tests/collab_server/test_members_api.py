@@ -36,7 +36,7 @@ async def test_an_admin_creates_a_document_by_putting_its_first_member(
     listed = await http.get(f"/api/documents/{DOC}/members", headers=as_user(supabase, "owner-1"))
     assert listed.json() == {
         "document": DOC,
-        "members": [{"user_id": "owner-1", "role": "owner", "digest": False}],
+        "members": [{"user_id": "owner-1", "role": "owner", "digest": False, "name": None}],
     }
 
 

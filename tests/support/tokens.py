@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -29,6 +30,9 @@ from pydantic import SecretStr
 from collab_server.settings import Settings
 
 JWKS_PATH = "/auth/v1/.well-known/jwks.json"
+ADMIN_USERS_PATH = "/auth/v1/admin/users"
+INVITE_PATH = "/auth/v1/invite"
+SERVICE_ROLE_KEY = "service-role-key-for-tests"
 HS256_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
 
 
@@ -50,21 +54,73 @@ class SigningKey:
 
 
 class FakeSupabase:
-    """The JWKS endpoint of a Supabase project, on a free loopback port."""
+    """A Supabase project on a free loopback port: its JWKS endpoint, and the Auth admin
+    endpoints the Share dialog uses (`GET /auth/v1/admin/users`, `POST /auth/v1/invite`) as
+    GoTrue documents them: the service-role key as `apikey` and bearer, else 401; a user is
+    `{"id", "aud", "email", "user_metadata", "app_metadata", "created_at"}`."""
 
     def __init__(self) -> None:
         self.keys: list[SigningKey] = [SigningKey("key-1")]
         self.fetches = 0
+        self.users: list[dict[str, Any]] = []
+        self.invitations: list[str] = []
+        self.admin_failure: int | None = None  # answer every admin call with this status
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                if self.path.startswith(ADMIN_USERS_PATH):
+                    if self._admin_refused():
+                        return
+                    query = parse_qs(urlsplit(self.path).query)
+                    page = int(query.get("page", ["1"])[0])
+                    per_page = int(query.get("per_page", ["50"])[0])
+                    chosen = fake.users[(page - 1) * per_page : page * per_page]
+                    self._json(200, {"users": chosen, "aud": "authenticated"})
+                    return
                 if self.path != JWKS_PATH:
                     self.send_error(404)
                     return
                 fake.fetches += 1
-                body = json.dumps({"keys": [k.public_jwk() for k in fake.keys]}).encode()
-                self.send_response(200)
+                self._json(200, {"keys": [k.public_jwk() for k in fake.keys]})
+
+            def do_POST(self) -> None:
+                if self.path.split("?")[0] != INVITE_PATH:
+                    self.send_error(404)
+                    return
+                if self._admin_refused():
+                    return
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                email = body["email"]
+                if any(u["email"] == email for u in fake.users):
+                    self._json(
+                        422,
+                        {
+                            "code": 422,
+                            "msg": "A user with this email address has already been registered",
+                        },
+                    )
+                    return
+                user = fake.add_user(email)
+                fake.invitations.append(email)
+                self._json(200, user)
+
+            def _admin_refused(self) -> bool:
+                key = SERVICE_ROLE_KEY
+                if fake.admin_failure is not None:
+                    self._json(fake.admin_failure, {"code": fake.admin_failure, "msg": "down"})
+                    return True
+                if (
+                    self.headers.get("apikey") != key
+                    or self.headers.get("Authorization") != f"Bearer {key}"
+                ):
+                    self._json(401, {"code": 401, "msg": "Invalid API key"})
+                    return True
+                return False
+
+            def _json(self, status: int, value: Any) -> None:
+                body = json.dumps(value).encode()
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -90,6 +146,19 @@ class FakeSupabase:
 
     def start(self) -> None:
         self._thread.start()
+
+    def add_user(self, email: str, full_name: str | None = None) -> dict[str, Any]:
+        user = {
+            "id": str(uuid.uuid4()),
+            "aud": "authenticated",
+            "role": "authenticated",
+            "email": email,
+            "user_metadata": {"full_name": full_name} if full_name else {},
+            "app_metadata": {"provider": "email"},
+            "created_at": "2026-12-01T10:00:00Z",
+        }
+        self.users.append(user)
+        return user
 
     def stop(self) -> None:
         self._http.shutdown()
