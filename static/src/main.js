@@ -11,6 +11,7 @@ import { fieldText, roots } from './schema.js'
 import { SaveState, SaveTracker } from './saved.js'
 import { mountProgress } from './progress.js'
 import { installHistory } from './history.js'
+import { installShare } from './share.js'
 import { acknowledgementPage } from './acknowledge.js'
 
 const DOC_PREFIX = '/doc/'
@@ -30,7 +31,7 @@ async function main () {
     await acknowledgementPage(app, decodeURIComponent(location.pathname.slice(ACK_PREFIX.length)), session)
   } else if (location.pathname.startsWith(DOC_PREFIX)) {
     const name = decodeURIComponent(location.pathname.slice(DOC_PREFIX.length))
-    await documentPage(app, name, session)
+    await documentPage(app, name, session, config)
   } else {
     await listPage(app, config, session)
   }
@@ -224,7 +225,7 @@ function refusalPage (app, refusal) {
 const LOCAL_ORIGIN = { local: true }
 const REMOVED_TOAST_MS = 6000
 
-async function documentPage (app, name, session) {
+async function documentPage (app, name, session, config) {
   setStatus(ConnectionState.CONNECTING)
   const access = await fetchAccess(name, session)
   if (access.refusal === 'signIn') {
@@ -372,6 +373,8 @@ async function documentPage (app, name, session) {
   connection.start()
 
   const history = installHistory({ doc, name, session, access, toolbar, page, form, editor: { undoManager, origin: LOCAL_ORIGIN } })
+  // Owners share (in development mode anyone may: the API lets them).
+  if (access.role === 'owner' || config.mode === 'development') installShare({ name, session, config, toolbar, page })
 
   // A handle for diagnosing a page from the browser console.
   window.iepEditor = { doc, provider: connection.provider, awareness: connection.awareness, name, local, history, undoManager, tracker }

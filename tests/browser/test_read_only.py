@@ -14,10 +14,17 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Locator, Page, expect
+from pydantic import SecretStr
 
 from collab_server.settings import load_settings
 from tests.browser.conftest import ContextFactory, ThreadedServer, start_server
-from tests.support.tokens import FakeSupabase, auth_settings, bearer, fake_supabase
+from tests.support.tokens import (
+    SERVICE_ROLE_KEY,
+    FakeSupabase,
+    auth_settings,
+    bearer,
+    fake_supabase,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -38,7 +45,12 @@ def server(
 ) -> Iterator[ThreadedServer]:
     database = tmp_path_factory.mktemp("read-only") / "collab.db"
     base = load_settings({}, database_url=f"sqlite:///{database}")
-    settings = auth_settings(base, supabase, supabase_anon_key="anon-key-for-tests")
+    settings = auth_settings(
+        base,
+        supabase,
+        supabase_anon_key="anon-key-for-tests",
+        supabase_service_key=SecretStr(SERVICE_ROLE_KEY),
+    )
     running = start_server(settings)
     admin = bearer(supabase.admin_token("admin-1"))
     for user_id, role in (("therapist-1", "editor"), ("parent-1", "viewer")):
@@ -196,3 +208,39 @@ def test_someone_who_is_not_a_member_is_told_so_and_offered_the_way_back(
     shot(page, "not-a-member")
     page.get_by_role("link", name="Back to your IEPs").click()
     expect(page.get_by_role("heading", name="Your IEPs")).to_be_visible()
+
+
+def test_an_owner_shares_the_iep_by_e_mail_and_the_invited_parent_reads_it(
+    server: ThreadedServer, supabase: FakeSupabase, new_context: ContextFactory, shot: Shot
+) -> None:
+    staff = bearer(supabase.token("therapist-2", app_metadata={"role": "staff"}))
+    created = httpx.post(
+        f"{server.http}/api/documents", json={"student_name": "سارة"}, headers=staff
+    ).json()
+    owner = signed_in(new_context, supabase, "therapist-2", "Nour نور", app_role="staff")
+    page = owner.new_page()
+    page.goto(f"{server.http}/doc/{created['name']}")
+    expect(page.locator("#connection-status")).to_have_attribute("data-state", "connected")
+
+    page.get_by_role("button", name="Share").click()
+    panel = page.locator(".share-panel")
+    expect(panel.locator(".members li")).to_have_count(1)
+    page.locator("#share-who").fill("mona@example.org")
+    panel.get_by_role("button", name="Add").click()
+    expect(panel.locator(".members li")).to_have_count(2)
+    expect(panel.locator(".members li", has_text="mona")).to_be_visible()
+    expect(panel.locator(".share-message")).to_contain_text("Invited: mona@example.org")
+    assert supabase.invitations == ["mona@example.org"]
+    shot(page, "share-dialog")
+
+    # The last owner stays: removing them is refused and said.
+    mine = panel.locator(".members li[data-user-id='therapist-2']")
+    mine.get_by_role("button", name="Remove").click()
+    expect(panel.locator(".share-message")).to_contain_text("An IEP needs an owner")
+    expect(panel.locator(".members li")).to_have_count(2)
+
+    # The invited parent signs in and reads the IEP as a summary.
+    mona = next(u for u in supabase.users if u["email"] == "mona@example.org")
+    parent = signed_in(new_context, supabase, mona["id"], "Mona منى").new_page()
+    parent.goto(f"{server.http}/doc/{created['name']}")
+    expect(summary_value(parent, "student", "Name")).to_have_text("سارة")
