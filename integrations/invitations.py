@@ -18,8 +18,6 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from supabase_auth import AsyncGoTrueAdminAPI
-from supabase_auth.errors import AuthError
 
 from collab_server.api.http import ApiError, json_body, json_errors
 from collab_server.credentials import request_credentials
@@ -63,10 +61,15 @@ def _name_of(metadata: dict[str, Any] | None, email: str) -> str:
 
 class SupabaseAccounts:
     def __init__(self, supabase_url: str, service_key: str) -> None:
+        # Imported here: it loads the token libraries, which a development server does without.
+        from supabase_auth import AsyncGoTrueAdminAPI
+
         headers = {"apikey": service_key, "Authorization": f"Bearer {service_key}"}
         self.admin = AsyncGoTrueAdminAPI(url=supabase_url.rstrip("/") + "/auth/v1", headers=headers)
 
     async def find_or_invite(self, email: str) -> AccountHolder:
+        from supabase_auth.errors import AuthError
+
         wanted = email.casefold()
         try:
             for page in range(1, _MAX_PAGES + 1):

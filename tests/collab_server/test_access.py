@@ -125,7 +125,9 @@ async def test_non_members_are_refused_and_an_admin_creates_a_document_by_openin
         pass
     async with httpx.AsyncClient(base_url=server.http) as http:
         members = await http.get("/api/documents/iep/new/members", headers=bearer(admin))
-    assert members.json()["members"] == [{"user_id": "admin-1", "role": "owner", "digest": False}]
+    assert members.json()["members"] == [
+        {"user_id": "admin-1", "role": "owner", "digest": False, "name": None}
+    ]
 
 
 async def test_asking_about_a_document_never_creates_it(
