@@ -1,7 +1,7 @@
 // The IEP form: DOM bound to the Y document (schema 2), field by field, without re-rendering
 // what the user is typing in (a remote change only touches the controls it changed).
 import * as Y from 'yjs'
-import { label, t, onLanguageChange } from './i18n.js'
+import { label, language, t, onLanguageChange } from './i18n.js'
 import {
   GOAL_STATUSES, ITEM_TEXT_FIELDS, LIST_SECTIONS, STUDENT_FIELDS, STUDENT_TEXT_FIELDS, addItem,
   fieldText, itemId, list, meta, moveItem, notes, removeItem, student, text,
@@ -15,9 +15,13 @@ const NUMBER_FIELDS = new Set(['minutesPerSession'])
 
 let controlCounter = 0
 
+// Dispatched when a remote value is written into a control (setting .value fires no event).
+const VALUE_SHOWN = 'valueshown'
+
 /** Write a remote single value into a control, keeping the caret if the user is in it. */
 function showValue (control, value) {
   if (control.value === value) return
+  queueMicrotask(() => control.dispatchEvent(new Event(VALUE_SHOWN)))
   if (document.activeElement === control && 'selectionStart' in control && control.type === 'text') {
     const { selectionStart, selectionEnd } = control
     control.value = value
@@ -25,6 +29,24 @@ function showValue (control, value) {
   } else {
     control.value = value
   }
+}
+
+/** The browser draws a date input in its own locale: the date is also said in the page's. */
+function dateInWords (control) {
+  const words = document.createElement('small')
+  words.className = 'date-in-words'
+  const show = () => {
+    const iso = control.value
+    words.textContent = /^\d{4}-\d{2}-\d{2}$/.test(iso)
+      ? new Date(`${iso}T00:00:00Z`).toLocaleDateString(language(), { dateStyle: 'long', timeZone: 'UTC' })
+      : ''
+  }
+  control.addEventListener('change', show)
+  control.addEventListener('input', show)
+  control.addEventListener(VALUE_SHOWN, show)
+  onLanguageChange(show)
+  queueMicrotask(show)
+  return words
 }
 
 /** Arabic-Indic and Eastern Arabic digits read as the digits they are. */
@@ -165,7 +187,9 @@ export class IepForm {
       const control = textControl(field)
       if (STUDENT_TEXT_FIELDS.includes(field)) bindText(control, fieldText(this.doc, 'student', field), this.origin)
       else bindValue(this.doc, student(this.doc), field, control, this.origin)
-      return fieldRow(field, `student/${field}`, control)
+      const row = fieldRow(field, `student/${field}`, control)
+      if (control.type === 'date') row.append(dateInWords(control))
+      return row
     }))
   }
 

@@ -251,3 +251,18 @@ def test_the_same_person_in_two_tabs_is_here_once(
     expect(omar.locator("#presence-bar .person")).to_have_count(2)
     expect(first.locator("#presence-bar .person")).to_have_count(2)
     expect(omar.locator("#presence-bar .person", has_text=LAYLA)).to_have_count(1)
+
+
+def test_a_date_is_said_in_each_persons_language(
+    server: ThreadedServer, new_context: ContextFactory
+) -> None:
+    doc = f"centre/dates-{uuid.uuid4().hex[:6]}"
+    layla = open_doc(new_context(name=LAYLA, language="ar"), server, doc)
+    omar = open_doc(new_context(name=OMAR), server, doc)
+    layla.locator("[data-field='student/dateOfBirth'] input").fill("2017-04-02")
+    expect(layla.locator("[data-field='student/dateOfBirth'] .date-in-words")).to_contain_text(
+        "أبريل"
+    )
+    expect(omar.locator("[data-field='student/dateOfBirth'] .date-in-words")).to_have_text(
+        "April 2, 2017"
+    )
