@@ -104,7 +104,12 @@ def invitation_routes(
         email = body.get("email") if isinstance(body, dict) else None
         language = body.get("language", "ar") if isinstance(body, dict) else None
         problems = {}
-        if not isinstance(email, str) or len(email) > _MAX_EMAIL or not _EMAIL.match(email):
+        if (
+            not isinstance(email, str)
+            or len(email) > _MAX_EMAIL
+            or not _EMAIL.match(email)
+            or has_control_characters(email)
+        ):
             problems["email"] = "must be an e-mail address"
         if language not in ("ar", "en"):
             problems["language"] = "must be 'ar' or 'en'"

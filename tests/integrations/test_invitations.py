@@ -76,8 +76,9 @@ async def test_only_staff_invite_bad_addresses_are_refused_and_an_outage_is_said
     parent = bearer(supabase.token("p-1"))
     refused = await http.post(INVITE, json={"email": "x@example.org"}, headers=parent)
     assert refused.status_code == 403
-    bad = await http.post(INVITE, json={"email": "not an address"}, headers=staff(supabase))
-    assert bad.status_code == 422 and "email" in bad.json()["problems"]
+    for address in ("not an address", "a\u202e@example.org", "b\x01@example.org"):
+        bad = await http.post(INVITE, json={"email": address}, headers=staff(supabase))
+        assert bad.status_code == 422 and "email" in bad.json()["problems"], address
     supabase.admin_failure = 503
     down = await http.post(INVITE, json={"email": "x@example.org"}, headers=staff(supabase))
     assert down.status_code == 502
