@@ -20,7 +20,7 @@ import structlog
 from pycrdt import Array, Doc, Map, Subscription, Text
 
 from collab_server.identity import ConnectionOrigin
-from integrations.iep_content import SCHEMA_VERSION
+from integrations.iep_content import SCHEMA_VERSION, declared_version
 from integrations.iep_schema import STUDENT_TEXT_FIELDS, field_root
 
 log = structlog.get_logger("collab.integrations.iep")
@@ -64,15 +64,14 @@ class Layout:
     @property
     def current(self) -> bool:
         """Schema 2: migrated, or never written in schema 1."""
-        if self.meta is not None and declared_version(self.meta) >= SCHEMA_VERSION:
+        if declared_version(self.meta) >= SCHEMA_VERSION:
             return True
         return self.legacy is None or not len(self.legacy)
 
     def section(self, section: Section) -> Any:
         if not self.current:
             return _child(self.legacy, section) if self.legacy is not None else None
-        kind = {Section.META: Map, Section.STUDENT: Map, Section.NOTES: Text}.get(section, Array)
-        return _root(self.doc, section, kind)
+        return _root(self.doc, section, _root_type(section))
 
     def title(self) -> str:
         return self._field(Section.META, "title")
@@ -98,10 +97,7 @@ class Layout:
         if self.legacy is not None:
             roots.append(([], self.legacy))
         for section in Section:
-            kind = {Section.META: Map, Section.STUDENT: Map, Section.NOTES: Text}.get(
-                section, Array
-            )
-            found = _root(self.doc, section, kind)
+            found = _root(self.doc, section, _root_type(section))
             if found is not None:
                 roots.append(([section.value], found))
         for section, names in ((Section.STUDENT, STUDENT_TEXT_FIELDS), (Section.META, ("title",))):
@@ -112,16 +108,16 @@ class Layout:
         return roots
 
 
+def _root_type(section: Section) -> type:
+    """The shared type of a section's schema-2 root: the item lists are arrays."""
+    return {Section.META: Map, Section.STUDENT: Map, Section.NOTES: Text}.get(section, Array)
+
+
 def _root(doc: Doc[Any], name: str, kind: type) -> Any:
     try:
         return doc.get(name, type=kind)
     except Exception:  # a root of another type under that name reads as absent
         return None
-
-
-def declared_version(meta: Map[Any]) -> int:
-    version = meta.get("schemaVersion")
-    return int(version) if isinstance(version, int | float) else 1
 
 
 def _child(iep: Map[Any], key: str) -> Any:

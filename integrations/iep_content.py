@@ -121,8 +121,11 @@ def sections(roots: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def schema_version(roots: Mapping[str, Any]) -> int:
+    return declared_version(roots.get("meta"))
+
+
+def declared_version(meta: object) -> int:
     """The version the root `meta` map declares; 1 for a document that declares none."""
-    meta = roots.get("meta")
     version = meta.get("schemaVersion") if isinstance(meta, Map) else None
     return int(version) if isinstance(version, int | float) else 1
 

@@ -14,7 +14,7 @@ from typing import Any
 from pycrdt import Array, Doc, Map, Text
 
 from collab_server.api import NewIep
-from integrations.iep_content import SCHEMA_VERSION, V1_ROOT
+from integrations.iep_content import SCHEMA_VERSION, V1_ROOT, declared_version, plain
 
 META = "meta"  # Map: schemaVersion, language, unknown keys
 STUDENT = "student"  # Map: dateOfBirth, unknown keys
@@ -39,11 +39,6 @@ def _text_fields(section: str) -> tuple[str, ...]:
     return STUDENT_TEXT_FIELDS if section == STUDENT else META_TEXT_FIELDS
 
 
-def declared_version(doc: Doc[Any]) -> int:
-    version = doc.get(META, type=Map).get("schemaVersion")
-    return int(version) if isinstance(version, int | float) else 1
-
-
 def _as_string(value: Any) -> str:
     if isinstance(value, Text):
         return str(value)
@@ -56,16 +51,6 @@ def _fill(text: Text, value: str) -> None:
         text += value
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Text):
-        return str(value)
-    if isinstance(value, Map):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, Array):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _item(section: str, old: Map[Any]) -> Map[Any]:
     texts = ITEM_TEXT_FIELDS[section]
     fields: dict[str, Any] = {}
@@ -73,7 +58,7 @@ def _item(section: str, old: Map[Any]) -> Map[Any]:
         if key in texts:
             fields[key] = Text(_as_string(value))
         else:
-            fields[key] = _plain(value)
+            fields[key] = plain(value)
     for key in texts:
         fields.setdefault(key, Text())
     return Map(fields)
@@ -89,7 +74,7 @@ def upgrade(doc: Doc[Any]) -> bool:
         legacy = doc.get(V1_ROOT, type=Map)
     except Exception:  # a root of another type under that name: not an IEP of ours
         return False
-    if not len(legacy) or declared_version(doc) >= SCHEMA_VERSION:
+    if not len(legacy) or declared_version(doc.get(META, type=Map)) >= SCHEMA_VERSION:
         return False
     for section in (META, STUDENT):
         old = legacy.get(section)
@@ -101,13 +86,13 @@ def upgrade(doc: Doc[Any]) -> bool:
             if key in texts:
                 _fill(doc.get(field_root(section, key), type=Text), _as_string(value))
             elif key != "schemaVersion" and key not in target:
-                target[key] = _plain(value)
+                target[key] = plain(value)
     for section in LIST_SECTIONS:
         old_list = legacy.get(section)
         array = doc.get(section, type=Array)
         if isinstance(old_list, Array) and not len(array):
             for old in old_list:
-                array.append(_item(section, old) if isinstance(old, Map) else _plain(old))
+                array.append(_item(section, old) if isinstance(old, Map) else plain(old))
     _fill(doc.get(NOTES, type=Text), _as_string(legacy.get(NOTES)))
     doc.get(META, type=Map)["schemaVersion"] = SCHEMA_VERSION
     return True

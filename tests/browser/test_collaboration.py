@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
@@ -19,6 +18,7 @@ from playwright.sync_api import Page, expect
 from collab_server.settings import load_settings
 from tests.browser.conftest import ContextFactory, ThreadedServer, open_doc, start_server
 from tests.conftest import run_aside
+from tests.support.postgres import LogOutage
 
 pytestmark = pytest.mark.browser
 
@@ -166,21 +166,8 @@ def test_print_gives_the_document_without_the_controls(
 def test_saved_only_once_the_store_has_the_edit(
     postgres_url: str, new_context: ContextFactory, shot: Shot
 ) -> None:
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    settings = load_settings(
-        {}, database_url=postgres_url, db_schema=schema, store_retry_max_seconds=0.2
-    )
-    running = start_server(settings)
-
-    def sql(statement: str) -> None:
-        async def run() -> None:
-            admin = await asyncpg.connect(postgres_url)
-            try:
-                await admin.execute(statement)
-            finally:
-                await admin.close()
-
-        run_aside(run())
+    outage = LogOutage(postgres_url)
+    running = start_server(outage.settings())
 
     try:
         page = open_doc(new_context(name=LAYLA), running, "centre/saved")
@@ -189,7 +176,7 @@ def test_saved_only_once_the_store_has_the_edit(
         expect(state).to_have_attribute("data-state", "saved")
         expect(state).to_have_text("All changes saved")
 
-        sql(f"ALTER TABLE {schema}.updates RENAME TO updates_away")
+        run_aside(outage.begin())
         page.locator("[data-field='student/grade'] input").fill("4")
         # The page has asked, and the server has tried to store the edit and failed.
         page.wait_for_function("window.iepEditor.tracker.asked.size > 0")
@@ -199,7 +186,7 @@ def test_saved_only_once_the_store_has_the_edit(
             time.sleep(0.05)
         expect(state).to_have_text("Saving…")
         shot(page, "saving-while-store-down")
-        sql(f"ALTER TABLE {schema}.updates_away RENAME TO updates")
+        run_aside(outage.end())
         expect(state).to_have_text("All changes saved")
     finally:
         running.stop()
