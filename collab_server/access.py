@@ -59,6 +59,18 @@ class DocumentAccess:
     name: str
     role: Role
     updated_at: float | None  # epoch seconds of the last stored change; None: nothing stored
+    listing: Listing | None = None  # None: not described yet
+    archived: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What the documents list shows of an IEP, written when it changes (not per edit): the
+    student's name, its title, and the last person who changed it."""
+
+    student_name: str
+    title: str
+    last_user_id: str | None = None
 
 
 # -- the store interface ----------------------------------------------------------------------
@@ -86,6 +98,12 @@ class AccessStore(Protocol):
     async def documents_for(self, user_id: str | None) -> list[DocumentAccess]:
         """Documents `user_id` is a member of; None: every document (for admins)."""
 
+    async def describe(self, document: str, listing: Listing) -> None:
+        """Store what the list shows; a `last_user_id` of None keeps the stored one."""
+
+    async def archive(self, document: str, by: str | None) -> None:
+        """Hide the document from the list (`by`: who archived it); None brings it back."""
+
 
 class DisplayNames(Protocol):
     """The name to show for a verified user (from the people records), if one is known."""
@@ -98,6 +116,8 @@ class MemoryAccessStore:
 
     def __init__(self) -> None:
         self._members: dict[tuple[str, str], Member] = {}
+        self._listings: dict[str, Listing] = {}
+        self._archived: set[str] = set()
 
     async def member(self, document: str, user_id: str) -> Member | None:
         return self._members.get((document, user_id))
@@ -144,7 +164,21 @@ class MemoryAccessStore:
                 found[m.document] = Role.OWNER
             elif m.user_id == user_id:
                 found[m.document] = m.role
-        return [DocumentAccess(name, role, None) for name, role in sorted(found.items())]
+        return [
+            DocumentAccess(name, role, None, self._listings.get(name), name in self._archived)
+            for name, role in sorted(found.items())
+        ]
+
+    async def describe(self, document: str, listing: Listing) -> None:
+        if listing.last_user_id is None and document in self._listings:
+            listing = replace(listing, last_user_id=self._listings[document].last_user_id)
+        self._listings[document] = listing
+
+    async def archive(self, document: str, by: str | None) -> None:
+        if by is None:
+            self._archived.discard(document)
+        else:
+            self._archived.add(document)
 
 
 class CachedMembers:
@@ -214,6 +248,12 @@ class CachedMembers:
     async def documents_for(self, user_id: str | None) -> list[DocumentAccess]:
         return await self._inner.documents_for(user_id)
 
+    async def describe(self, document: str, listing: Listing) -> None:
+        await self._inner.describe(document, listing)
+
+    async def archive(self, document: str, by: str | None) -> None:
+        await self._inner.archive(document, by)
+
 
 # -- who is calling ---------------------------------------------------------------------------
 
@@ -234,6 +274,17 @@ def leaves_no_owner(owners: Collection[str], user_id: str, new_role: Role | None
 class NotAMember(Rejected):
     def __init__(self, reason: str = "not a member of this document") -> None:
         super().__init__(CloseCode.FORBIDDEN, reason)
+
+
+async def require_owner(access: AccessStore, caller: Caller, document: str, refusal: str) -> None:
+    """Let admins and the document's owners through; refuse anyone else (403)."""
+    if caller.is_admin:
+        return
+    mine = await access.member(document, caller.user_id)
+    if mine is None:
+        raise NotAMember()
+    if mine.role is not Role.OWNER:
+        raise NotAMember(refusal)
 
 
 class AccessAuthenticator:

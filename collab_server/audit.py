@@ -28,6 +28,8 @@ log = structlog.get_logger("collab.audit")
 class AuditAction(StrEnum):
     DOCUMENT_CREATED = "document_created"
     DOCUMENT_OPENED = "document_opened"
+    DOCUMENT_ARCHIVED = "document_archived"
+    DOCUMENT_UNARCHIVED = "document_unarchived"
     VERSION_NAMED = "version_named"
     VERSION_VIEWED = "version_viewed"
     VERSION_EXPORTED = "version_exported"

@@ -51,6 +51,7 @@ class StorePayload:
     last_seq: int
     updates: int
     nbytes: int
+    last_user_id: str | None = None  # the last person among them (not the server), if any
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,7 @@ from collab_server.identity import (
     Origin,
     PeerNodeOrigin,
     ServerOrigin,
+    is_server_change,
     server_user_id,
 )
 from collab_server.join_budget import JoinBudget
@@ -515,8 +516,14 @@ class Registry:
     def _note_stored(self, document: str, records: list[UpdateRecord]) -> None:
         earlier = self._stored.get(document)
         nbytes = sum(len(r.update) for r in records)
+        person = next(
+            (r.user_id for r in reversed(records) if r.user_id and not is_server_change(r.user_id)),
+            None,
+        )
         if earlier is None:
-            payload = StorePayload(document, records[0].seq, records[-1].seq, len(records), nbytes)
+            payload = StorePayload(
+                document, records[0].seq, records[-1].seq, len(records), nbytes, person
+            )
         else:
             payload = StorePayload(
                 document,
@@ -524,6 +531,7 @@ class Registry:
                 records[-1].seq,
                 earlier.updates + len(records),
                 earlier.nbytes + nbytes,
+                person or earlier.last_user_id,
             )
         self._stored[document] = payload
         self._wake_hooks.set()

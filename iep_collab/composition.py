@@ -37,6 +37,7 @@ from integrations.acknowledgement import AcknowledgementService, AckPolicy
 from integrations.contracts import Clock, SystemClock
 from integrations.history import HistoryReader
 from integrations.invitations import SupabaseAccounts, invitation_routes
+from integrations.listing import DocumentListing
 from integrations.notifications import NotificationService, config_from_settings
 from integrations.people import PeopleNames, people_routes
 from integrations.records_api import RecordsApi
@@ -170,6 +171,7 @@ def build_app(
         development=authenticator.development_mode,
         first_content=iep_schema.seed,
     )
+    listing = DocumentListing(access)
     service_key = settings.supabase_service_key
     invitations = (
         invitation_routes(
@@ -190,6 +192,7 @@ def build_app(
             audit,
             service.extension,
             SessionVersions(versions, names.display_name),
+            listing,
         ],
         authenticator=authenticator,
         extra_routes=[
@@ -201,6 +204,7 @@ def build_app(
                 audit,
                 creation,
                 names=names,
+                fill_listings=listing.fill,
             ),
             *invitations,
             *people_routes(authenticator, people),
@@ -225,6 +229,7 @@ def build_app(
     if enforcer is not None:
         enforcer.attach(registry)
     versions.attach(registry)
+    listing.attach(registry)
     return app
 
 

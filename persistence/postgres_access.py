@@ -11,11 +11,13 @@ from collections.abc import Collection
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from collab_server.access import DocumentAccess, LastOwner, Member, leaves_no_owner
+from collab_server.access import DocumentAccess, LastOwner, Listing, Member, leaves_no_owner
 from collab_server.identity import Role
 from persistence.postgres import PostgresStore
 
 _MEMBER_COLUMNS = "document, user_id, role, digest"
+# The list's columns of document_listing (as `l`); without a student name: not described.
+_LISTED = "l.student_name, l.title, l.last_user_id, l.archived_at IS NOT NULL AS archived"
 
 
 class PostgresAccessStore:
@@ -52,14 +54,28 @@ class PostgresAccessStore:
             "ON CONFLICT DO NOTHING"
         )
         self._sql_documents_all = (
-            "SELECT n.name, 'owner' AS role, d.updated_at FROM "
+            f"SELECT n.name, 'owner' AS role, d.updated_at, {_LISTED} FROM "
             f"(SELECT name FROM {s}.documents UNION SELECT document FROM {s}.members) AS n "
-            f"LEFT JOIN {s}.documents AS d ON d.name = n.name ORDER BY n.name"
+            f"LEFT JOIN {s}.documents AS d ON d.name = n.name "
+            f"LEFT JOIN {s}.document_listing AS l ON l.document = n.name ORDER BY n.name"
         )
         self._sql_documents_of = (
-            f"SELECT m.document AS name, m.role, d.updated_at FROM {s}.members AS m "
+            f"SELECT m.document AS name, m.role, d.updated_at, {_LISTED} FROM {s}.members AS m "
             f"LEFT JOIN {s}.documents AS d ON d.name = m.document "
+            f"LEFT JOIN {s}.document_listing AS l ON l.document = m.document "
             "WHERE m.user_id = $1 ORDER BY m.document"
+        )
+        self._sql_describe = (
+            f"INSERT INTO {s}.document_listing AS l (document, student_name, title, last_user_id) "
+            "VALUES ($1, $2, $3, $4) ON CONFLICT (document) DO UPDATE SET "
+            "student_name = excluded.student_name, title = excluded.title, "
+            "last_user_id = coalesce(excluded.last_user_id, l.last_user_id)"
+        )
+        self._sql_archive = (
+            f"INSERT INTO {s}.document_listing (document, archived_at, archived_by) "
+            "VALUES ($1, CASE WHEN $2::text IS NULL THEN NULL ELSE now() END, $2) "
+            "ON CONFLICT (document) DO UPDATE SET "
+            "archived_at = excluded.archived_at, archived_by = excluded.archived_by"
         )
 
     async def member(self, document: str, user_id: str) -> Member | None:
@@ -122,9 +138,29 @@ class PostgresAccessStore:
                 r["name"],
                 Role(r["role"]),
                 r["updated_at"].timestamp() if r["updated_at"] is not None else None,
+                (
+                    Listing(r["student_name"], r["title"] or "", r["last_user_id"])
+                    if r["student_name"] is not None
+                    else None
+                ),
+                r["archived"],
             )
             for r in rows
         ]
+
+    async def describe(self, document: str, listing: Listing) -> None:
+        async with self._store.pool.acquire() as conn:
+            await conn.execute(
+                self._sql_describe,
+                document,
+                listing.student_name,
+                listing.title,
+                listing.last_user_id,
+            )
+
+    async def archive(self, document: str, by: str | None) -> None:
+        async with self._store.pool.acquire() as conn:
+            await conn.execute(self._sql_archive, document, by)
 
 
 def _member(row: asyncpg.Record) -> Member:

@@ -11,9 +11,12 @@ from typing import Any
 
 import aiosqlite
 
-from collab_server.access import DocumentAccess, LastOwner, Member, leaves_no_owner
+from collab_server.access import DocumentAccess, LastOwner, Listing, Member, leaves_no_owner
 from collab_server.identity import Role
 from persistence.sqlite import SQLiteStore
+
+# The list's columns of document_listing (as `l`); without a student name: not described.
+_LISTED = "l.student_name, l.title, l.last_user_id, l.archived_at IS NOT NULL"
 
 
 class SQLiteAccessStore:
@@ -95,20 +98,52 @@ class SQLiteAccessStore:
     async def documents_for(self, user_id: str | None) -> list[DocumentAccess]:
         if user_id is None:
             sql = (
-                "SELECT n.name, 'owner', d.updated_at FROM "
+                f"SELECT n.name, 'owner', d.updated_at, {_LISTED} FROM "
                 "(SELECT name FROM documents UNION SELECT document FROM members) AS n "
-                "LEFT JOIN document_activity AS d ON d.name = n.name ORDER BY n.name"
+                "LEFT JOIN document_activity AS d ON d.name = n.name "
+                "LEFT JOIN document_listing AS l ON l.document = n.name ORDER BY n.name"
             )
             params: tuple[Any, ...] = ()
         else:
             sql = (
-                "SELECT m.document, m.role, d.updated_at FROM members AS m "
+                f"SELECT m.document, m.role, d.updated_at, {_LISTED} "
+                "FROM members AS m "
                 "LEFT JOIN document_activity AS d ON d.name = m.document "
+                "LEFT JOIN document_listing AS l ON l.document = m.document "
                 "WHERE m.user_id = ? ORDER BY m.document"
             )
             params = (user_id,)
         rows = await self._store.fetch_all(sql, params)  # reads the log: drains its journal
-        return [DocumentAccess(r[0], Role(r[1]), r[2]) for r in rows]
+        return [
+            DocumentAccess(
+                r[0],
+                Role(r[1]),
+                r[2],
+                Listing(r[3] or "", r[4] or "", r[5]) if r[3] is not None else None,
+                bool(r[6]),
+            )
+            for r in rows
+        ]
+
+    async def describe(self, document: str, listing: Listing) -> None:
+        async with self._store.transaction() as db:
+            await db.execute(
+                "INSERT INTO document_listing (document, student_name, title, last_user_id) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (document) DO UPDATE SET "
+                "student_name = excluded.student_name, title = excluded.title, "
+                "last_user_id = coalesce(excluded.last_user_id, last_user_id)",
+                (document, listing.student_name, listing.title, listing.last_user_id),
+            )
+
+    async def archive(self, document: str, by: str | None) -> None:
+        at = None if by is None else time.time()
+        async with self._store.transaction() as db:
+            await db.execute(
+                "INSERT INTO document_listing (document, archived_at, archived_by) "
+                "VALUES (?, ?, ?) ON CONFLICT (document) DO UPDATE SET "
+                "archived_at = excluded.archived_at, archived_by = excluded.archived_by",
+                (document, at, by),
+            )
 
 
 async def _keep_an_owner(

@@ -9,12 +9,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from collab_server.access import AccessAuthenticator, AccessStore, NotAMember
-from collab_server.api.http import ApiError, json_errors
-from collab_server.api.members import _document_name
+from collab_server.access import AccessAuthenticator, AccessStore, require_owner
+from collab_server.api.http import ApiError, document_name, json_errors
 from collab_server.audit import AuditRecorder
 from collab_server.credentials import request_credentials
-from collab_server.identity import Role
 
 _MAX_PAGE = 500
 
@@ -24,12 +22,11 @@ def routes(
 ) -> list[Route]:
     @json_errors
     async def list_events(request: Request) -> Response:
-        document = _document_name(request)
+        document = document_name(request)
         caller = await authenticator.caller(request_credentials(request))
-        if not caller.is_admin:
-            member = await access.member(document, caller.user_id)
-            if member is None or member.role is not Role.OWNER:
-                raise NotAMember("only owners and admins may read the audit trail")
+        await require_owner(
+            access, caller, document, "only owners and admins may read the audit trail"
+        )
         try:
             before = request.query_params.get("before")
             before_id = int(before) if before else None

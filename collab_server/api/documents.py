@@ -1,5 +1,7 @@
-"""`GET /api/documents`: the documents the caller may open, with their role.
+"""`GET /api/documents`: the documents the caller may open, with their role, student, title
+and last change (`?archived=true`: the archived ones instead).
 `POST /api/documents`: a new IEP, named by the server and owned by its creator.
+`PUT /api/documents/{name}/archived`: owners hide an IEP from the list or bring it back.
 
 A new IEP's name never comes from the student's name: a name built from the letters of an
 Arabic name kept none of them, so every Arabic-named child's IEP opened the same record.
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +20,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from collab_server.access import AccessAuthenticator, AccessStore, NotAMember
-from collab_server.api.http import ApiError, json_body, json_errors
+from collab_server.access import (
+    AccessAuthenticator,
+    AccessStore,
+    DisplayNames,
+    DocumentAccess,
+    Listing,
+    NotAMember,
+    require_owner,
+)
+from collab_server.api.http import ApiError, document_name, json_body, json_errors
 from collab_server.audit import AuditAction, AuditEvent, AuditRecorder
 from collab_server.credentials import request_credentials
 from collab_server.identity import Caller, ServerOrigin
@@ -40,6 +50,8 @@ class NewIep:
 
 # Writes a new document's first content (in one transaction); the application's schema.
 FirstContent = Callable[[Doc[Any], NewIep], bool]
+# Describes documents the list has no listing for yet (the application reads them).
+FillListings = Callable[[Sequence[str]], Awaitable[dict[str, Listing]]]
 
 
 @dataclass(frozen=True)
@@ -93,20 +105,67 @@ def routes(
     access: AccessStore,
     creation: CreationPolicy,
     audit: AuditRecorder | None = None,
+    *,
+    names: DisplayNames | None = None,
+    fill_listings: FillListings | None = None,
 ) -> list[Route]:
+    async def audited(request: Request, caller: Caller, document: str, action: AuditAction) -> None:
+        if audit is not None:
+            address = request.client.host if request.client else None
+            await audit.record_now(AuditEvent(document, action, caller.user_id, None, address))
+
+    async def listed(found: list[DocumentAccess]) -> list[dict[str, Any]]:
+        missing = [d.name for d in found if d.listing is None]
+        filled = await fill_listings(missing) if missing and fill_listings is not None else {}
+        people: dict[str, str | None] = {}
+        entries: list[dict[str, Any]] = []
+        for d in found:
+            listing = d.listing or filled.get(d.name)
+            last_user = listing.last_user_id if listing is not None else None
+            if last_user is not None and last_user not in people and names is not None:
+                people[last_user] = await names.display_name(last_user)
+            entries.append(
+                {
+                    "name": d.name,
+                    "role": d.role.value,
+                    "updated_at": _iso(d.updated_at),
+                    "student_name": listing.student_name if listing is not None else None,
+                    "title": listing.title if listing is not None else None,
+                    "last_editor": (
+                        {"user_id": last_user, "name": people.get(last_user)}
+                        if last_user is not None
+                        else None
+                    ),
+                    "archived": d.archived,
+                }
+            )
+        return entries
+
     @json_errors
     async def list_documents(request: Request) -> Response:
         caller = await authenticator.caller(request_credentials(request))
+        archived = request.query_params.get("archived", "false")
+        if archived not in ("true", "false"):
+            raise ApiError(400, "archived must be true or false")
         found = await access.documents_for(None if caller.is_admin else caller.user_id)
+        shown = [d for d in found if d.archived == (archived == "true")]
         return JSONResponse(
-            {
-                "documents": [
-                    {"name": d.name, "role": d.role.value, "updated_at": _iso(d.updated_at)}
-                    for d in found
-                ],
-                "may_create": creation.may_create(caller),
-            }
+            {"documents": await listed(shown), "may_create": creation.may_create(caller)}
         )
+
+    @json_errors
+    async def set_archived(request: Request) -> Response:
+        document = document_name(request)
+        caller = await authenticator.caller(request_credentials(request))
+        await require_owner(access, caller, document, "only owners and admins may archive an IEP")
+        body = await json_body(request)
+        archived = body.get("archived") if isinstance(body, dict) else None
+        if not isinstance(archived, bool):
+            raise ApiError(422, "invalid request", {"archived": "must be true or false"})
+        await access.archive(document, caller.user_id if archived else None)
+        action = AuditAction.DOCUMENT_ARCHIVED if archived else AuditAction.DOCUMENT_UNARCHIVED
+        await audited(request, caller, document, action)
+        return JSONResponse({"name": document, "archived": archived})
 
     @json_errors
     async def create_document(request: Request) -> Response:
@@ -140,11 +199,8 @@ def routes(
             new = NewIep(student_name, title, language if isinstance(language, str) else None)
             async with request.app.state.collab.registry.using(name) as live:
                 live.change(lambda doc: write(doc, new), CREATED_ORIGIN)
-        if audit is not None:
-            address = request.client.host if request.client else None
-            await audit.record_now(
-                AuditEvent(name, AuditAction.DOCUMENT_CREATED, caller.user_id, None, address)
-            )
+        await access.describe(name, Listing(student_name, title, caller.user_id))
+        await audited(request, caller, name, AuditAction.DOCUMENT_CREATED)
         return JSONResponse(
             {"name": name, "student_name": student_name, "title": title, "role": "owner"},
             status_code=201,
@@ -153,4 +209,5 @@ def routes(
     return [
         Route("/api/documents", list_documents, methods=["GET"]),
         Route("/api/documents", create_document, methods=["POST"]),
+        Route("/api/documents/{name:path}/archived", set_archived, methods=["PUT"]),
     ]

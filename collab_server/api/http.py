@@ -14,7 +14,8 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from collab_server.errors import Rejected
+from collab_server.errors import InvalidDocumentName, Rejected
+from collab_server.names import validate_document_name
 from collab_server.plain_text import json_holds_nul
 from collab_server.protocol import CloseCode
 
@@ -67,3 +68,11 @@ def json_errors(handler: Handler) -> Handler:
             return JSONResponse(body, status_code=exc.status)
 
     return wrapped
+
+
+def document_name(request: Request) -> str:
+    """The `{name}` of the path, checked as every document name is."""
+    try:
+        return validate_document_name(request.path_params["name"])
+    except InvalidDocumentName as exc:
+        raise ApiError(400, str(exc)) from None

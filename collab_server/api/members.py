@@ -21,22 +21,13 @@ from collab_server.access import (
     MembershipEnforcer,
     NotAMember,
 )
-from collab_server.api.http import ApiError, json_body, json_errors
+from collab_server.api.http import ApiError, document_name, json_body, json_errors
 from collab_server.audit import AuditAction, AuditEvent, AuditRecorder
 from collab_server.credentials import request_credentials
-from collab_server.errors import InvalidDocumentName
 from collab_server.identity import Caller, Role
-from collab_server.names import validate_document_name
 from collab_server.plain_text import has_control_characters
 
 _MAX_USER_ID = 255
-
-
-def _document_name(request: Request) -> str:
-    try:
-        return validate_document_name(request.path_params["name"])
-    except InvalidDocumentName as exc:
-        raise ApiError(400, str(exc)) from None
 
 
 def _user_id(request: Request) -> str:
@@ -98,7 +89,7 @@ def routes(
 
     @json_errors
     async def list_members(request: Request) -> Response:
-        document = _document_name(request)
+        document = document_name(request)
         caller = await authenticator.caller(request_credentials(request))
         current = await access.members(document)
         if not caller.is_admin and all(m.user_id != caller.user_id for m in current):
@@ -111,7 +102,7 @@ def routes(
 
     @json_errors
     async def put_member(request: Request) -> Response:
-        document = _document_name(request)
+        document = document_name(request)
         user_id = _user_id(request)
         caller = await authenticator.caller(request_credentials(request))
         await require_manager(caller, document)
@@ -136,7 +127,7 @@ def routes(
 
     @json_errors
     async def delete_member(request: Request) -> Response:
-        document = _document_name(request)
+        document = document_name(request)
         user_id = _user_id(request)
         caller = await authenticator.caller(request_credentials(request))
         await require_manager(caller, document)

@@ -1,7 +1,7 @@
 // The History panel: editing sessions (who, when, what per field), named and automatic
 // versions with open / compare / restore / export / send, and "last edited by" on hover.
 import * as Y from 'yjs'
-import { addStrings, label, onLanguageChange, t } from './i18n.js'
+import { addStrings, label, onLanguageChange, relativeTime, t } from './i18n.js'
 import { RECORD_STRINGS } from './records-strings.js'
 import { restoreState } from './restore.js'
 import { openCompare } from './compare.js'
@@ -206,7 +206,7 @@ export function installHistory ({ doc, name, session, access, toolbar, page, for
       const path = row.dataset.field
       const edit = fields[path]
       if (!edit) continue
-      row.title = `${t('lastEditedBy')} ${edit.name || edit.user_id || t('server')}, ${relative(edit.at)}`
+      row.title = `${t('lastEditedBy')} ${edit.name || edit.user_id || t('server')}, ${relativeTime(edit.at)}`
       row.dataset.lastEditedBy = edit.name || edit.user_id || ''
     }
   }
@@ -218,16 +218,4 @@ export function installHistory ({ doc, name, session, access, toolbar, page, for
     }
   })
   return { render, annotateFields, restore }
-}
-
-function relative (seconds) {
-  const format = new Intl.RelativeTimeFormat(document.documentElement.lang || 'en', { numeric: 'auto' })
-  const diff = seconds - Date.now() / 1000
-  const steps = [[60, 'second'], [3600, 'minute'], [86400, 'hour'], [Infinity, 'day']]
-  let unit = 1
-  for (const [limit, name] of steps) {
-    if (Math.abs(diff) < limit) return format.format(Math.round(diff / unit), name)
-    unit = limit
-  }
-  return ''
 }

@@ -257,3 +257,16 @@ export function installLanguageSwitch () {
 export function addStrings (more) {
   for (const [lang, table] of Object.entries(more)) Object.assign(STRINGS[lang], table)
 }
+
+/** "3 minutes ago" in the page's language, from epoch seconds. */
+export function relativeTime (seconds) {
+  const format = new Intl.RelativeTimeFormat(current, { numeric: 'auto' })
+  const diff = seconds - Date.now() / 1000
+  const steps = [[60, 'second'], [3600, 'minute'], [86400, 'hour'], [Infinity, 'day']]
+  let unit = 1
+  for (const [limit, name] of steps) {
+    if (Math.abs(diff) < limit) return format.format(Math.round(diff / unit), name)
+    unit = limit
+  }
+  return ''
+}

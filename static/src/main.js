@@ -13,6 +13,7 @@ import { mountProgress } from './progress.js'
 import { installHistory } from './history.js'
 import { installShare } from './share.js'
 import { acknowledgementPage } from './acknowledge.js'
+import { documentsList } from './documents-list.js'
 
 const DOC_PREFIX = '/doc/'
 const ACK_PREFIX = '/ack/'
@@ -73,17 +74,6 @@ function docHref (name) {
 
 // -- the list -----------------------------------------------------------------------------
 
-async function fetchDocuments (session) {
-  try {
-    const response = await fetch('/api/documents', { headers: { accept: 'application/json', ...session.authHeaders() } })
-    if (!response.ok) return { documents: null, mayCreate: false }
-    const body = await response.json()
-    return { documents: Array.isArray(body.documents) ? body.documents : null, mayCreate: body.may_create === true }
-  } catch {
-    return { documents: null, mayCreate: false }
-  }
-}
-
 /** The server names the new IEP: never from the student's name, never an existing record. */
 async function createIep (session, studentName) {
   const response = await fetch('/api/documents', {
@@ -96,40 +86,13 @@ async function createIep (session, studentName) {
 }
 
 async function listPage (app, config, session) {
-  const { documents, mayCreate } = await fetchDocuments(session)
-  const listCard = document.createElement('section')
-  listCard.className = 'card'
-  listCard.append(label('h1', 'documents'))
-  if (documents === null) {
-    listCard.append(label('p', 'listUnavailable', 'hint'))
-  } else if (documents.length === 0) {
-    listCard.append(label('p', 'noDocuments', 'hint'))
-  } else {
-    const list = document.createElement('ul')
-    list.className = 'documents'
-    for (const entry of documents) {
-      const item = document.createElement('li')
-      const link = document.createElement('a')
-      link.href = docHref(entry.name)
-      const name = document.createElement('bdi')
-      name.textContent = entry.name
-      link.append(name)
-      const role = label('span', `role_${entry.role}`, `role role-${entry.role}`)
-      item.append(link, ' ', role)
-      if (entry.updated_at) {
-        const when = document.createElement('time')
-        when.dateTime = entry.updated_at
-        when.textContent = new Date(entry.updated_at).toLocaleString(language())
-        item.append(' ', when)
-      }
-      list.append(item)
-    }
-    listCard.append(list)
-  }
+  const { card: listCard, documents, mayCreate } = await documentsList(session, docHref)
 
   // Opens existing IEPs only: creating is the server's job (New IEP), never a typo's.
-  const openCard = nameForm('openByName', 'documentName', 'open', (value) => {
-    if (documents === null || documents.some((entry) => entry.name === value)) {
+  const openCard = nameForm('openByName', 'documentName', 'open', async (value) => {
+    // Archived IEPs are not in the list but still open by name.
+    const listed = documents === null || documents.some((entry) => entry.name === value)
+    if (listed || (await fetchAccess(value, session)).refusal !== 'missing') {
       location.href = docHref(value)
       return
     }

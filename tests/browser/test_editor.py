@@ -187,7 +187,7 @@ def test_two_arabic_named_children_get_two_ieps_from_the_list_page(
     page.goto(f"{server.http}/doc/{omar}")
     expect(page.locator("[data-field='student/name'] input")).to_have_value("عمر خالد")
     page.goto(server.http)
-    expect(page.locator(".documents a", has_text=sara)).to_be_visible()
+    expect(page.locator(".documents .student", has_text="سارة أحمد")).to_be_visible()
 
 
 def test_reconnects_after_a_server_restart(

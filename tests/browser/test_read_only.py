@@ -185,17 +185,79 @@ def test_document_list_shows_each_person_their_role(
         new_context, supabase, "therapist-1", "Layla ليلى", app_role="staff"
     ).new_page()
     therapist.goto(server.http)
-    entry = therapist.locator(".documents li", has_text=DOC)
+    entry = therapist.locator(f".documents li[data-name='{DOC}']")
     expect(entry.locator(".role")).to_have_text("editor")
     expect(therapist.locator("form", has_text="New IEP")).to_be_visible()
 
     parent = signed_in(new_context, supabase, "parent-1", "Huda هدى").new_page()
     parent.goto(server.http)
-    expect(parent.locator(".documents li", has_text=DOC).locator(".role")).to_have_text("viewer")
+    row = parent.locator(f".documents li[data-name='{DOC}']")
+    expect(row.locator(".role")).to_have_text("viewer")
     expect(parent.locator("form", has_text="New IEP")).to_have_count(0)
     shot(parent, "parent-list")
-    parent.locator(".documents a", has_text=DOC).click()
+    expect(row.get_by_role("button", name="Archive")).to_have_count(0)  # owners only
+    row.locator("a").click()
     expect(parent.locator(".read-only-banner")).to_be_visible()
+
+
+def test_the_list_names_each_student_finds_them_however_spelt_and_owners_archive(
+    server: ThreadedServer, supabase: FakeSupabase, new_context: ContextFactory, shot: Shot
+) -> None:
+    staff = bearer(supabase.token("therapist-2", app_metadata={"role": "staff"}))
+    for student, title in (
+        ("أحمد علي", "خطة ٢٠٢٦"),
+        ("فاطمة الزهراء", "النطق"),
+        ("Sara Ömer", "Speech plan"),
+    ):
+        created = httpx.post(
+            f"{server.http}/api/documents",
+            json={"student_name": student, "title": title},
+            headers=staff,
+        )
+        assert created.status_code == 201, created.text
+    page = signed_in(new_context, supabase, "therapist-2", "Mona منى", app_role="staff").new_page()
+    page.goto(server.http)
+    rows = page.locator(".documents li")
+    # Newest change first; each row names the student, the title and who changed it.
+    expect(rows.locator(".student")).to_have_text(["Sara Ömer", "فاطمة الزهراء", "أحمد علي"])
+    expect(rows.first.locator(".title")).to_have_text("Speech plan")
+    expect(rows.first.locator(".changed")).to_contain_text("Changed by")
+    expect(rows.first.locator(".role")).to_have_text("owner")
+    search = page.get_by_role("searchbox")
+    # Typed without the hamza, with heh for teh marbuta, without the accent, in another case.
+    for typed, found in (
+        ("احمد", "أحمد علي"),
+        ("فاطمه", "فاطمة الزهراء"),
+        ("sara omer", "Sara Ömer"),
+        ("SPEECH", "Sara Ömer"),
+        ("٢٠٢٦", "أحمد علي"),
+    ):
+        search.fill(typed)
+        expect(rows.locator(".student")).to_have_text([found])
+    search.fill("nobody")
+    expect(page.get_by_text("No IEP matches this search.")).to_be_visible()
+    search.fill("")
+    page.get_by_label("Sort").select_option(label="Student name")
+    expect(rows.locator(".student")).to_have_text(["Sara Ömer", "أحمد علي", "فاطمة الزهراء"])
+
+    sara = page.locator(".documents li", has_text="Sara Ömer")
+    sara.get_by_role("button", name="Archive").click()
+    expect(page.get_by_role("status")).to_contain_text("Archived: Sara Ömer")
+    expect(rows).to_have_count(2)
+    page.reload()
+    expect(rows).to_have_count(2)
+    page.get_by_role("button", name="Archived IEPs").click()
+    expect(rows.locator(".student")).to_have_text(["Sara Ömer"])
+    shot(page, "archived-list")
+    rows.first.get_by_role("button", name="Restore").click()
+    expect(rows).to_have_count(0)
+    page.get_by_role("button", name="Back to current IEPs").click()
+    expect(rows).to_have_count(3)
+    page.get_by_role("button", name="العربية").click()
+    expect(page.get_by_role("searchbox")).to_have_attribute(
+        "placeholder", "ابحث باسم الطالب أو العنوان"
+    )
+    shot(page, "list-in-arabic")
 
 
 def test_someone_who_is_not_a_member_is_told_so_and_offered_the_way_back(

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from collab_server.access import AccessStore, LastOwner, Member
+from collab_server.access import AccessStore, LastOwner, Listing, Member
 from collab_server.identity import Role
 from collab_server.settings import Settings
 from collab_server.store import DocumentStore, UpdateRecord
@@ -70,6 +70,25 @@ async def test_documents_for_a_user_and_for_admins(
     everything = await access.documents_for(None)
     assert [d.name for d in everything] == ["iep/a", "iep/b", "iep/c", "iep/orphan"]
     assert await access.documents_for("nobody") == []
+
+
+async def test_the_list_shows_what_was_described_and_hides_what_is_archived(
+    access: AccessStore,
+) -> None:
+    await access.put_member(Member("iep/a", "t1", Role.OWNER))
+    await access.put_member(Member("iep/b", "t1", Role.EDITOR))
+    assert [d.listing for d in await access.documents_for("t1")] == [None, None]
+    await access.describe("iep/a", Listing("عمر خالد", "الخطة", "t2"))
+    # A change by the server names nobody: the last person stays.
+    await access.describe("iep/a", Listing("عمر خالد الحسن", "الخطة", None))
+    await access.archive("iep/b", "t1")
+    a, b = await access.documents_for("t1")
+    assert a.listing == Listing("عمر خالد الحسن", "الخطة", "t2") and not a.archived
+    assert b.listing is None and b.archived  # archived before anyone described it
+    await access.describe("iep/b", Listing("Sara", "", "t1"))
+    await access.archive("iep/b", None)
+    b = (await access.documents_for(None))[1]
+    assert (b.listing, b.archived) == (Listing("Sara", "", "t1"), False)
 
 
 async def test_access_tables_survive_a_restart(store_settings: Settings) -> None:
