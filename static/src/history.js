@@ -57,7 +57,10 @@ export function installHistory ({ doc, name, session, access, toolbar, page, for
     const body = await response.json()
     const state = Uint8Array.from(atob(body.restore_state ?? body.state), (c) => c.charCodeAt(0))
     if (!undoManager) undoManager = new Y.UndoManager(trackedRoots(), { trackedOrigins: new Set([origin]) })
+    // Its own undo step: never merged with what the person typed just before or after.
+    undoManager.stopCapturing()
     restoreState(Y, doc, state, { origin, path })
+    undoManager.stopCapturing()
     status.dataset.i18n = 'restored'
     status.textContent = t('restored')
     const undo = label('button', 'undoRestore', 'secondary undo-restore')
