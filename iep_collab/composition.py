@@ -135,12 +135,13 @@ def build_app(
         acknowledgements.run_loop = False
         leader = JobsLeader(cluster.jobs_lock, [service, acknowledgements])
         services.append(leader)
+    history = HistoryReader(records, store, names.display_name)
     records_api = RecordsApi(
         authenticator,
         access,
         records,
         versions,
-        HistoryReader(records, store, names.display_name),
+        history,
         acknowledgements,
         audit,
     )
@@ -191,7 +192,7 @@ def build_app(
             *([enforcer] if enforcer else []),
             audit,
             service.extension,
-            SessionVersions(versions, names.display_name),
+            SessionVersions(versions, names.display_name, session_ended=history.summarise),
             listing,
         ],
         authenticator=authenticator,

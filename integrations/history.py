@@ -7,6 +7,10 @@ then only the page's range of the log is replayed, from the nearest version at o
 again and compared field by field, so each session reports every field it changed with the
 text before and after.
 
+A closed session (its last edit older than the gap) never changes: its per-field changes are
+stored once (`history_sessions`), when an editing session ends or the first time a page shows
+it, and pages read them instead of replaying its part of the log again.
+
 With `COLLAB_KEEP_HISTORY=false` compaction deletes the entries it folds: sessions before the
 last snapshot are gone, and a page that reaches back there says `complete: false`.
 """
@@ -14,6 +18,8 @@ last snapshot are gone, and a page that reaches back there says `complete: false
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,7 +97,10 @@ class Session:
     edits: int = 1
     changes: dict[str, FieldChange] = field(default_factory=dict)
 
-    def to_json(self, name: str | None, titles: dict[str, str]) -> dict[str, Any]:
+    def changes_json(self, titles: dict[str, str]) -> list[dict[str, Any]]:
+        return [c.to_json(titles) for c in self.changes.values()]
+
+    def to_json(self, name: str | None, changes: list[dict[str, Any]]) -> dict[str, Any]:
         return {
             "user_id": self.user_id,
             "name": name,
@@ -101,7 +110,7 @@ class Session:
             "started_at": self.started_at,
             "ended_at": self.ended_at,
             "edits": self.edits,
-            "changes": [c.to_json(titles) for c in self.changes.values()],
+            "changes": changes,
         }
 
 
@@ -131,6 +140,7 @@ class Replay:
             self.doc.apply_update(start_state)
         self.roots = typed_roots(self.doc, probe_roots(final_state))
         self._touched: set[str] = set()
+        self._stale: set[str] = set()  # sections changed by entries applied without a diff
         self._fields = self._read(None)
         self._subscriptions = [
             (root, root.observe_deep(self._make_observer(name)))
@@ -172,10 +182,19 @@ class Replay:
             if only is None or name in only
         }
 
-    def apply(self, update: bytes) -> list[FieldChange]:
+    def apply(self, update: bytes, diff: bool = True) -> list[FieldChange]:
+        """Apply one entry; with `diff`, the fields it changed (reading what it touched)."""
+        if diff and self._stale:
+            fresh = self._read(self._stale)
+            for name in self._stale:
+                self._fields[name] = fresh.get(name, {})
+            self._stale.clear()
         self._touched.clear()
         self.doc.apply_update(update)
         self._follow_new_roots()
+        if not diff:
+            self._stale |= self._touched
+            return []
         if not self._touched:
             return []
         changes: list[FieldChange] = []
@@ -221,10 +240,18 @@ class _FieldEditors:
 class HistoryReader:
     _MAX_FIELD_CACHES = 8  # replayed documents kept to answer "last edited by" incrementally
 
-    def __init__(self, records: RecordStore, store: DocumentStore, names: Names) -> None:
+    def __init__(
+        self,
+        records: RecordStore,
+        store: DocumentStore,
+        names: Names,
+        *,
+        gap_seconds: float = SESSION_GAP_SECONDS,
+    ) -> None:
         self.records = records
         self.store = store
         self.names = names
+        self.gap = gap_seconds
         self._field_editors: dict[str, _FieldEditors] = {}
         self._field_locks: dict[str, asyncio.Lock] = {}
 
@@ -278,26 +305,56 @@ class HistoryReader:
         chosen, exhausted = await self._sessions(document, before, limit)
         if not chosen:
             return HistoryPage([], None, await self._whole_log(document))
-        low = min(s.first_seq for s in chosen) - 1
-        high = max(s.last_seq for s in chosen)
-        start_seq, start_state, complete = await self._start(document, low)
-        records = await self.store.updates_since(document, start_seq, high - start_seq)
-        replayed = await asyncio.to_thread(
-            self._replay, chosen, start_state, low, [r for r in records if r.seq <= high]
-        )
+        stored = await self.records.session_changes(document, [s.first_seq for s in chosen])
+        changes: dict[int, list[dict[str, Any]]] = {}
+        for session in chosen:
+            found = stored.get(session.first_seq)
+            if found is not None and found[0] == session.last_seq:
+                changes[session.first_seq] = json.loads(found[1])
+        missing = [s for s in chosen if s.first_seq not in changes]
+        complete = True
+        if missing:
+            complete = await self._replay_sessions(document, missing, changes)
         names: dict[str, str | None] = {}
         for session in chosen:
             if session.user_id is not None and session.user_id not in names:
                 names[session.user_id] = await self.names(session.user_id)
         out = [
-            s.to_json(names.get(s.user_id) if s.user_id else None, replayed)
+            s.to_json(names.get(s.user_id) if s.user_id else None, changes[s.first_seq])
             for s in sorted(chosen, key=lambda s: s.last_seq, reverse=True)
         ]
         next_before = None if exhausted else min(s.last_seq for s in chosen)
-        complete = complete and start_seq <= low
         if exhausted:
             complete = complete and await self._whole_log(document)
         return HistoryPage(out, next_before, complete)
+
+    async def summarise(self, document: str) -> None:
+        """Store the changes of the newest page's closed sessions (an editing session ended)."""
+        await self.page(document)
+
+    async def _replay_sessions(
+        self, document: str, missing: list[Session], changes: dict[int, list[dict[str, Any]]]
+    ) -> bool:
+        """Replay the log over `missing` sessions into `changes`, keeping the closed ones;
+        False when the store no longer holds an exact start for them."""
+        low = min(s.first_seq for s in missing) - 1
+        high = max(s.last_seq for s in missing)
+        start_seq, start_state, exact = await self._start(document, low)
+        records = await self.store.updates_since(document, start_seq, high - start_seq)
+        titles = await asyncio.to_thread(
+            self._replay, missing, start_state, low, [r for r in records if r.seq <= high]
+        )
+        exact = exact and start_seq <= low
+        closed_before = time.time() - self.gap
+        keep: list[tuple[int, int, str]] = []
+        for session in missing:
+            found = session.changes_json(titles)
+            changes[session.first_seq] = found
+            if exact and session.ended_at <= closed_before:
+                keep.append((session.first_seq, session.last_seq, json.dumps(found)))
+        if keep:
+            await self.records.keep_session_changes(document, keep)
+        return exact
 
     async def _whole_log(self, document: str) -> bool:
         """Whether the store still holds the log from its first entry."""
@@ -307,9 +364,12 @@ class HistoryReader:
         return (await self.store.load(document)).snapshot_seq == 0
 
     async def _sessions(self, document: str, before: int, limit: int) -> tuple[list[Session], bool]:
-        """The `limit` sessions that ended last before `before`, and whether none is older."""
+        """The `limit` sessions that ended last before `before`, and whether none is older.
+
+        Read from the newest entry: a session that goes on past `before` (the previous page's
+        oldest) must not come back cut short."""
         entries: list[LogEntry] = []  # newest first
-        cursor = before
+        cursor = 2**62
         exhausted = False
         while len(entries) < _MAX_METADATA_ROWS:
             chunk = await self.records.log_entries(document, cursor, _METADATA_CHUNK)
@@ -318,14 +378,13 @@ class HistoryReader:
                 exhausted = True
             elif chunk:
                 cursor = chunk[-1].seq
-            found = group_sessions(reversed(entries))
-            if not found:
+            grouped = group_sessions(reversed(entries), self.gap)
+            found = [s for s in grouped if s.last_seq < before]
+            if not found and exhausted:
                 return [], True
             oldest_at = entries[-1].created_at
             # A session is whole once the log read reaches further back than the gap.
-            confirmed = [
-                s for s in found if exhausted or s.started_at - oldest_at >= SESSION_GAP_SECONDS
-            ]
+            confirmed = [s for s in found if exhausted or s.started_at - oldest_at >= self.gap]
             ranked = sorted(found, key=lambda s: s.last_seq, reverse=True)
             page: list[Session] = []
             for session in ranked:
@@ -374,12 +433,13 @@ class HistoryReader:
         titles = replay.titles()  # then kept current from the title changes themselves
         try:
             for record in window:
-                changes = replay.apply(record.update)
+                session = _session_of(spans, record)
+                # Other people's entries in between are applied without reading fields.
+                changes = replay.apply(record.update, diff=session is not None)
                 for change in changes:
                     parts = change.path.split("/")
                     if len(parts) == 3 and parts[2] == "title":
                         titles[f"{parts[0]}/{parts[1]}"] = change.after or change.before or ""
-                session = _session_of(spans, record)
                 if session is None or not changes:
                     continue
                 for change in changes:
@@ -390,6 +450,7 @@ class HistoryReader:
                         kept.after = change.after
                         if kept.before is None and kept.after is None:
                             del session.changes[change.path]  # added, then removed
+            titles.update(replay.titles())  # items retitled by entries applied without a diff
         finally:
             replay.close()
         return titles

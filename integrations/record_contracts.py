@@ -115,6 +115,16 @@ class RecordStore(Protocol):
     async def first_log_seq(self, document: str) -> int | None:
         """The oldest entry the store still holds (1 when history is complete)."""
 
+    async def session_changes(
+        self, document: str, first_seqs: Sequence[int]
+    ) -> dict[int, tuple[int, str]]:
+        """Stored changes of closed editing sessions: first_seq -> (last_seq, JSON)."""
+
+    async def keep_session_changes(
+        self, document: str, sessions: Sequence[tuple[int, int, str]]
+    ) -> None:
+        """Store closed sessions' (first_seq, last_seq, changes JSON); one stored stays."""
+
     # -- acknowledgements
     async def add_acknowledgements(self, requests: Sequence[Acknowledgement]) -> list[str]:
         """Insert those not asked yet (one per version and parent); returns the ids inserted."""

@@ -123,9 +123,11 @@ class SessionVersions(Extension):
         *,
         gap_seconds: float = SESSION_GAP_SECONDS,
         clock: Callable[[], float] = time.time,
+        session_ended: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.versions = versions
         self.names = names
+        self.session_ended = session_ended  # e.g. the history stores the session's changes
         self.gap = gap_seconds
         self.clock = clock
         # document -> user -> (last change time, display name)
@@ -181,6 +183,12 @@ class SessionVersions(Extension):
             )
         except Exception:
             log.exception("auto_version_failed", document=document)
+            return
+        if self.session_ended is not None:
+            try:
+                await self.session_ended(document)
+            except Exception:
+                log.exception("session_end_failed", document=document)
 
     async def end_all_now(self) -> None:
         """End every open session (tests, and a clean stop)."""

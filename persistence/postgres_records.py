@@ -102,6 +102,29 @@ class PostgresRecordStore:
         )
         return int(rows[0][0]) if rows else None
 
+    async def session_changes(
+        self, document: str, first_seqs: Sequence[int]
+    ) -> dict[int, tuple[int, str]]:
+        if not first_seqs:
+            return {}
+        rows = await self._fetch(
+            f"SELECT first_seq, last_seq, changes FROM {self.s}.history_sessions "
+            "WHERE document = $1 AND first_seq = ANY($2::bigint[])",
+            document,
+            list(first_seqs),
+        )
+        return {int(r[0]): (int(r[1]), str(r[2])) for r in rows}
+
+    async def keep_session_changes(
+        self, document: str, sessions: Sequence[tuple[int, int, str]]
+    ) -> None:
+        async with self._store.pool.acquire() as conn:
+            await conn.executemany(
+                f"INSERT INTO {self.s}.history_sessions (document, first_seq, last_seq, changes) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT (document, first_seq) DO NOTHING",
+                [(document, *session) for session in sessions],
+            )
+
     # -- acknowledgements
 
     async def add_acknowledgements(self, requests: Sequence[Acknowledgement]) -> list[str]:

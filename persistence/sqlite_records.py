@@ -83,6 +83,29 @@ class SQLiteRecordStore:
         )
         return int(rows[0][0]) if rows else None
 
+    async def session_changes(
+        self, document: str, first_seqs: Sequence[int]
+    ) -> dict[int, tuple[int, str]]:
+        if not first_seqs:
+            return {}
+        marks = ", ".join("?" * len(first_seqs))
+        rows = await self._store.fetch_all(
+            "SELECT first_seq, last_seq, changes FROM history_sessions "
+            f"WHERE document = ? AND first_seq IN ({marks})",
+            (document, *first_seqs),
+        )
+        return {int(r[0]): (int(r[1]), str(r[2])) for r in rows}
+
+    async def keep_session_changes(
+        self, document: str, sessions: Sequence[tuple[int, int, str]]
+    ) -> None:
+        async with self._store.transaction() as db:
+            await db.executemany(
+                "INSERT INTO history_sessions (document, first_seq, last_seq, changes) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (document, first_seq) DO NOTHING",
+                [(document, *session) for session in sessions],
+            )
+
     # -- acknowledgements
 
     async def add_acknowledgements(self, requests: Sequence[Acknowledgement]) -> list[str]:
