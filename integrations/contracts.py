@@ -258,6 +258,20 @@ class NotificationStore(Protocol):
     async def first_seen(self, message_id: str, at: float) -> bool:
         """True the first time an incoming message id is seen (Meta redelivers)."""
 
+    # -- WhatsApp pacing and stop: one for every process, kept over restarts
+    async def reserve_number(self, phone: str, now: float, interval: float) -> float | None:
+        """Take the number's send slot if it is free at `now` (and hold it for `interval`):
+        None when taken; else when the slot is free again."""
+
+    async def halt_whatsapp(self, reason: str, at: float) -> None:
+        """Stop every WhatsApp send (the account is restricted) until `resume_whatsapp`."""
+
+    async def whatsapp_halt(self) -> tuple[str, float] | None:
+        """Why and since when WhatsApp is stopped; None while it sends."""
+
+    async def resume_whatsapp(self) -> bool:
+        """Lift the stop; False if there was none."""
+
     async def set_whatsapp_opt_out(self, user_id: str, opted_out: bool, at: float) -> None: ...
 
     async def whatsapp_opted_out(self, user_id: str) -> bool: ...

@@ -184,7 +184,29 @@ def notification_routes(
         entries = await store.entries(document)
         return JSONResponse({"document": document, "messages": [outbox_json(e) for e in entries]})
 
+    async def whatsapp_halt(request: Request) -> Response:
+        """Admins: why WhatsApp sending is stopped (GET), or lift the stop (DELETE)."""
+        caller = await _authenticate(authenticator, request)
+        if isinstance(caller, Response):
+            return caller
+        if not caller.is_admin:
+            return JSONResponse({"error": "admins only"}, status_code=403)
+        if request.method == "DELETE":
+            lifted = await store.resume_whatsapp()
+            if lifted:
+                log.warning("whatsapp_resumed", by=caller.user_id)
+            return Response(status_code=204) if lifted else _not_halted()
+        halt = await store.whatsapp_halt()
+        if halt is None:
+            return _not_halted()
+        return JSONResponse({"reason": halt[0], "since": halt[1]})
+
     return [
         Route("/api/notifications", list_notifications, methods=["GET"]),
         Route("/api/notifications/outbox", list_outbox, methods=["GET"]),
+        Route("/api/notifications/whatsapp-halt", whatsapp_halt, methods=["GET", "DELETE"]),
     ]
+
+
+def _not_halted() -> Response:
+    return JSONResponse({"error": "WhatsApp is not stopped"}, status_code=404)

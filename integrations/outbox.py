@@ -4,13 +4,16 @@ Delivery states (`OutboxState`): PENDING -> SENDING -> SENT, or FAILED once no c
 An entry is claimed (SENDING, with a lease) before the network call, so a restart finds it:
 an expired lease is sent again unless a WhatsApp status webhook (which echoes the entry's key
 as `biz_opaque_callback_data`) has already confirmed it. Pacing: one WhatsApp message per
-number per 6 s (Meta's pair limit) and a global token bucket (default 80/s). Outcomes:
+number per 6 s (Meta's pair limit, a slot taken in the store, so it holds for every process
+and over restarts) and a global token bucket (default 80/s; in cluster mode only the jobs leader
+sends). Outcomes:
 
     SENT           done
     RETRY          same channel, exponential backoff with jitter, up to `max_attempts`
     WINDOW_CLOSED  same channel, now as the approved template
     FAILED         next enabled channel (FAILED when none is left), reason kept
-    HALT           WhatsApp stops for every entry (alert); this one falls back
+    HALT           WhatsApp stops for every entry, in the store (every process, and after a
+                   restart, until an admin lifts it), with an alert; this one falls back
 """
 
 from __future__ import annotations
@@ -72,8 +75,7 @@ class Outbox:
         self.policy = policy or OutboxPolicy()
         self.rng = rng or random.Random()
         self.on_alert = on_alert
-        self.whatsapp_halted: str | None = None
-        self._next_for_number: dict[str, float] = {}
+        self.whatsapp_halted: str | None = None  # read from the store at each pass
         self._tokens = self.policy.rate_per_second
         self._tokens_at = clock.now()
 
@@ -82,6 +84,8 @@ class Outbox:
 
     async def run_due(self) -> int:
         """Attempt every due entry once; returns how many were sent."""
+        halt = await self.store.whatsapp_halt()
+        self.whatsapp_halted = halt[0] if halt is not None else None
         due = await self.store.due(self.clock.now(), self.policy.batch)
         if self.policy.concurrency <= 1:
             return sum([await self._attempt(entry) for entry in due])
@@ -119,15 +123,15 @@ class Outbox:
         sender = self.senders[channel]
         if channel is Channel.WHATSAPP:
             assert person.phone is not None
-            allowed_at = self._next_for_number.get(person.phone, 0.0)
-            if allowed_at > now:
-                await self.store.update(replace(entry, next_attempt_at=allowed_at))
-                return False
             if not self._take_token(now):
                 retry_at = now + 1 / self.policy.rate_per_second
                 await self.store.update(replace(entry, next_attempt_at=retry_at))
                 return False
-            self._next_for_number[person.phone] = now + self.policy.pair_interval_seconds
+            interval = self.policy.pair_interval_seconds
+            free_at = await self.store.reserve_number(person.phone, now, interval)
+            if free_at is not None:
+                await self.store.update(replace(entry, next_attempt_at=free_at))
+                return False
         claimed = replace(
             entry,
             state=OutboxState.SENDING,
@@ -211,6 +215,7 @@ class Outbox:
             return False
         if outcome.kind is OutcomeKind.HALT:
             self.whatsapp_halted = outcome.error or "halted"
+            await self.store.halt_whatsapp(self.whatsapp_halted, now)
             log.critical("whatsapp_halted", error=outcome.error)
             if self.on_alert is not None:
                 self.on_alert(f"WhatsApp sending stopped: {outcome.error}")

@@ -221,6 +221,36 @@ class PostgresNotificationStore:
         )
         return float(rows[0][0]) if rows else None
 
+    async def reserve_number(self, phone: str, now: float, interval: float) -> float | None:
+        # One statement: of two processes asking at once, one gets the slot.
+        taken = await self._fetch(
+            f"INSERT INTO {self.s}.whatsapp_pacing AS p VALUES ($1, $2) ON CONFLICT (phone) "
+            "DO UPDATE SET next_at = excluded.next_at WHERE p.next_at <= $3 RETURNING next_at",
+            phone,
+            now + interval,
+            now,
+        )
+        if taken:
+            return None
+        rows = await self._fetch(
+            f"SELECT next_at FROM {self.s}.whatsapp_pacing WHERE phone = $1", phone
+        )
+        return float(rows[0][0]) if rows else now
+
+    async def halt_whatsapp(self, reason: str, at: float) -> None:
+        await self._status(
+            f"INSERT INTO {self.s}.whatsapp_halt VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING",
+            reason,
+            at,
+        )
+
+    async def whatsapp_halt(self) -> tuple[str, float] | None:
+        rows = await self._fetch(f"SELECT reason, at FROM {self.s}.whatsapp_halt")
+        return (str(rows[0][0]), float(rows[0][1])) if rows else None
+
+    async def resume_whatsapp(self) -> bool:
+        return await self._status(f"DELETE FROM {self.s}.whatsapp_halt") != "DELETE 0"
+
     async def advance_status(
         self, message_id: str, status: str, rank: int, at: float, error: str | None
     ) -> bool:

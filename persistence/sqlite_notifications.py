@@ -296,6 +296,41 @@ class SQLiteNotificationStore:
         )
         return float(rows[0][0]) if rows else None
 
+    async def reserve_number(self, phone: str, now: float, interval: float) -> float | None:
+        async with self._store.transaction() as db:
+            # One statement: of two processes asking at once, one gets the slot.
+            async with db.execute(
+                "INSERT INTO whatsapp_pacing AS p VALUES (?, ?) ON CONFLICT (phone) DO UPDATE "
+                "SET next_at = excluded.next_at WHERE p.next_at <= ? RETURNING next_at",
+                (phone, now + interval, now),
+            ) as cursor:
+                taken = await cursor.fetchone()
+            if taken is not None:
+                return None
+            async with db.execute(
+                "SELECT next_at FROM whatsapp_pacing WHERE phone = ?", (phone,)
+            ) as cursor:
+                row = await cursor.fetchone()
+        return float(row[0]) if row else now
+
+    async def halt_whatsapp(self, reason: str, at: float) -> None:
+        async with self._store.transaction() as db:
+            await db.execute(
+                "INSERT INTO whatsapp_halt VALUES (1, ?, ?) ON CONFLICT (id) DO NOTHING",
+                (reason, at),
+            )
+
+    async def whatsapp_halt(self) -> tuple[str, float] | None:
+        rows = await self._store.fetch_all("SELECT reason, at FROM whatsapp_halt", ())
+        return (str(rows[0][0]), float(rows[0][1])) if rows else None
+
+    async def resume_whatsapp(self) -> bool:
+        async with self._store.transaction() as db:
+            cursor = await db.execute("DELETE FROM whatsapp_halt")
+            lifted = cursor.rowcount > 0
+            await cursor.close()
+        return lifted
+
     async def advance_status(
         self, message_id: str, status: str, rank: int, at: float, error: str | None
     ) -> bool:

@@ -199,6 +199,7 @@ def routes(
             new = NewIep(student_name, title, language if isinstance(language, str) else None)
             async with request.app.state.collab.registry.using(name) as live:
                 live.change(lambda doc: write(doc, new), CREATED_ORIGIN)
+                await live.wait_durable()  # 201 means the new IEP is stored
         await access.describe(name, Listing(student_name, title, caller.user_id))
         await audited(request, caller, name, AuditAction.DOCUMENT_CREATED)
         return JSONResponse(
