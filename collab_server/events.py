@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from collab_server.cluster import Bus
 from collab_server.errors import Rejected
 from collab_server.identity import Caller
 from collab_server.protocol import CloseCode
@@ -108,12 +109,14 @@ class EventLog(Protocol):
 
 
 class EventSignal(Protocol):
-    """Tells every node's hub that the log grew. In-process here; Postgres NOTIFY or Redis
-    pub/sub across nodes. It carries a position only: the events are read from the log."""
+    """Tells every node's hub that the log grew: in-process (`LocalSignal`), or over the
+    cluster's bus (`BusSignal`). It carries a position only: the events are read from the log."""
 
     def announce(self, position: int) -> None: ...
 
     def listen(self, callback: Callable[[int], None]) -> None: ...
+
+    async def start(self) -> None: ...
 
     async def aclose(self) -> None: ...
 
@@ -131,8 +134,62 @@ class LocalSignal:
     def listen(self, callback: Callable[[int], None]) -> None:
         self._listeners.append(callback)
 
+    async def start(self) -> None:
+        return None
+
     async def aclose(self) -> None:
         self._listeners.clear()
+
+
+EVENTS_CHANNEL = "events"
+
+
+class BusSignal(LocalSignal):
+    """Cluster mode: announcements also go to every other process over the bus. The bus may
+    lose them; the log's end is read every `check_seconds` too, so a lost one delays an event
+    by at most that long and never loses it (the events themselves are always read from the
+    log)."""
+
+    def __init__(self, bus: Bus, log_: EventLog, check_seconds: float = 2.0) -> None:
+        super().__init__()
+        self.bus = bus
+        self.log = log_
+        self.check_seconds = check_seconds
+        self._checker: asyncio.Task[None] | None = None
+
+    def announce(self, position: int) -> None:
+        super().announce(position)
+        self.bus.publish(EVENTS_CHANNEL, str(position).encode())
+
+    def _heard(self, data: bytes) -> None:
+        try:
+            position = int(data)
+        except ValueError:
+            log.warning("event_signal_garbled", size=len(data))
+            return
+        super().announce(position)
+
+    async def start(self) -> None:
+        await self.bus.subscribe(EVENTS_CHANNEL, self._heard)
+        self._checker = asyncio.create_task(self._check(), name="event-signal-check")
+
+    async def _check(self) -> None:
+        while True:
+            await asyncio.sleep(self.check_seconds)
+            try:
+                super().announce(await self.log.last_position())
+            except Exception:
+                log.exception("event_signal_check_failed")
+
+    async def aclose(self) -> None:
+        if self._checker is not None:
+            self._checker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checker
+            self._checker = None
+        with contextlib.suppress(Exception):
+            await self.bus.unsubscribe(EVENTS_CHANNEL)
+        await super().aclose()
 
 
 class TopicPolicy(Protocol):
@@ -225,6 +282,7 @@ class EventHub:
     # -- lifetime ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self.signal.start()
         self._cursor = self._target = await self.log.last_position()
         self._reader = asyncio.create_task(self._read_loop(), name="event-hub")
 

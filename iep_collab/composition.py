@@ -24,7 +24,7 @@ from collab_server.event_socket import (
     EventSocketLimits,
     LiveEvents,
 )
-from collab_server.events import EventHub, OwnUserTopic
+from collab_server.events import BusSignal, EventHub, OwnUserTopic
 from collab_server.identity import DEV_USER_PREFIX
 from collab_server.leadership import JobsLeader, JobsLock
 from collab_server.replication import ClusterStore
@@ -145,7 +145,9 @@ def build_app(
         acknowledgements,
         audit,
     )
-    live = live_events(settings, side_tables, authenticator)
+    live = live_events(
+        settings, side_tables, authenticator, cluster.bus if cluster is not None else None
+    )
     students = StudentAccess(access, development_mode=authenticator.development_mode)
     live.hub.register("student", StudentTopic(students))
     live.hub.register("therapist", TherapistTopic(students))
@@ -280,10 +282,15 @@ class RecordNames:
 
 
 def live_events(
-    settings: Settings, side_tables: SideTables, authenticator: AccessAuthenticator
+    settings: Settings,
+    side_tables: SideTables,
+    authenticator: AccessAuthenticator,
+    bus: Bus | None = None,
 ) -> LiveEvents:
-    """`WS /events`: the hub over the database's event log, with the sync socket's limits."""
-    hub = EventHub(side_tables.events())
+    """`WS /events`: the hub over the database's event log, with the sync socket's limits;
+    in cluster mode the log's growth is announced to every process over the bus."""
+    events = side_tables.events()
+    hub = EventHub(events, BusSignal(bus, events) if bus is not None else None)
     hub.register("user", OwnUserTopic())
     limits = EventSocketLimits(
         rates=dataclasses.replace(
