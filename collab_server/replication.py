@@ -248,9 +248,13 @@ class Replication:
         del self._docs[live.name]
 
         async def let_go() -> None:
-            await self.bus.unsubscribe(doc_channel(live.name))
-            if shared.owner:
-                await self.ownership.release(live.name)
+            try:
+                await self.bus.unsubscribe(doc_channel(live.name))
+                if shared.owner:
+                    await self.ownership.release(live.name)
+            except Exception as exc:
+                # Dropped because the database or the bus went away: nothing left to release.
+                log.warning("replica_let_go_failed", document=live.name, why=type(exc).__name__)
 
         self._spawn(let_go())
 

@@ -65,6 +65,7 @@ class OwnRedis:
     workdir: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    also_bind: tuple[str, ...] = ()  # addresses beside loopback (a network namespace's peer)
 
     @property
     def url(self) -> str:
@@ -81,6 +82,9 @@ class OwnRedis:
                 str(self.port),
                 "--bind",
                 "127.0.0.1",
+                *self.also_bind,
+                "--protected-mode",
+                "no" if self.also_bind else "yes",
                 "--save",
                 "",
                 "--appendonly",

@@ -12,7 +12,7 @@ import itertools
 import json
 import shutil
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +38,13 @@ class NodeClients:
         self._err_reader = asyncio.create_task(self._read_stderr())
 
     @classmethod
-    async def start(cls) -> NodeClients:
+    async def start(cls, prefix: Sequence[str] = ()) -> NodeClients:
+        """`prefix`: e.g. `ip netns exec NAME`, to run the clients in a network namespace."""
         node = shutil.which("node")
         if node is None or not NODE_MODULES.is_dir():
             raise NodeClientError("Node clients are not installed: run `make node-deps`")
         proc = await asyncio.create_subprocess_exec(
+            *prefix,
             node,
             str(DRIVER),
             cwd=HERE,
@@ -175,8 +177,8 @@ class NodeClients:
 
 
 @contextlib.asynccontextmanager
-async def node_clients() -> AsyncIterator[NodeClients]:
-    clients = await NodeClients.start()
+async def node_clients(prefix: Sequence[str] = ()) -> AsyncIterator[NodeClients]:
+    clients = await NodeClients.start(prefix)
     try:
         yield clients
     finally:

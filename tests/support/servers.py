@@ -88,20 +88,23 @@ class ServerProcess:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    host: str = "127.0.0.1"  # where it listens and is reached
+    prefix: Sequence[str] = ()  # e.g. `ip netns exec NAME`: run it in a network namespace
 
     @property
     def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def ws(self, name: str = "") -> str:
-        return f"ws://127.0.0.1:{self.port}/sync/{name}"
+        return f"ws://{self.host}:{self.port}/sync/{name}"
 
     def start(self, extra_args: Sequence[str] = ()) -> None:
         env = {**os.environ, "COLLAB_LOG_LEVEL": "info", **self.env}
         self.log_path = self.cwd / f"server-{self.port}.log"
         log = self.log_path.open("ab")
+        command = [sys.executable, "-m", "iep_collab", "--host", self.host, "--port"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "iep_collab", "--port", str(self.port), *extra_args],
+            [*self.prefix, *command, str(self.port), *extra_args],
             cwd=self.cwd,
             env=env,
             stdout=log,
