@@ -47,6 +47,8 @@ from integrations.sessions.policy import StudentAccess, StudentTopic, TherapistT
 from integrations.sessions.service import SessionService, StudentReader, policy_from_settings
 from integrations.sessions.student import StudentProfile, student_profile
 from integrations.settings import NotificationSettings, load_notification_settings
+from integrations.threads.api import thread_routes
+from integrations.threads.service import CHOICE_PAYLOAD, ThreadPolicy, ThreadService
 from integrations.versions import SessionVersions, VersionService
 from integrations.webhook import WEBHOOK_BODY_LIMITS
 from persistence import (
@@ -152,11 +154,12 @@ def build_app(
     live.hub.register("student", StudentTopic(students))
     live.hub.register("therapist", TherapistTopic(students))
     app_ref: list[Starlette] = []
+    read_student = student_reader(store, app_ref)
     sessions = SessionService(
         side_tables.sessions(),
         live.hub,
         students,
-        student_reader(store, app_ref),
+        read_student,
         directory=directory,
         clock=clock,
         policy=policy_from_settings(notifications),
@@ -165,9 +168,24 @@ def build_app(
         outbox_changed=service.wake,
         timers=timers,
     )
+    threads = ThreadService(
+        side_tables.threads(),
+        live.hub,
+        students,
+        read_student,
+        directory=directory,
+        notifier=service.notifier,
+        last_inbound=notification_store.last_inbound,
+        enqueue=service.outbox.enqueue,
+        outbox_changed=service.wake,
+        clock=clock,
+        policy=ThreadPolicy(notifications.public_url, notifications.whatsapp_message_template),
+    )
     if service.webhook is not None:
         service.webhook.add_button_handler(CONFIRM_PAYLOAD, sessions.answer)
         service.webhook.add_button_handler(DECLINE_PAYLOAD, sessions.answer)
+        service.webhook.add_button_handler(CHOICE_PAYLOAD, threads.choose)
+        service.webhook.set_text_handler(threads.incoming)
     creation = CreationPolicy.from_roles(
         settings.creator_roles,
         settings.document_prefix,
@@ -215,6 +233,7 @@ def build_app(
             *records_api.routes(),
             *live.routes(),
             *session_routes(sessions, authenticator),
+            *thread_routes(threads, authenticator, notification_store),
         ],
         # In this order: the notification store opens the memory:// side tables.
         services=[*services, live, sessions],

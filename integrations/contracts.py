@@ -116,6 +116,7 @@ class MessageKind(StrEnum):
     SESSION_NOTICE = "session_notice"  # a therapy session moved
     PROGRESS = "progress"  # what a child's sessions measured today
     ACKNOWLEDGEMENT = "acknowledgement"  # a version sent to a parent to read, and its reminders
+    MESSAGE = "message"  # the team wrote in the student's thread
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +130,9 @@ class Message:
     link: str = ""
     template: str = ""  # the approved WhatsApp template's name; empty: the digest template
     buttons: tuple[str, ...] = ()  # payloads of the template's quick-reply buttons, in order
+    # A WhatsApp list to pick from (id, title) and its button's label: free-form only.
+    choices: tuple[tuple[str, str], ...] = ()
+    button: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,11 @@ class NotificationSettings(EnvironmentSettings):
     whatsapp_acknowledgement_template: str | None = Field(
         None, validation_alias="WHATSAPP_ACKNOWLEDGEMENT_TEMPLATE"
     )
+    # A team member's message to a parent outside the 24-hour window (params: who, student,
+    # link). Unset: such messages go by the parent's other channels.
+    whatsapp_message_template: str | None = Field(
+        None, validation_alias="WHATSAPP_MESSAGE_TEMPLATE"
+    )
     whatsapp_rate_per_second: float = Field(80.0, gt=0)
     smtp_url: SecretStr | None = Field(None, validation_alias="SMTP_URL")
     email_from: str | None = Field(None, validation_alias="EMAIL_FROM")

@@ -64,6 +64,8 @@ CONFIRMATIONS: dict[Language, dict[bool, str]] = {
 Enqueue = Callable[[OutboxEntry], Awaitable[bool]]
 # A quick-reply button pressed on a template we sent: (who, the button's payload).
 ButtonHandler = Callable[[Person, str], Awaitable[object]]
+# A person's free text: (who, the text, its WhatsApp message id).
+TextHandler = Callable[[Person, str, str], Awaitable[object]]
 
 
 def signature_valid(secret: str, body: bytes, header: str | None) -> bool:
@@ -116,6 +118,12 @@ class WhatsAppWebhook:
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._buttons: dict[str, ButtonHandler] = {}
+        self._text_handler: TextHandler | None = None
+
+    def set_text_handler(self, handler: TextHandler) -> None:
+        """Parents' free text goes to `handler` (their child's thread) instead of the team's
+        in-app notifications."""
+        self._text_handler = handler
 
     def add_button_handler(self, prefix: str, handler: ButtonHandler) -> None:
         """Button payloads starting with `prefix` go to `handler` (features set the payloads)."""
@@ -255,6 +263,9 @@ class WhatsAppWebhook:
         if word in STOP_WORDS or word in START_WORDS:
             await self._opt(person, opt_out=word in STOP_WORDS, message_id=message_id)
             return
+        if self._text_handler is not None:
+            await self._text_handler(person, text, message_id)
+            return
         for document in await self.directory.documents_of(person.user_id):
             for editor in await self.directory.editors(document):
                 await self.notifier.notify(
@@ -296,7 +307,9 @@ def _button_payload(message: dict[str, Any]) -> str | None:
         payload = button.get("payload") if isinstance(button, dict) else None
     elif kind == "interactive":
         interactive = message.get("interactive")
-        reply = interactive.get("button_reply") if isinstance(interactive, dict) else None
+        reply = None
+        if isinstance(interactive, dict):  # a reply button, or a row of a list
+            reply = interactive.get("button_reply") or interactive.get("list_reply")
         payload = reply.get("id") if isinstance(reply, dict) else None
     else:
         return None

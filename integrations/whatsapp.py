@@ -65,6 +65,25 @@ def text_payload(to: str, body: str, key: str) -> dict[str, Any]:
     }
 
 
+def list_payload(
+    to: str, question: str, button: str, choices: tuple[tuple[str, str], ...], key: str
+) -> dict[str, Any]:
+    """An interactive list: the row picked comes back as a `list_reply` with its id."""
+    rows = [{"id": row_id, "title": title} for row_id, title in choices]
+    return {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+        "type": "interactive",
+        "interactive": {
+            "type": "list",
+            "body": {"text": question},
+            "action": {"button": button, "sections": [{"title": button, "rows": rows}]},
+        },
+        "biz_opaque_callback_data": key,
+    }
+
+
 def template_payload(
     to: str,
     template: str,
@@ -156,7 +175,10 @@ class WhatsAppSender:
             and not entry.message.buttons
             and await self.window_open(person.phone)
         )
-        if as_text:
+        if as_text and entry.message.choices:
+            message = entry.message
+            payload = list_payload(to, message.text, message.button, message.choices, entry.key)
+        elif as_text:
             payload = text_payload(to, entry.message.text, entry.key)
         else:
             template = entry.message.template or self.config.digest_template

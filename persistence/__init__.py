@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from collab_server.replication import ClusterStore
     from integrations.contracts import NotificationStore, PeopleStore
     from integrations.sessions.records import SessionStore
+    from integrations.threads.records import ThreadStore
     from persistence.postgres import PostgresStore
     from persistence.postgres_records import PostgresRecordStore
     from persistence.sqlite import SQLiteStore
@@ -159,6 +160,17 @@ class SideTables:
         from persistence.postgres_sessions import PostgresSessionStore
 
         return PostgresSessionStore(cast("PostgresStore", _postgres(self.store)))
+
+    def threads(self) -> ThreadStore:
+        """Students' threads with their families."""
+        sqlite = self._sqlite()
+        if sqlite is not None:
+            from persistence.sqlite_threads import SQLiteThreadStore
+
+            return SQLiteThreadStore(sqlite)
+        from persistence.postgres_threads import PostgresThreadStore
+
+        return PostgresThreadStore(cast("PostgresStore", _postgres(self.store)))
 
     def events(self) -> EventLog:
         """The live subscription log (for memory://, in the private SQLite: open it first)."""

@@ -40,6 +40,8 @@ def message_json(message: Message) -> str:
             "link": message.link,
             "template": message.template,
             "buttons": list(message.buttons),
+            "choices": [list(choice) for choice in message.choices],
+            "button": message.button,
         },
         ensure_ascii=False,
     )
@@ -55,6 +57,8 @@ def message_from_json(raw: str) -> Message:
         data.get("link", ""),
         data.get("template", ""),
         tuple(data.get("buttons", ())),
+        tuple((str(c[0]), str(c[1])) for c in data.get("choices", ())),
+        data.get("button", ""),
     )
 
 

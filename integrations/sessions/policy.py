@@ -49,6 +49,11 @@ class StudentAccess:
         """The user ids who receive reminders and progress updates: the IEP's viewers."""
         return [m.user_id for m in await self.access.members(student_id) if m.role is Role.VIEWER]
 
+    async def children_of(self, user_id: str) -> list[str]:
+        """The students whose parent `user_id` is (the IEPs they are a viewer of)."""
+        found = await self.access.memberships_of([user_id])
+        return sorted(m.document for m in found if m.role is Role.VIEWER)
+
 
 class StudentTopic:
     """`student:<id>`: the student's sessions, for whoever may see them."""

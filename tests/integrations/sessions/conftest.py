@@ -77,6 +77,7 @@ TEMPLATES = {
     "WHATSAPP_REMINDER_TEMPLATE": "session_reminder",
     "WHATSAPP_SESSION_MOVED_TEMPLATE": "session_moved",
     "WHATSAPP_PROGRESS_TEMPLATE": "session_progress",
+    "WHATSAPP_MESSAGE_TEMPLATE": "thread_message",
 }
 
 
@@ -233,6 +234,15 @@ class Centre:
     async def button(
         self, phone: str, payload: str, message_id: str, text: str = "Confirm"
     ) -> None:
+        await self.incoming(
+            phone,
+            message_id,
+            {"type": "button", "button": {"payload": payload, "text": text}},
+        )
+
+    async def incoming(self, phone: str, message_id: str, content: dict[str, Any]) -> None:
+        """A WhatsApp message from `phone` as Meta posts it, signed; processed on return."""
+        message = {"from": phone.lstrip("+"), "id": message_id, "timestamp": "1764064800"}
         body = json.dumps(
             {
                 "object": "whatsapp_business_account",
@@ -245,15 +255,7 @@ class Centre:
                                 "value": {
                                     "messaging_product": "whatsapp",
                                     "metadata": {"phone_number_id": "1234567890"},
-                                    "messages": [
-                                        {
-                                            "from": phone.lstrip("+"),
-                                            "id": message_id,
-                                            "timestamp": "1764064800",
-                                            "type": "button",
-                                            "button": {"payload": payload, "text": text},
-                                        }
-                                    ],
+                                    "messages": [{**message, **content}],
                                 },
                             }
                         ],
@@ -269,6 +271,9 @@ class Centre:
             headers={"x-hub-signature-256": sign(body, APP_SECRET)},
         )
         assert response.status_code == 200
+        webhook = self.notifications.webhook
+        assert webhook is not None
+        await webhook.process_pending()  # after the background task, if it ran first
 
     def events_url(self, user: str) -> str:
         assert self.server is not None

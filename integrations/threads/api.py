@@ -1,0 +1,107 @@
+"""The thread of a student: `/api/students/{id}/thread` (JSON, bearer token).
+
+GET  ?before=ID        members: 50 messages, newest first, each reader's read marker, and
+                       for the team's messages each parent's delivery state
+POST {"body": "..."}   members: write (the family's reply or the team's message)
+POST /read {"through": ID}  members: mark read up to a message (live for the others)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from collab_server.api.http import ApiError, json_body, json_errors
+from collab_server.credentials import request_credentials
+from collab_server.errors import InvalidDocumentName
+from collab_server.identity import CallerAuthenticator
+from collab_server.names import validate_document_name
+from integrations.contracts import NotificationStore
+from integrations.threads.service import BadMessage, ThreadService
+
+THREAD_KEY = "thread:"
+
+
+def thread_routes(
+    threads: ThreadService, authenticator: CallerAuthenticator, outbox: NotificationStore
+) -> list[Route]:
+    def student(request: Request) -> str:
+        try:
+            return validate_document_name(request.path_params["student_id"])
+        except InvalidDocumentName as exc:
+            raise ApiError(400, str(exc)) from None
+
+    @json_errors
+    async def read_thread(request: Request) -> Response:
+        caller = await authenticator.caller(request_credentials(request))
+        student_id = student(request)
+        before = request.query_params.get("before")
+        if before is not None and not before.isdigit():
+            raise ApiError(400, "before must be a message id")
+        messages, reads = await threads.page(caller, student_id, int(before) if before else None)
+        deliveries = await _deliveries(outbox, student_id)
+        return JSONResponse(
+            {
+                "student_id": student_id,
+                "messages": [
+                    {**m.to_json(), "deliveries": deliveries.get(m.id, [])} for m in messages
+                ],
+                "reads": reads,
+            }
+        )
+
+    @json_errors
+    async def write(request: Request) -> Response:
+        caller = await authenticator.caller(request_credentials(request))
+        student_id = student(request)
+        body = await json_body(request)
+        text = body.get("body") if isinstance(body, dict) else None
+        if not isinstance(text, str):
+            raise ApiError(422, "invalid message", {"body": "required: the message's text"})
+        try:
+            message = await threads.post(caller, student_id, text)
+        except BadMessage as exc:
+            raise ApiError(422, "invalid message", {"body": str(exc)}) from None
+        return JSONResponse(message.to_json(), status_code=201)
+
+    @json_errors
+    async def mark_read(request: Request) -> Response:
+        caller = await authenticator.caller(request_credentials(request))
+        student_id = student(request)
+        body = await json_body(request)
+        through = body.get("through") if isinstance(body, dict) else None
+        if not isinstance(through, int) or isinstance(through, bool) or through < 1:
+            raise ApiError(422, "invalid marker", {"through": "required: a message id"})
+        await threads.mark_read(caller, student_id, through)
+        return Response(status_code=204)
+
+    base = "/api/students/{student_id:path}/thread"
+    return [
+        Route(base, read_thread, methods=["GET"]),
+        Route(base, write, methods=["POST"]),
+        Route(base + "/read", mark_read, methods=["POST"]),
+    ]
+
+
+async def _deliveries(outbox: NotificationStore, student_id: str) -> dict[int, list[Any]]:
+    """Per team message, each parent's delivery: the channel and how far it got."""
+    found: dict[int, list[Any]] = {}
+    for entry in await outbox.entries(student_id):
+        if not entry.key.startswith(THREAD_KEY):
+            continue
+        message_id = entry.key.split(":")[1]
+        if not message_id.isdigit():
+            continue
+        found.setdefault(int(message_id), []).append(
+            {
+                "recipient_id": entry.recipient_id,
+                "channel": entry.channel.value if entry.channel else None,
+                "state": entry.state.value,
+                "delivery_status": entry.delivery_status,
+                "error": entry.last_error,
+            }
+        )
+    return found

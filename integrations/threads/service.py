@@ -1,0 +1,287 @@
+"""Threads: a student's family and team write to each other, in the page or on WhatsApp.
+
+A team member's message goes to each parent through the outbox (their channels in order;
+WhatsApp as free-form text inside the 24-hour window, as the approved template outside it);
+a parent's message, from the page or from WhatsApp, reaches the team in-app. Every message
+is announced live on the student's topic. A parent with several children at the centre who
+writes on WhatsApp is asked which child it is about (a list), and the answer holds for a day.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from urllib.parse import quote
+
+import structlog
+
+from collab_server.events import EventHub, NewEvent
+from collab_server.identity import DEV_USER_PREFIX, Caller, Role
+from collab_server.plain_text import has_control_characters
+from integrations.contracts import (
+    Channel,
+    Clock,
+    Language,
+    Message,
+    MessageKind,
+    Notifier,
+    OutboxEntry,
+    Person,
+    RecipientDirectory,
+)
+from integrations.sessions.policy import StudentAccess
+from integrations.sessions.service import StudentReader
+from integrations.threads.records import (
+    MAX_BODY,
+    HeldMessage,
+    NewThreadMessage,
+    Sends,
+    ThreadMessage,
+    ThreadStore,
+)
+
+log = structlog.get_logger("collab.integrations.threads")
+
+WINDOW_SECONDS = 24 * 3600  # WhatsApp's customer-service window
+CHOICE_SECONDS = 24 * 3600  # how long a parent's "this is about <child>" holds
+CHOICE_PAYLOAD = "thread-child:"  # a list reply's id: which child a message is about
+PAGE = 50
+
+SUBJECTS = {
+    Language.ENGLISH: "New message about {student}",
+    Language.ARABIC: "رسالة جديدة بخصوص {student}",
+}
+WHICH_CHILD = {
+    Language.ENGLISH: ("Which child is your message about?", "Choose"),
+    Language.ARABIC: ("عن أي طفل رسالتك؟", "اختر"),
+}
+
+
+class BadMessage(ValueError):
+    """A message the API refuses (422)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadPolicy:
+    public_url: str
+    message_template: str | None = None  # WhatsApp outside the window; unset: not then
+
+
+LastInbound = Callable[[str], Awaitable[float | None]]
+
+
+class ThreadService:
+    def __init__(
+        self,
+        store: ThreadStore,
+        hub: EventHub,
+        students: StudentAccess,
+        read_student: StudentReader,
+        *,
+        directory: RecipientDirectory,
+        notifier: Notifier,
+        last_inbound: LastInbound,
+        enqueue: Callable[[OutboxEntry], Awaitable[bool]],
+        outbox_changed: Callable[[], None],
+        clock: Clock,
+        policy: ThreadPolicy,
+    ) -> None:
+        self.store = store
+        self.hub = hub
+        self.students = students
+        self.read_student = read_student
+        self.directory = directory
+        self.notifier = notifier
+        self.last_inbound = last_inbound
+        self.enqueue = enqueue
+        self.outbox_changed = outbox_changed
+        self.clock = clock
+        self.policy = policy
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def page(
+        self, caller: Caller, student_id: str, before_id: int | None
+    ) -> tuple[list[ThreadMessage], dict[str, int]]:
+        await self.students.require_view(caller, student_id)
+        found = await self.store.messages(student_id, before_id or 2**62, PAGE)
+        return found, await self.store.reads(student_id)
+
+    async def mark_read(self, caller: Caller, student_id: str, through_id: int) -> None:
+        await self.students.require_view(caller, student_id)
+        event = NewEvent.of(
+            f"student:{student_id}",
+            "thread.read",
+            {"user_id": caller.user_id, "through": through_id},
+            self.clock.now(),
+        )
+        position = await self.store.mark_read(student_id, caller.user_id, through_id, [event])
+        self.hub.announce(position)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    async def post(self, caller: Caller, student_id: str, body: str) -> ThreadMessage:
+        """A message written in the page (team or family)."""
+        role = await self.students.require_view(caller, student_id)
+        text = _clean(body)
+        person = await self.directory.person(caller.user_id)
+        name = person.name if person is not None else _shown_id(caller.user_id)
+        from_family = role is Role.VIEWER and not caller.is_admin
+        return await self._store(
+            NewThreadMessage(
+                student_id, caller.user_id, name, from_family, text, "app", self.clock.now()
+            )
+        )
+
+    async def incoming(self, person: Person, text: str, whatsapp_id: str) -> None:
+        """A parent's WhatsApp text: into their child's thread, or held until they say which."""
+        children = await self.students.children_of(person.user_id)
+        if not children:
+            log.info("thread_message_from_a_parent_of_no_child")
+            return
+        now = self.clock.now()
+        chosen = await self.store.chosen(person.user_id, now)
+        if len(children) == 1 or chosen in children:
+            student = children[0] if len(children) == 1 else str(chosen)
+            await self._from_whatsapp(person, student, text[:MAX_BODY], whatsapp_id, now)
+            return
+        await self.store.hold(HeldMessage(person.user_id, whatsapp_id, text[:MAX_BODY], now))
+        await self._ask_which_child(person, children, whatsapp_id, now)
+
+    async def choose(self, person: Person, payload: str) -> None:
+        """The parent picked a child from the list: their held messages go to that thread."""
+        student = payload.removeprefix(CHOICE_PAYLOAD)
+        if student not in await self.students.children_of(person.user_id):
+            log.warning("thread_choice_of_another_child")
+            return
+        now = self.clock.now()
+        await self.store.choose(person.user_id, student, now + CHOICE_SECONDS)
+        for held in await self.store.take_held(person.user_id):
+            await self._from_whatsapp(person, student, held.body, held.whatsapp_id, held.at)
+
+    async def _from_whatsapp(
+        self, person: Person, student: str, text: str, whatsapp_id: str, at: float
+    ) -> None:
+        await self._store(
+            NewThreadMessage(
+                student, person.user_id, person.name, True, text, "whatsapp", at, whatsapp_id
+            )
+        )
+
+    async def _store(self, message: NewThreadMessage) -> ThreadMessage:
+        outbox = [] if message.from_family else await self._to_family(message)
+
+        def compose(stored: ThreadMessage) -> Sends:
+            event = NewEvent.of(
+                f"student:{stored.student_id}", "thread.message", stored.to_json(), stored.at
+            )
+            return Sends([_keyed(entry, stored.id) for entry in outbox], [event])
+
+        stored, position = await self.store.post(message, compose)
+        self.hub.announce(position)
+        if position == 0:
+            return stored  # a WhatsApp message Meta delivered twice
+        if outbox:
+            self.outbox_changed()
+        if message.from_family:
+            await self._tell_team(stored)
+        return stored
+
+    async def _to_family(self, message: NewThreadMessage) -> list[OutboxEntry]:
+        """One outbox entry per parent (keyed with the message id once it has one)."""
+        profile = await self.read_student(message.student_id)
+        student = profile.name if profile is not None and profile.name else message.student_id
+        link = f"{self.policy.public_url.rstrip('/')}/doc/{quote(message.student_id)}#messages"
+        entries = []
+        for parent_id in await self.students.parents(message.student_id):
+            person = await self.directory.person(parent_id)
+            if person is None:
+                continue
+            channels = person.delivery_channels()
+            if Channel.WHATSAPP in channels and not await self._reachable_on_whatsapp(person):
+                channels = tuple(c for c in channels if c is not Channel.WHATSAPP)
+            if not channels:
+                continue
+            text = f"{message.author_name} ({student}): {message.body}"
+            entries.append(
+                OutboxEntry(
+                    key=parent_id,  # completed with the message id in the transaction
+                    document=message.student_id,
+                    recipient_id=parent_id,
+                    kind=MessageKind.MESSAGE,
+                    message=Message(
+                        person.language,
+                        SUBJECTS[person.language].format(student=student),
+                        f"{text}\n{link}",
+                        (message.author_name, student, link),
+                        link,
+                        self.policy.message_template or "",
+                    ),
+                    channels=channels,
+                    next_attempt_at=message.at,
+                    created_at=message.at,
+                    updated_at=message.at,
+                )
+            )
+        return entries
+
+    async def _reachable_on_whatsapp(self, person: Person) -> bool:
+        """Free-form inside the window; outside it only with an approved template."""
+        if self.policy.message_template:
+            return True
+        last = await self.last_inbound(person.phone or "")
+        return last is not None and self.clock.now() - last < WINDOW_SECONDS
+
+    async def _tell_team(self, message: ThreadMessage) -> None:
+        for member in await self.directory.editors(message.student_id):
+            await self.notifier.notify(
+                member.user_id,
+                document=message.student_id,
+                kind="thread_message",
+                title=message.author_name,
+                body=message.body[:280],
+                data={"student_id": message.student_id, "message_id": str(message.id)},
+            )
+
+    async def _ask_which_child(
+        self, person: Person, children: Sequence[str], whatsapp_id: str, now: float
+    ) -> None:
+        rows = []
+        for child in children[:10]:  # a WhatsApp list holds at most 10 rows
+            profile = await self.read_student(child)
+            rows.append((CHOICE_PAYLOAD + child, (profile.name if profile else child)[:24]))
+        question, button = WHICH_CHILD[person.language]
+        entry = OutboxEntry(
+            key=f"thread-ask:{whatsapp_id}",
+            document="",
+            recipient_id=person.user_id,
+            kind=MessageKind.CONFIRMATION,  # answers the parent's own message: window open
+            message=Message(
+                person.language, question, question, choices=tuple(rows), button=button
+            ),
+            channels=(Channel.WHATSAPP,),
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        await self.enqueue(entry)
+        self.outbox_changed()
+
+
+def _keyed(entry: OutboxEntry, message_id: int) -> OutboxEntry:
+    return replace(entry, key=f"thread:{message_id}:{entry.recipient_id}")
+
+
+def _clean(body: str) -> str:
+    text = body.strip()
+    if not text:
+        raise BadMessage("a message needs some text")
+    if len(text) > MAX_BODY:
+        raise BadMessage(f"a message has at most {MAX_BODY} characters")
+    if has_control_characters(text.replace("\n", "")):
+        raise BadMessage("a message may not contain control characters")
+    return text
+
+
+def _shown_id(user_id: str) -> str:
+    return user_id.removeprefix(DEV_USER_PREFIX)

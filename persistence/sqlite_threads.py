@@ -1,0 +1,135 @@
+"""Students' threads in the documents' SQLite file (026_threads.sql).
+
+It shares the SQLiteStore's one connection: a message, its outbox entries and its events are
+one `BEGIN IMMEDIATE` transaction, so events get their positions in commit order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from collab_server.events import NewEvent
+from integrations.threads.records import (
+    Compose,
+    HeldMessage,
+    NewThreadMessage,
+    ThreadMessage,
+)
+from persistence.sqlite import SQLiteStore
+from persistence.sqlite_events import append_events
+from persistence.sqlite_notifications import OUTBOX_COLUMNS, outbox_row
+from persistence.thread_rows import MESSAGE_COLUMNS, message_from_row
+
+
+class SQLiteThreadStore:
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+
+    async def post(self, message: NewThreadMessage, compose: Compose) -> tuple[ThreadMessage, int]:
+        async with self._store.transaction() as db:
+            if message.whatsapp_id is not None:
+                async with db.execute(
+                    f"SELECT {MESSAGE_COLUMNS} FROM thread_messages WHERE whatsapp_id = ?",
+                    (message.whatsapp_id,),
+                ) as cursor:
+                    seen = await cursor.fetchone()
+                if seen is not None:
+                    return message_from_row(seen), 0
+            cursor = await db.execute(
+                "INSERT INTO thread_messages (student_id, author_id, author_name, from_family, "
+                "body, channel, at, whatsapp_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    message.student_id,
+                    message.author_id,
+                    message.author_name,
+                    int(message.from_family),
+                    message.body,
+                    message.channel,
+                    message.at,
+                    message.whatsapp_id,
+                ),
+            )
+            stored = ThreadMessage(
+                int(cursor.lastrowid or 0),
+                message.student_id,
+                message.author_id,
+                message.author_name,
+                message.from_family,
+                message.body,
+                message.channel,
+                message.at,
+            )
+            await cursor.close()
+            sends = compose(stored)
+            await db.executemany(
+                f"INSERT OR IGNORE INTO notification_outbox ({OUTBOX_COLUMNS}) "
+                f"VALUES ({', '.join('?' * 15)})",
+                [outbox_row(entry) for entry in sends.outbox],
+            )
+            return stored, await append_events(db, sends.events)
+
+    async def messages(self, student_id: str, before_id: int, limit: int) -> list[ThreadMessage]:
+        rows = await self._store.fetch_all(
+            f"SELECT {MESSAGE_COLUMNS} FROM thread_messages WHERE student_id = ? AND id < ? "
+            "ORDER BY id DESC LIMIT ?",
+            (student_id, before_id, limit),
+        )
+        return [message_from_row(r) for r in rows]
+
+    async def mark_read(
+        self, student_id: str, user_id: str, through_id: int, events: Sequence[NewEvent]
+    ) -> int:
+        async with self._store.transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO thread_reads VALUES (?, ?, ?) ON CONFLICT (student_id, user_id) "
+                "DO UPDATE SET through_id = excluded.through_id "
+                "WHERE excluded.through_id > thread_reads.through_id",
+                (student_id, user_id, through_id),
+            )
+            moved = cursor.rowcount > 0
+            await cursor.close()
+            return await append_events(db, events) if moved else 0
+
+    async def reads(self, student_id: str) -> dict[str, int]:
+        rows = await self._store.fetch_all(
+            "SELECT user_id, through_id FROM thread_reads WHERE student_id = ?", (student_id,)
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+    async def hold(self, held: HeldMessage) -> None:
+        async with self._store.transaction() as db:
+            await db.execute(
+                "INSERT OR IGNORE INTO thread_held VALUES (?, ?, ?, ?)",
+                (held.whatsapp_id, held.user_id, held.body, held.at),
+            )
+
+    async def take_held(self, user_id: str) -> list[HeldMessage]:
+        async with (
+            self._store.transaction() as db,
+            db.execute(
+                "DELETE FROM thread_held WHERE user_id = ? "
+                "RETURNING user_id, whatsapp_id, body, at",
+                (user_id,),
+            ) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return sorted((HeldMessage(r[0], r[1], r[2], float(r[3])) for r in rows), key=_held_at)
+
+    async def choose(self, user_id: str, student_id: str, until: float) -> None:
+        async with self._store.transaction() as db:
+            await db.execute(
+                "INSERT INTO thread_choices VALUES (?, ?, ?) ON CONFLICT (user_id) DO UPDATE "
+                "SET student_id = excluded.student_id, until_at = excluded.until_at",
+                (user_id, student_id, until),
+            )
+
+    async def chosen(self, user_id: str, now: float) -> str | None:
+        rows = await self._store.fetch_all(
+            "SELECT student_id FROM thread_choices WHERE user_id = ? AND until_at > ?",
+            (user_id, now),
+        )
+        return str(rows[0][0]) if rows else None
+
+
+def _held_at(held: HeldMessage) -> float:
+    return held.at

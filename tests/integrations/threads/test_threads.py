@@ -1,0 +1,141 @@
+"""A student's thread: the team writes, each parent gets it on their channel, a parent's
+WhatsApp reply lands in the right child's thread, live for everyone in the page."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import websockets
+
+from tests.integrations.sessions.conftest import OMAR, SARA, Centre, next_message
+
+LAYLA, JOHN, MONA = "+966501234567", "+447911123456", "+971501234567"
+
+
+def text(body: str) -> dict[str, Any]:
+    return {"type": "text", "text": {"body": body}}
+
+
+async def thread(centre: Centre, user: str, student: str = OMAR) -> Any:
+    answer = await centre.call(user, "GET", f"/api/students/{student}/thread")
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+async def test_the_team_writes_parents_get_it_and_a_whatsapp_reply_comes_back_live(
+    centre: Centre,
+) -> None:
+    async with websockets.connect(centre.events_url("t-ali")) as team_page:
+        await team_page.send(json.dumps({"type": "subscribe", "topics": [f"student:{OMAR}"]}))
+        await next_message(team_page, "subscribed")
+        posted = await centre.call(
+            "t-huda", "POST", f"/api/students/{OMAR}/thread", {"body": "Omar read 40 words today"}
+        )
+        assert posted.status_code == 201, posted.text
+        live = await next_message(team_page, "event")
+        assert (
+            live["kind"] == "thread.message" and live["data"]["body"] == "Omar read 40 words today"
+        )
+        assert live["data"]["author_name"] == "Ms. Huda" and not live["data"]["from_family"]
+
+        # Neither parent wrote in the last 24 hours: the approved template, in their language.
+        await centre.notifications.tick()
+        (to_layla,) = centre.graph.to(LAYLA)
+        assert to_layla.body["type"] == "template"
+        template = to_layla.body["template"]
+        assert (template["name"], template["language"]["code"]) == ("thread_message", "ar")
+        params = [p["text"] for p in template["components"][0]["parameters"]]
+        assert params[:2] == ["Ms. Huda", "Omar"] and params[2].endswith("#messages")
+        assert centre.graph.to(JOHN)[0].body["template"]["language"]["code"] == "en"
+
+        # Layla answers on WhatsApp: it is in Omar's thread, live, and the team is told.
+        await centre.incoming(LAYLA, "wamid.layla1", text("شكراً، سنتدرب في البيت"))
+        reply = await next_message(team_page, "event")
+        assert reply["data"]["body"] == "شكراً، سنتدرب في البيت"
+        assert reply["data"]["from_family"] and reply["data"]["channel"] == "whatsapp"
+        told = (await centre.call("t-ali", "GET", "/api/notifications")).json()["notifications"]
+        assert any(n["kind"] == "thread_message" and n["title"] == "ليلى" for n in told)
+        # Meta delivers the same message again: it is in the thread once.
+        await centre.incoming(LAYLA, "wamid.layla1", text("شكراً، سنتدرب في البيت"))
+
+    # Inside her 24-hour window now: the next message reaches Layla as plain text.
+    await centre.call("t-ali", "POST", f"/api/students/{OMAR}/thread", {"body": "ممتاز!"})
+    centre.clock.advance(6)  # one message per number per 6 s
+    await centre.notifications.tick()
+    latest = centre.graph.to(LAYLA)[-1].body
+    assert latest["type"] == "text" and "ممتاز!" in latest["text"]["body"]
+    assert centre.graph.to(JOHN)[-1].body["type"] == "template"
+
+    shown = await thread(centre, "p-layla")
+    assert [m["body"] for m in shown["messages"]] == [
+        "ممتاز!",
+        "شكراً، سنتدرب في البيت",
+        "Omar read 40 words today",
+    ]
+    deliveries = {d["recipient_id"]: d for d in shown["messages"][0]["deliveries"]}
+    assert deliveries["p-layla"]["channel"] == "whatsapp"
+    assert deliveries["p-layla"]["state"] == "sent"
+
+
+async def test_a_parent_of_two_children_says_which_child_and_it_is_remembered(
+    centre: Centre,
+) -> None:
+    added = await centre.call(
+        "admin", "PUT", f"/api/documents/{SARA}/members/p-layla", {"role": "viewer"}
+    )
+    assert added.status_code == 201
+    await centre.incoming(LAYLA, "wamid.l1", text("هل هناك جلسة غداً؟"))
+    await centre.notifications.tick()
+    question = centre.graph.to(LAYLA)[-1].body
+    assert question["type"] == "interactive" and question["interactive"]["type"] == "list"
+    rows = question["interactive"]["action"]["sections"][0]["rows"]
+    assert sorted(r["title"] for r in rows) == ["Omar", "سارة"]
+    assert (await thread(centre, "t-huda", SARA))["messages"] == []
+    assert (await thread(centre, "t-huda", OMAR))["messages"] == []
+
+    sara = next(r["id"] for r in rows if r["title"] == "سارة")
+    await centre.incoming(
+        LAYLA,
+        "wamid.l2",
+        {
+            "type": "interactive",
+            "interactive": {"type": "list_reply", "list_reply": {"id": sara, "title": "سارة"}},
+        },
+    )
+    assert [m["body"] for m in (await thread(centre, "t-huda", SARA))["messages"]] == [
+        "هل هناك جلسة غداً؟"
+    ]
+    # The answer holds for the conversation: the next message goes straight to Sara's thread.
+    await centre.incoming(LAYLA, "wamid.l3", text("شكراً"))
+    bodies = [m["body"] for m in (await thread(centre, "t-huda", SARA))["messages"]]
+    assert bodies == ["شكراً", "هل هناك جلسة غداً؟"]
+    assert (await thread(centre, "t-huda", OMAR))["messages"] == []
+
+
+async def test_only_the_family_and_team_read_a_thread_and_bad_messages_are_named(
+    centre: Centre,
+) -> None:
+    refused = await centre.call("p-john", "GET", f"/api/students/{SARA}/thread")
+    assert refused.status_code == 403
+    refused = await centre.call("p-john", "POST", f"/api/students/{SARA}/thread", {"body": "hi"})
+    assert refused.status_code == 403
+    for body in ({}, {"body": "  "}, {"body": "x" * 4001}, {"body": "hi\u0007"}):
+        bad = await centre.call("t-huda", "POST", f"/api/students/{OMAR}/thread", body)
+        assert bad.status_code == 422, body
+        assert "body" in bad.json()["problems"]
+    # A parent writes from the page: the team is told, no message goes back to the family.
+    written = await centre.call(
+        "p-john", "POST", f"/api/students/{OMAR}/thread", {"body": "Omar was tired today"}
+    )
+    assert written.status_code == 201 and written.json()["from_family"]
+    await centre.notifications.tick()
+    assert centre.graph.accepted == []
+    # Read markers move forward only, and everyone sees them.
+    message_id = written.json()["id"]
+    marked = await centre.call(
+        "t-huda", "POST", f"/api/students/{OMAR}/thread/read", {"through": message_id}
+    )
+    assert marked.status_code == 204
+    await centre.call("t-huda", "POST", f"/api/students/{OMAR}/thread/read", {"through": 1})
+    assert (await thread(centre, "p-john"))["reads"] == {"t-huda": message_id}
