@@ -41,7 +41,9 @@ def thread_routes(
         before = request.query_params.get("before")
         if before is not None and not before.isdigit():
             raise ApiError(400, "before must be a message id")
-        messages, reads = await threads.page(caller, student_id, int(before) if before else None)
+        messages, reads, readers = await threads.page(
+            caller, student_id, int(before) if before else None
+        )
         deliveries = await _deliveries(outbox, student_id)
         return JSONResponse(
             {
@@ -50,6 +52,7 @@ def thread_routes(
                     {**m.to_json(), "deliveries": deliveries.get(m.id, [])} for m in messages
                 ],
                 "reads": reads,
+                "readers": readers,
             }
         )
 

@@ -102,17 +102,23 @@ class ThreadService:
 
     async def page(
         self, caller: Caller, student_id: str, before_id: int | None
-    ) -> tuple[list[ThreadMessage], dict[str, int]]:
+    ) -> tuple[list[ThreadMessage], dict[str, int], dict[str, str]]:
+        """Messages, read markers, and the readers' names."""
         await self.students.require_view(caller, student_id)
         found = await self.store.messages(student_id, before_id or 2**62, PAGE)
-        return found, await self.store.reads(student_id)
+        reads = await self.store.reads(student_id)
+        return found, reads, {user: await self._name(user) for user in reads}
 
     async def mark_read(self, caller: Caller, student_id: str, through_id: int) -> None:
         await self.students.require_view(caller, student_id)
         event = NewEvent.of(
             f"student:{student_id}",
             "thread.read",
-            {"user_id": caller.user_id, "through": through_id},
+            {
+                "user_id": caller.user_id,
+                "name": await self._name(caller.user_id),
+                "through": through_id,
+            },
             self.clock.now(),
         )
         position = await self.store.mark_read(student_id, caller.user_id, through_id, [event])
@@ -124,8 +130,7 @@ class ThreadService:
         """A message written in the page (team or family)."""
         role = await self.students.require_view(caller, student_id)
         text = _clean(body)
-        person = await self.directory.person(caller.user_id)
-        name = person.name if person is not None else _shown_id(caller.user_id)
+        name = await self._name(caller.user_id)
         from_family = role is Role.VIEWER and not caller.is_admin
         return await self._store(
             NewThreadMessage(
@@ -224,6 +229,10 @@ class ThreadService:
                 )
             )
         return entries
+
+    async def _name(self, user_id: str) -> str:
+        person = await self.directory.person(user_id)
+        return person.name if person is not None else _shown_id(user_id)
 
     async def _reachable_on_whatsapp(self, person: Person) -> bool:
         """Free-form inside the window; outside it only with an approved template."""

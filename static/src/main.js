@@ -12,6 +12,7 @@ import { SaveState, SaveTracker } from './saved.js'
 import { mountProgress } from './progress.js'
 import { installHistory } from './history.js'
 import { installShare } from './share.js'
+import { installMessages } from './messages.js'
 import { acknowledgementPage } from './acknowledge.js'
 import { documentsList } from './documents-list.js'
 
@@ -338,6 +339,7 @@ async function documentPage (app, name, session, config) {
   const history = installHistory({ doc, name, session, access, toolbar, page, form, editor: { undoManager, origin: LOCAL_ORIGIN } })
   // Owners share (in development mode anyone may: the API lets them).
   if (access.role === 'owner' || config.mode === 'development') installShare({ name, session, config, toolbar, page })
+  installMessages({ name, session, toolbar, page })
 
   // A handle for diagnosing a page from the browser console.
   window.iepEditor = { doc, provider: connection.provider, awareness: connection.awareness, name, local, history, undoManager, tracker }

@@ -12,7 +12,8 @@ export async function loadConfig () {
 }
 
 /**
- * Resolves to a session: { userKey, name, params, authHeaders(), refresh(), signOut() }.
+ * Resolves to a session: { userKey, userId, name, params, authHeaders(), refresh(), signOut() }
+ * (`userId`: the id the server knows the person by).
  * Renders a sign-in form into `container` when nobody is signed in yet.
  */
 export async function signIn (config, container) {
@@ -41,6 +42,7 @@ function developmentSession (container) {
 function developmentIdentity (name) {
   return {
     userKey: `dev:${name}`,
+    userId: `dev:${name}`,
     name,
     params: () => ({ name }),
     authHeaders: () => ({}),
@@ -69,6 +71,7 @@ async function supabaseSession (config, container) {
   const name = user.user_metadata?.full_name || user.email || user.id || '?'
   return {
     userKey: `sb:${user.id}`,
+    userId: user.id,
     name,
     params: () => ({ token: current.access_token }),
     authHeaders: () => ({ authorization: `Bearer ${current.access_token}` }),

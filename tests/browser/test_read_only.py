@@ -260,6 +260,51 @@ def test_the_list_names_each_student_finds_them_however_spelt_and_owners_archive
     shot(page, "list-in-arabic")
 
 
+def test_the_team_and_the_family_write_to_each_other_live_in_both_languages(
+    server: ThreadedServer, supabase: FakeSupabase, new_context: ContextFactory, shot: Shot
+) -> None:
+    admin = bearer(supabase.admin_token("admin-1"))
+    for user_id, record in (
+        ("therapist-3", {"name": "Sami سامي", "language": "en"}),
+        ("parent-1", {"name": "Huda هدى", "language": "ar"}),
+    ):
+        answer = httpx.put(f"{server.http}/api/people/{user_id}", json=record, headers=admin)
+        assert answer.status_code == 200, answer.text
+    joined = httpx.put(
+        f"{server.http}/api/documents/{DOC}/members/therapist-3",
+        json={"role": "editor"},
+        headers=admin,
+    )
+    assert joined.status_code in (200, 201), joined.text
+    layla = open_doc(signed_in(new_context, supabase, "therapist-1", "Layla ليلى"), server)
+    sami = open_doc(signed_in(new_context, supabase, "therapist-3", "Sami سامي"), server)
+    parent = open_doc(signed_in(new_context, supabase, "parent-1", "Huda هدى", phone=True), server)
+
+    layla.get_by_role("button", name="Messages").click()
+    layla.get_by_label("Write a message").fill("Omar read 40 words today")
+    layla.get_by_role("button", name="Send").click()
+    expect(layla.locator(".thread li.mine .body").last).to_have_text("Omar read 40 words today")
+    # The other therapist: an unread count at once, the message when opened.
+    expect(sami.locator(".unread-badge")).to_have_text("1")
+    sami.get_by_role("button", name="Messages").click()
+    expect(sami.locator(".thread li .body").last).to_have_text("Omar read 40 words today")
+    expect(sami.locator(".unread-badge")).to_be_hidden()
+    expect(layla.locator(".thread li.mine .delivery").last).to_contain_text("Read by Sami")
+
+    # The parent, on a phone, in Arabic, answers from the page.
+    parent.locator("#language-switch").click()
+    parent.get_by_role("button", name="الرسائل").click()
+    expect(parent.locator(".thread li .body").last).to_have_text("Omar read 40 words today")
+    parent.get_by_label("اكتب رسالة").fill("شكراً، سنتدرب في البيت")
+    parent.get_by_role("button", name="إرسال").click()
+    for page in (layla, sami):
+        reply = page.locator(".thread li.family").last
+        expect(reply.locator(".body")).to_have_text("شكراً، سنتدرب في البيت")
+        expect(reply.locator(".author")).to_have_text("Huda هدى")
+    shot(layla, "thread-team-en")
+    shot(parent, "thread-parent-ar")
+
+
 def test_someone_who_is_not_a_member_is_told_so_and_offered_the_way_back(
     server: ThreadedServer, supabase: FakeSupabase, new_context: ContextFactory, shot: Shot
 ) -> None:

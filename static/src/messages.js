@@ -1,0 +1,232 @@
+// Messages: the student's thread between the family and the team, live on the IEP page.
+// The team's messages reach parents on their own channels (WhatsApp, email, in-app); a
+// parent's WhatsApp reply arrives here like any other message.
+import { addStrings, label, language, onLanguageChange, relativeTime, t } from './i18n.js'
+import { LiveEvents } from './live.js'
+
+addStrings({
+  en: {
+    messages: 'Messages',
+    messagesTitle: 'Messages with the family',
+    noMessages: 'No messages yet.',
+    writeMessage: 'Write a message',
+    send: 'Send',
+    sendFailed: 'Not sent; try again.',
+    viaWhatsapp: 'on WhatsApp',
+    family: 'family',
+    readBy: 'Read by {names}',
+    delivery_sent: 'sent',
+    delivery_delivered: 'delivered',
+    delivery_read: 'read',
+    delivery_failed: 'not delivered',
+    delivery_pending: 'sending',
+    channel_whatsapp: 'WhatsApp',
+    channel_email: 'email',
+    channel_in_app: 'in the app',
+  },
+  ar: {
+    messages: 'الرسائل',
+    messagesTitle: 'الرسائل مع الأسرة',
+    noMessages: 'لا توجد رسائل بعد.',
+    writeMessage: 'اكتب رسالة',
+    send: 'إرسال',
+    sendFailed: 'لم تُرسل؛ حاول مرة أخرى.',
+    viaWhatsapp: 'عبر واتساب',
+    family: 'الأسرة',
+    readBy: 'قرأها {names}',
+    delivery_sent: 'أُرسلت',
+    delivery_delivered: 'وصلت',
+    delivery_read: 'قُرئت',
+    delivery_failed: 'لم تصل',
+    delivery_pending: 'قيد الإرسال',
+    channel_whatsapp: 'واتساب',
+    channel_email: 'البريد',
+    channel_in_app: 'التطبيق',
+  },
+})
+
+const SEND_KEYS = (event) => event.key === 'Enter' && (event.ctrlKey || event.metaKey)
+
+export function installMessages ({ name, session, toolbar, page }) {
+  const base = `/api/students/${name.split('/').map(encodeURIComponent).join('/')}/thread`
+  const call = (path, options = {}) => fetch(path, {
+    ...options,
+    headers: { accept: 'application/json', 'content-type': 'application/json', ...session.authHeaders() },
+  })
+  const me = session.userId
+  const messages = new Map() // id -> message
+  let reads = {}
+  const readers = {} // user id -> name
+
+  const button = label('button', 'messages', 'secondary messages-toggle')
+  button.type = 'button'
+  const badge = document.createElement('span')
+  badge.className = 'unread-badge'
+  badge.hidden = true
+  const buttonWrap = document.createElement('span')
+  buttonWrap.className = 'messages-button'
+  buttonWrap.append(button, badge)
+  toolbar.append(buttonWrap)
+
+  const panel = document.createElement('aside')
+  panel.className = 'card messages-panel'
+  panel.id = 'messages'
+  panel.hidden = true
+  const heading = label('h2', 'messagesTitle')
+  const list = document.createElement('ol')
+  list.className = 'thread'
+  const empty = label('p', 'noMessages', 'hint')
+  const form = document.createElement('form')
+  form.className = 'composer'
+  const input = document.createElement('textarea')
+  input.dir = 'auto'
+  input.rows = 2
+  input.dataset.i18nPlaceholder = 'writeMessage'
+  input.placeholder = t('writeMessage')
+  input.setAttribute('aria-label', t('writeMessage'))
+  const send = label('button', 'send')
+  send.type = 'submit'
+  const problem = document.createElement('p')
+  problem.className = 'hint composer-problem'
+  problem.setAttribute('role', 'alert')
+  form.append(input, send, problem)
+  panel.append(heading, empty, list, form)
+  page.append(panel)
+
+  button.addEventListener('click', () => {
+    panel.hidden = !panel.hidden
+    if (!panel.hidden) {
+      panel.scrollIntoView({ block: 'nearest' })
+      input.focus()
+      markRead()
+    }
+  })
+  input.addEventListener('keydown', (event) => {
+    if (SEND_KEYS(event)) form.requestSubmit()
+  })
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault()
+    const body = input.value.trim()
+    if (!body) return
+    send.disabled = true
+    problem.textContent = ''
+    try {
+      const response = await call(base, { method: 'POST', body: JSON.stringify({ body }) })
+      if (!response.ok) throw new Error(t('sendFailed'))
+      add(await response.json())
+      input.value = ''
+    } catch (error) {
+      problem.textContent = error.message || t('sendFailed')
+    } finally {
+      send.disabled = false
+      input.focus()
+    }
+  })
+
+  function add (message) {
+    if (messages.has(message.id)) return
+    messages.set(message.id, { deliveries: [], ...message })
+    render()
+    if (!panel.hidden) markRead()
+  }
+
+  function newest () {
+    return Math.max(0, ...messages.keys())
+  }
+
+  async function markRead () {
+    const through = newest()
+    if (!through || (reads[me] ?? 0) >= through) return
+    reads = { ...reads, [me]: through }
+    render()
+    await call(`${base}/read`, { method: 'POST', body: JSON.stringify({ through }) })
+  }
+
+  function unread () {
+    const seen = reads[me] ?? 0
+    return [...messages.values()].filter((m) => m.id > seen && m.author_id !== me).length
+  }
+
+  function render () {
+    const ordered = [...messages.values()].sort((a, b) => a.id - b.id)
+    empty.hidden = ordered.length > 0
+    list.replaceChildren(...ordered.map(row))
+    const count = unread()
+    badge.hidden = count === 0
+    badge.textContent = count.toLocaleString(language())
+    list.lastElementChild?.scrollIntoView?.({ block: 'nearest' })
+  }
+
+  function row (message) {
+    const item = document.createElement('li')
+    item.dataset.id = message.id
+    item.className = message.author_id === me ? 'mine' : (message.from_family ? 'family' : 'team')
+    const meta = document.createElement('div')
+    meta.className = 'meta'
+    const author = document.createElement('bdi')
+    author.className = 'author'
+    author.textContent = message.author_name
+    const when = document.createElement('time')
+    when.dateTime = new Date(message.at * 1000).toISOString()
+    when.textContent = relativeTime(message.at)
+    meta.append(author, ' · ', when)
+    if (message.from_family) meta.append(' · ', t('family'))
+    if (message.channel === 'whatsapp') meta.append(' · ', t('viaWhatsapp'))
+    const body = document.createElement('p')
+    body.className = 'body'
+    body.dir = 'auto'
+    body.textContent = message.body
+    item.append(meta, body)
+    const deliveries = (message.deliveries || []).map((d) => {
+      const state = d.delivery_status || (d.state === 'failed' ? 'failed' : d.state === 'sent' ? 'sent' : 'pending')
+      return `${t(`channel_${d.channel}`)}: ${t(`delivery_${state}`)}`
+    })
+    const readers = Object.entries(reads)
+      .filter(([user, through]) => user !== message.author_id && through >= message.id)
+      .map(([user]) => nameOf(user))
+    if (deliveries.length || readers.length) {
+      const status = document.createElement('p')
+      status.className = 'hint delivery'
+      status.textContent = [...deliveries, readers.length ? t('readBy', { names: readers.join(language() === 'ar' ? '، ' : ', ') }) : '']
+        .filter(Boolean).join(' · ')
+      item.append(status)
+    }
+    return item
+  }
+
+  function nameOf (userId) {
+    return readers[userId] || userId.replace(/^dev:/, '')
+  }
+
+  async function load () {
+    const response = await call(base)
+    if (!response.ok) return
+    const body = await response.json()
+    reads = body.reads || {}
+    Object.assign(readers, body.readers || {})
+    for (const message of body.messages) messages.set(message.id, message)
+    render()
+  }
+
+  const live = new LiveEvents(session, {
+    onEvent (event) {
+      if (event.kind === 'thread.message') add(event.data)
+      else if (event.kind === 'thread.read') {
+        readers[event.data.user_id] = event.data.name
+        reads = { ...reads, [event.data.user_id]: Math.max(reads[event.data.user_id] ?? 0, event.data.through) }
+        render()
+      }
+    },
+    onReset () { load() },
+  })
+  onLanguageChange(() => {
+    input.setAttribute('aria-label', t('writeMessage'))
+    render()
+  })
+  load().then(() => {
+    live.subscribe([`student:${name}`])
+    live.start()
+    if (location.hash === '#messages') button.click()
+  })
+  return { panel, reload: load }
+}
