@@ -15,12 +15,13 @@ from typing import Protocol
 
 class Channel(StrEnum):
     WHATSAPP = "whatsapp"
+    SMS = "sms"
     EMAIL = "email"
     IN_APP = "in_app"
 
 
 # Fallback order when a person enables several channels.
-CHANNEL_ORDER = (Channel.WHATSAPP, Channel.EMAIL, Channel.IN_APP)
+CHANNEL_ORDER = (Channel.WHATSAPP, Channel.SMS, Channel.EMAIL, Channel.IN_APP)
 
 
 class Language(StrEnum):
@@ -47,6 +48,8 @@ class Person:
             if channel not in self.channels:
                 continue
             if channel is Channel.WHATSAPP and (not self.phone or self.whatsapp_opted_out):
+                continue
+            if channel is Channel.SMS and not self.phone:
                 continue
             if channel is Channel.EMAIL and not self.email:
                 continue

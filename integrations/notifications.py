@@ -33,6 +33,7 @@ from integrations.email import EmailSender, SmtpConfig
 from integrations.inapp import InAppNotifier, SupabaseBroadcaster, notification_routes
 from integrations.outbox import Outbox, OutboxPolicy
 from integrations.settings import NotificationSettings
+from integrations.sms import SmsConfig, SmsSender
 from integrations.webhook import WhatsAppWebhook
 from integrations.whatsapp import WhatsAppConfig, WhatsAppSender
 
@@ -49,6 +50,7 @@ class NotificationConfig:
     whatsapp_app_secret: str | None = None
     whatsapp_verify_token: str | None = None
     smtp: SmtpConfig | None = None
+    sms: SmsConfig | None = None
     supabase_url: str | None = None
     supabase_service_key: str | None = None
     poll_interval_seconds: float | None = 1.0  # None: the caller drives `tick()`
@@ -90,6 +92,8 @@ class NotificationService:
             )
         if config.smtp is not None:
             senders[Channel.EMAIL] = EmailSender(config.smtp)
+        if config.sms is not None:
+            senders[Channel.SMS] = SmsSender(config.sms, transport=http_transport)
         self.senders = senders
         self.outbox = Outbox(
             store, directory, senders, self.clock, policy=config.outbox, on_alert=on_alert
@@ -210,6 +214,14 @@ def config_from_settings(
             acknowledgement_template=settings.whatsapp_acknowledgement_template or "",
         )
     smtp_url = secret(settings.smtp_url)
+    sms = None
+    if settings.twilio_account_sid is not None:
+        sms = SmsConfig(
+            api_url=settings.sms_api_url,
+            account_sid=settings.twilio_account_sid,
+            auth_token=secret(settings.twilio_auth_token) or "",
+            sender=settings.sms_from or "",
+        )
     return NotificationConfig(
         digest=DigestPolicy(
             debounce_seconds=settings.digest_debounce_seconds,
@@ -224,6 +236,7 @@ def config_from_settings(
         whatsapp_app_secret=secret(settings.whatsapp_app_secret),
         whatsapp_verify_token=secret(settings.whatsapp_verify_token),
         smtp=SmtpConfig.from_url(smtp_url, settings.email_from or "") if smtp_url else None,
+        sms=sms,
         supabase_url=supabase_url,
         supabase_service_key=supabase_service_key,
         poll_interval_seconds=poll_interval_seconds,

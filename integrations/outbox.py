@@ -45,6 +45,7 @@ log = structlog.get_logger("collab.integrations.outbox")
 @dataclass(frozen=True, slots=True)
 class OutboxPolicy:
     pair_interval_seconds: float = 6.0
+    sms_interval_seconds: float = 1.0  # one SMS per number per second at most
     rate_per_second: float = 80.0
     max_attempts: int = 8
     backoff_base_seconds: float = 2.0
@@ -121,6 +122,13 @@ class Outbox:
             following = await self._fall_back(entry, skip, now)
             return await self._attempt(following) if following is not None else False
         sender = self.senders[channel]
+        if channel is Channel.SMS:
+            assert person.phone is not None
+            interval = self.policy.sms_interval_seconds
+            free_at = await self.store.reserve_number(f"sms:{person.phone}", now, interval)
+            if free_at is not None:
+                await self.store.update(replace(entry, next_attempt_at=free_at))
+                return False
         if channel is Channel.WHATSAPP:
             assert person.phone is not None
             if not self._take_token(now):
@@ -152,6 +160,8 @@ class Outbox:
     def _skip_reason(self, entry: OutboxEntry, person: Person, channel: Channel) -> str | None:
         if channel not in self.senders:
             return f"{channel.value} is not configured"
+        if channel is Channel.SMS and not person.phone:
+            return "no phone number"
         if channel is Channel.WHATSAPP:
             if self.whatsapp_halted is not None:
                 return f"whatsapp halted ({self.whatsapp_halted})"

@@ -91,8 +91,9 @@ def person_from_json(user_id: str, body: object) -> Person:
         problems["digits"] = "must be 'latin' (42) or 'arabic' (٤٢)"
 
     channels = _channels(body.get("channels", {}), problems)
-    if Channel.WHATSAPP in channels and not phone and "phone" not in problems:
-        problems["channels.whatsapp"] = "needs a phone number"
+    for needs_phone in (Channel.WHATSAPP, Channel.SMS):
+        if needs_phone in channels and not phone and "phone" not in problems:
+            problems[f"channels.{needs_phone.value}"] = "needs a phone number"
     if Channel.EMAIL in channels and not email and "email" not in problems:
         problems["channels.email"] = "needs an e-mail address"
 
@@ -139,7 +140,7 @@ _DEFAULT_CHANNELS = frozenset({Channel.IN_APP})
 
 def _channels(value: object, problems: dict[str, str]) -> frozenset[Channel]:
     if not isinstance(value, dict):
-        problems["channels"] = "must be an object with whatsapp, email and in_app booleans"
+        problems["channels"] = "must be an object with whatsapp, sms, email and in_app booleans"
         return _DEFAULT_CHANNELS
     for unknown in sorted(set(value) - {c.value for c in CHANNEL_ORDER}):
         problems[f"channels.{unknown}"] = "unknown channel"

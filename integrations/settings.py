@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, model_validator
 from collab_server.settings import EnvironmentSettings, load_from
 
 DEFAULT_WHATSAPP_API_URL = "https://graph.facebook.com/v21.0"
+DEFAULT_SMS_API_URL = "https://api.twilio.com"
 QUIET_HOURS_OFF = ("", "off", "none")
 
 
@@ -43,6 +44,15 @@ class NotificationSettings(EnvironmentSettings):
         None, validation_alias="WHATSAPP_MESSAGE_TEMPLATE"
     )
     whatsapp_rate_per_second: float = Field(80.0, gt=0)
+    # SMS through Twilio's Messages API: all three, or none (SMS off).
+    twilio_account_sid: str | None = Field(
+        None, validation_alias="TWILIO_ACCOUNT_SID", pattern=r"^AC[0-9a-fA-F]{32}$"
+    )
+    twilio_auth_token: SecretStr | None = Field(None, validation_alias="TWILIO_AUTH_TOKEN")
+    sms_from: str | None = Field(
+        None, validation_alias="SMS_FROM", pattern=r"^(\+[1-9]\d{6,14}|MG[0-9a-fA-F]{32})$"
+    )
+    sms_api_url: str = Field(DEFAULT_SMS_API_URL, validation_alias="SMS_API_URL")
     smtp_url: SecretStr | None = Field(None, validation_alias="SMTP_URL")
     email_from: str | None = Field(None, validation_alias="EMAIL_FROM")
     public_url: str = "http://127.0.0.1:8000"
@@ -95,6 +105,15 @@ class NotificationSettings(EnvironmentSettings):
                 raise ValueError(
                     "session templates need WhatsApp: also set WHATSAPP_ACCESS_TOKEN and the rest"
                 )
+        sms = {
+            "TWILIO_ACCOUNT_SID": self.twilio_account_sid,
+            "TWILIO_AUTH_TOKEN": self.twilio_auth_token,
+            "SMS_FROM": self.sms_from,
+        }
+        if any(sms.values()):
+            missing = [name for name, value in sms.items() if not value]
+            if missing:
+                raise ValueError("SMS is partly configured; also set " + ", ".join(missing))
         if self.smtp_url is not None:
             if not self.smtp_url.get_secret_value().startswith(("smtp://", "smtps://")):
                 raise ValueError("SMTP_URL must look like smtp://user:pass@host:port")

@@ -9,7 +9,7 @@ from integrations.contracts import Channel, Language, Person
 
 PERSON_COLUMNS = (
     "user_id, name, phone, email, language, timezone, notify_whatsapp, notify_email, "
-    "notify_in_app, arabic_digits"
+    "notify_in_app, arabic_digits, notify_sms"
 )
 
 
@@ -26,12 +26,18 @@ def person_row(person: Person) -> tuple[Any, ...]:
         Channel.EMAIL in person.channels,
         Channel.IN_APP in person.channels,
         person.arabic_digits,
+        Channel.SMS in person.channels,
     )
 
 
 def person_from_row(row: Sequence[Any]) -> Person:
     """A person from a row of PERSON_COLUMNS."""
-    flags = ((Channel.WHATSAPP, row[6]), (Channel.EMAIL, row[7]), (Channel.IN_APP, row[8]))
+    flags = (
+        (Channel.WHATSAPP, row[6]),
+        (Channel.EMAIL, row[7]),
+        (Channel.IN_APP, row[8]),
+        (Channel.SMS, row[10]),
+    )
     return Person(
         user_id=row[0],
         name=row[1],

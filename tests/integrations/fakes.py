@@ -4,6 +4,7 @@ people directory the access store will provide. They follow the documented contr
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 from collections.abc import AsyncIterator, Sequence
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from email import message_from_bytes, policy
 from email.message import Message as EmailMessage
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiosmtpd.controller import Controller
 from starlette.applications import Starlette
@@ -110,6 +112,71 @@ class FakeGraphApi:
 
     def to(self, phone: str) -> list[GraphCall]:
         return [c for c in self.accepted if c.to == phone.lstrip("+")]
+
+
+TWILIO_SID = "AC" + "0" * 31 + "1"
+TWILIO_TOKEN = "twilio-test-token"
+# Twilio's documented errors: (HTTP status, message).
+TWILIO_ERRORS = {
+    21211: (400, "The 'To' number is not a valid phone number."),
+    21610: (400, "Attempt to send to unsubscribed recipient"),
+    21614: (400, "'To' number is not a valid mobile number"),
+    20429: (429, "Too Many Requests"),
+    20003: (401, "Authenticate"),
+}
+
+
+@dataclass
+class FakeTwilio:
+    """`POST /2010-04-01/Accounts/{AccountSid}/Messages.json` as Twilio answers it."""
+
+    accepted: list[dict[str, str]] = field(default_factory=list)
+    script: list[int] = field(default_factory=list)  # error codes for the next requests
+    url: str = ""
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def fail_next(self, *codes: int) -> None:
+        self.script.extend(codes)
+
+    def to(self, phone: str) -> list[dict[str, str]]:
+        return [m for m in self.accepted if m["To"] == phone]
+
+    def app(self) -> Starlette:
+        def error(code: int) -> JSONResponse:
+            status, message = TWILIO_ERRORS[code]
+            body = {
+                "code": code,
+                "message": message,
+                "more_info": f"https://www.twilio.com/docs/errors/{code}",
+                "status": status,
+            }
+            return JSONResponse(body, status_code=status)
+
+        async def messages(request: Request) -> Response:
+            expected = "Basic " + base64.b64encode(f"{TWILIO_SID}:{TWILIO_TOKEN}".encode()).decode()
+            if request.headers.get("authorization") != expected:
+                return error(20003)
+            if request.path_params["sid"] != TWILIO_SID:
+                return error(20003)
+            form = dict(parse_qsl((await request.body()).decode()))
+            if self.script:
+                return error(self.script.pop(0))
+            if not form.get("To") or not form.get("Body") or "From" not in form:
+                return JSONResponse({"code": 21604, "message": "missing", "status": 400}, 400)
+            self.accepted.append(form)
+            sid = f"SM{next(self._ids):032x}"
+            return JSONResponse({"sid": sid, "status": "queued", "to": form["To"]}, 201)
+
+        route = "/2010-04-01/Accounts/{sid}/Messages.json"
+        return Starlette(routes=[Route(route, messages, methods=["POST"])])
+
+
+@contextlib.asynccontextmanager
+async def twilio_api() -> AsyncIterator[FakeTwilio]:
+    fake = FakeTwilio()
+    async with serve_in_process(fake.app()) as server:
+        fake.url = server.http
+        yield fake
 
 
 def _error(code: int, message: str, status: int) -> JSONResponse:

@@ -18,7 +18,7 @@ HUDA = {
     "email": "huda@example.org",
     "language": "ar",
     "timezone": "Asia/Dubai",
-    "channels": {"whatsapp": True, "email": False, "in_app": True},
+    "channels": {"whatsapp": True, "sms": False, "email": False, "in_app": True},
     "digits": "latin",
 }
 
@@ -36,7 +36,7 @@ async def test_a_person_reads_and_updates_their_own_record(
     await http.put("/api/people/huda", json=changed, headers=me)
     again = (await http.get("/api/people/huda", headers=me)).json()
     assert again["language"] == "en"
-    assert again["channels"] == {"whatsapp": False, "email": False, "in_app": True}
+    assert again["channels"] == {"whatsapp": False, "sms": False, "email": False, "in_app": True}
 
 
 async def test_others_are_refused_and_admins_may_manage_anyone(
@@ -61,7 +61,8 @@ INVALID_CHANGES: list[tuple[dict[str, Any], str, str]] = [
     ({"email": "not-an-address"}, "email", "e-mail"),
     ({"name": " "}, "name", "non-empty"),
     ({"channels": {"whatsapp": "yes"}}, "channels.whatsapp", "true or false"),
-    ({"channels": {"sms": True}}, "channels.sms", "unknown channel"),
+    ({"channels": {"pager": True}}, "channels.pager", "unknown channel"),
+    ({"phone": None, "channels": {"sms": True}}, "channels.sms", "needs a phone number"),
     ({"phone": None}, "channels.whatsapp", "needs a phone number"),
     ({"role": "admin"}, "role", "unknown field"),
     # A NUL once reached Postgres (500) and stalled the store; a bidi override misleads.

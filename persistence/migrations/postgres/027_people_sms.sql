@@ -1,0 +1,1 @@
+ALTER TABLE {schema}.people ADD COLUMN IF NOT EXISTS notify_sms BOOLEAN NOT NULL DEFAULT false;
