@@ -102,13 +102,12 @@ class Harness:
             feed_delay_seconds=0.0,
         )
 
-    @contextlib.asynccontextmanager
-    async def running(self, **digest: Any) -> AsyncIterator[NotificationService]:
-        """The server plus integrations; leaving it is a stop at any instant (state is in DB)."""
-        store = store_from_settings(self.settings)
+    def _service(
+        self, store: DocumentStore, config: NotificationConfig
+    ) -> tuple[NotificationService, TokenUsers]:
         users = TokenUsers({p.user_id: p.name for p in self.directory.people.values()})
         service = NotificationService(
-            self.config(**digest),
+            config,
             SideTables(store).notifications(),
             self.directory,
             store,
@@ -116,6 +115,13 @@ class Harness:
             clock=self.clock,
             on_alert=self.alerts.append,
         )
+        return service, users
+
+    @contextlib.asynccontextmanager
+    async def running(self, **digest: Any) -> AsyncIterator[NotificationService]:
+        """The server plus integrations; leaving it is a stop at any instant (state is in DB)."""
+        store = store_from_settings(self.settings)
+        service, users = self._service(store, self.config(**digest))
         app = create_app(
             self.settings,
             store=store,
@@ -132,6 +138,21 @@ class Harness:
                 yield service
             finally:
                 await service.aclose()
+
+    @contextlib.asynccontextmanager
+    async def process(
+        self, config: NotificationConfig | None = None
+    ) -> AsyncIterator[NotificationService]:
+        """One server process's notifications alone (its own store connection, no sockets)."""
+        store = store_from_settings(self.settings)
+        await store.open()
+        service, _ = self._service(store, config or self.config())
+        await service.start()
+        try:
+            yield service
+        finally:
+            await service.aclose()
+            await store.aclose()
 
     def ws(self, user_id: str) -> str:
         assert self.server is not None

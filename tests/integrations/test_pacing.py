@@ -3,43 +3,15 @@ live in the store, not in one process's memory (SQLite and PostgreSQL, loopback 
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-
 import httpx
 from starlette.applications import Starlette
 
 from integrations.contracts import Channel, Language, Message, MessageKind, OutboxEntry
 from integrations.notifications import NotificationService
-from persistence import SideTables, store_from_settings
 from tests.integrations.conftest import DOCUMENT, PARENT_AR, PARENT_EN, Harness
-from tests.integrations.fakes import TokenUsers
 from tests.support.servers import serve_in_process
 
 LAYLA_PHONE = PARENT_AR.phone or ""
-
-
-@contextlib.asynccontextmanager
-async def process(h: Harness) -> AsyncIterator[NotificationService]:
-    """One server process's notifications (its own store connection)."""
-    store = store_from_settings(h.settings)
-    await store.open()
-    users = TokenUsers({p.user_id: p.name for p in h.directory.people.values()})
-    service = NotificationService(
-        h.config(),
-        SideTables(store).notifications(),
-        h.directory,
-        store,
-        users,
-        clock=h.clock,
-        on_alert=h.alerts.append,
-    )
-    await service.start()
-    try:
-        yield service
-    finally:
-        await service.aclose()
-        await store.aclose()
 
 
 async def message_to(service: NotificationService, key: str, recipient: str) -> None:
@@ -60,12 +32,12 @@ async def test_a_number_waits_six_seconds_whichever_process_sends_and_after_a_re
     backend_harness: Harness,
 ) -> None:
     h = backend_harness
-    async with process(h) as first:
+    async with h.process() as first:
         await message_to(first, "a", PARENT_AR.user_id)
         assert await first.tick() == 1
     # Another process (or this one restarted) one second later: Layla's number is not free.
     h.clock.advance(1)
-    async with process(h) as second:
+    async with h.process() as second:
         await message_to(second, "b", PARENT_AR.user_id)
         await message_to(second, "c", PARENT_EN.user_id)  # another number goes at once
         assert await second.tick() == 1
@@ -81,13 +53,13 @@ async def test_error_368_stops_whatsapp_for_every_process_until_an_admin_lifts_i
     backend_harness: Harness,
 ) -> None:
     h = backend_harness
-    async with process(h) as first:
+    async with h.process() as first:
         await message_to(first, "a", PARENT_AR.user_id)
         h.graph.fail_next(368)
         await first.tick()
     assert len(h.alerts) == 1 and "368" in h.alerts[0]
     h.clock.advance(60)
-    async with process(h) as second:
+    async with h.process() as second:
         await message_to(second, "b", PARENT_EN.user_id)
         await second.tick()
         assert h.graph.accepted == []  # the stop outlived the process that met it

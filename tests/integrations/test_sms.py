@@ -22,13 +22,11 @@ from integrations.contracts import (
 from integrations.email import SmtpConfig
 from integrations.notifications import NotificationService
 from integrations.sms import SmsConfig, segments, sms_text
-from persistence import SideTables, store_from_settings
 from tests.integrations.conftest import DOCUMENT, Harness
 from tests.integrations.fakes import (
     TWILIO_SID,
     TWILIO_TOKEN,
     FakeTwilio,
-    TokenUsers,
     smtp_server,
     twilio_api,
 )
@@ -75,28 +73,13 @@ async def running(
 ) -> AsyncIterator[NotificationService]:
     for person in (LAYLA, JOHN):
         h.directory.add(person, DOCUMENT, digest=True)
-    store = store_from_settings(h.settings)
-    await store.open()
     config = dataclasses.replace(
         h.config(),
         sms=SmsConfig(twilio.url, TWILIO_SID, TWILIO_TOKEN, "+15005550006"),
         smtp=SmtpConfig.from_url(smtp_url, "IEP <iep@example.test>") if smtp_url else None,
     )
-    service = NotificationService(
-        config,
-        SideTables(store).notifications(),
-        h.directory,
-        store,
-        TokenUsers({}),
-        clock=h.clock,
-        on_alert=h.alerts.append,
-    )
-    await service.start()
-    try:
+    async with h.process(config) as service:
         yield service
-    finally:
-        await service.aclose()
-        await store.aclose()
 
 
 async def send(service: NotificationService, person: Person, text: str) -> OutboxEntry:
