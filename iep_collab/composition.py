@@ -150,6 +150,7 @@ def build_app(
     live = live_events(
         settings, side_tables, authenticator, cluster.bus if cluster is not None else None
     )
+    service.notifier.publish = live.hub.publish  # the bell in every open tab
     students = StudentAccess(access, development_mode=authenticator.development_mode)
     live.hub.register("student", StudentTopic(students))
     live.hub.register("therapist", TherapistTopic(students))

@@ -310,6 +310,15 @@ class NotificationStore(Protocol):
         self, user_id: str, after_id: int = 0, limit: int = 100
     ) -> list[InAppNotification]: ...
 
+    async def recent_notifications(self, user_id: str, limit: int) -> list[InAppNotification]:
+        """The newest first."""
+
+    async def unread_notifications(self, user_id: str) -> tuple[int, int]:
+        """(read through id, how many are newer)."""
+
+    async def mark_notifications_read(self, user_id: str, through_id: int) -> bool:
+        """Move the read marker forward (never back); True if it moved."""
+
 
 # -- channels ---------------------------------------------------------------------------------
 

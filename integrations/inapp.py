@@ -9,6 +9,8 @@ message of a document: state, channel, attempts and last error.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import httpx
@@ -19,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from collab_server.credentials import request_credentials
 from collab_server.errors import Rejected
+from collab_server.events import NewEvent
 from collab_server.identity import Caller, CallerAuthenticator
 from collab_server.protocol import CloseCode
 from integrations.contracts import (
@@ -35,6 +38,9 @@ from integrations.contracts import (
 log = structlog.get_logger("collab.integrations.inapp")
 
 BROADCAST_PATH = "/realtime/v1/api/broadcast"
+BELL_SIZE = 20
+
+Publish = Callable[[Sequence[NewEvent]], Awaitable[int]]
 
 
 class SupabaseBroadcaster:
@@ -90,6 +96,8 @@ class InAppNotifier:
         self.store = store
         self.clock = clock
         self.broadcaster = broadcaster
+        # The live events' publish (topic `user:<id>`): the bell in every open tab.
+        self.publish: Publish | None = None
 
     async def notify(
         self,
@@ -106,16 +114,24 @@ class InAppNotifier:
         notification_id = await self.store.add_notification(
             user_id, document=document, kind=kind, title=title, body=body, at=at, data=data
         )
+        item = InAppNotification(notification_id, user_id, document, kind, title, body, at, data)
         if self.broadcaster is not None:
-            item = InAppNotification(
-                notification_id, user_id, document, kind, title, body, at, data
-            )
             try:
                 await self.broadcaster.broadcast(user_id, notification_json(item))
             except httpx.HTTPError as exc:
                 # The stored notification is the record; the push is a convenience.
                 log.warning("realtime_broadcast_failed", error=type(exc).__name__)
+        await self.announce(user_id, "notification", notification_json(item))
         return notification_id
+
+    async def announce(self, user_id: str, kind: str, data: dict[str, Any]) -> None:
+        """Tell the person's open pages (a page that misses it reads the list again)."""
+        if self.publish is None:
+            return
+        try:
+            await self.publish([NewEvent.of(f"user:{user_id}", kind, data, self.clock.now())])
+        except Exception:
+            log.exception("notification_event_failed")
 
     async def send(self, entry: OutboxEntry, person: Person) -> SendOutcome:
         notification_id = await self.notify(
@@ -159,7 +175,7 @@ def outbox_json(entry: OutboxEntry) -> dict[str, Any]:
 
 
 def notification_routes(
-    store: NotificationStore, authenticator: CallerAuthenticator
+    store: NotificationStore, authenticator: CallerAuthenticator, notifier: InAppNotifier
 ) -> list[BaseRoute]:
     async def list_notifications(request: Request) -> Response:
         caller = await _authenticate(authenticator, request)
@@ -171,6 +187,39 @@ def notification_routes(
             return JSONResponse({"error": "after must be an integer"}, status_code=400)
         items = await store.notifications(caller.user_id, after)
         return JSONResponse({"notifications": [notification_json(i) for i in items]})
+
+    async def bell(request: Request) -> Response:
+        """The unread count and the newest notifications."""
+        caller = await _authenticate(authenticator, request)
+        if isinstance(caller, Response):
+            return caller
+        through, unread = await store.unread_notifications(caller.user_id)
+        recent = await store.recent_notifications(caller.user_id, BELL_SIZE)
+        return JSONResponse(
+            {
+                "unread": unread,
+                "read_through": through,
+                "recent": [notification_json(i) for i in recent],
+            }
+        )
+
+    async def mark_read(request: Request) -> Response:
+        caller = await _authenticate(authenticator, request)
+        if isinstance(caller, Response):
+            return caller
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            body = None
+        through = body.get("through") if isinstance(body, dict) else None
+        if not isinstance(through, int) or isinstance(through, bool) or through < 0:
+            return JSONResponse(
+                {"error": "invalid marker", "problems": {"through": "a notification id"}},
+                status_code=422,
+            )
+        if await store.mark_notifications_read(caller.user_id, through):
+            await notifier.announce(caller.user_id, "notifications.read", {"through": through})
+        return Response(status_code=204)
 
     async def list_outbox(request: Request) -> Response:
         caller = await _authenticate(authenticator, request)
@@ -204,6 +253,8 @@ def notification_routes(
     return [
         Route("/api/notifications", list_notifications, methods=["GET"]),
         Route("/api/notifications/outbox", list_outbox, methods=["GET"]),
+        Route("/api/notifications/bell", bell, methods=["GET"]),
+        Route("/api/notifications/read", mark_read, methods=["POST"]),
         Route("/api/notifications/whatsapp-halt", whatsapp_halt, methods=["GET", "DELETE"]),
     ]
 

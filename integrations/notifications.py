@@ -116,7 +116,7 @@ class NotificationService:
         self.jobs_led_elsewhere = False
 
     def routes(self) -> list[BaseRoute]:
-        routes = notification_routes(self.store, self.authenticator)
+        routes = notification_routes(self.store, self.authenticator, self.notifier)
         if self.webhook is not None:
             routes.extend(self.webhook.routes())
         return routes

@@ -365,3 +365,32 @@ class PostgresNotificationStore:
             limit,
         )
         return [notification(r) for r in rows]
+
+    async def recent_notifications(self, user_id: str, limit: int) -> list[InAppNotification]:
+        rows = await self._fetch(
+            "SELECT id, user_id, document, kind, title, body, data, created_at "
+            f"FROM {self.s}.inapp_notifications WHERE user_id = $1 ORDER BY id DESC LIMIT $2",
+            user_id,
+            limit,
+        )
+        return [notification(r) for r in rows]
+
+    async def unread_notifications(self, user_id: str) -> tuple[int, int]:
+        rows = await self._fetch(
+            f"WITH r AS (SELECT coalesce((SELECT through_id FROM {self.s}.inapp_reads "
+            "WHERE user_id = $1), 0) AS through) "
+            f"SELECT r.through, (SELECT count(*) FROM {self.s}.inapp_notifications "
+            "WHERE user_id = $1 AND id > r.through) FROM r",
+            user_id,
+        )
+        return int(rows[0][0]), int(rows[0][1])
+
+    async def mark_notifications_read(self, user_id: str, through_id: int) -> bool:
+        status = await self._status(
+            f"INSERT INTO {self.s}.inapp_reads AS r VALUES ($1, $2) ON CONFLICT (user_id) "
+            "DO UPDATE SET through_id = excluded.through_id "
+            "WHERE excluded.through_id > r.through_id",
+            user_id,
+            through_id,
+        )
+        return not status.endswith(" 0")

@@ -432,3 +432,35 @@ class SQLiteNotificationStore:
             (user_id, after_id, limit),
         )
         return [notification(r) for r in rows]
+
+    async def recent_notifications(self, user_id: str, limit: int) -> list[InAppNotification]:
+        rows = await self._store.fetch_all(
+            "SELECT id, user_id, document, kind, title, body, data, created_at "
+            "FROM inapp_notifications WHERE user_id = ? ORDER BY id DESC LIMIT ?",
+            (user_id, limit),
+        )
+        return [notification(r) for r in rows]
+
+    async def unread_notifications(self, user_id: str) -> tuple[int, int]:
+        rows = await self._store.fetch_all(
+            "SELECT coalesce((SELECT through_id FROM inapp_reads WHERE user_id = ?), 0)",
+            (user_id,),
+        )
+        through = int(rows[0][0])
+        count = await self._store.fetch_all(
+            "SELECT count(*) FROM inapp_notifications WHERE user_id = ? AND id > ?",
+            (user_id, through),
+        )
+        return through, int(count[0][0])
+
+    async def mark_notifications_read(self, user_id: str, through_id: int) -> bool:
+        async with self._store.transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO inapp_reads VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE "
+                "SET through_id = excluded.through_id "
+                "WHERE excluded.through_id > inapp_reads.through_id",
+                (user_id, through_id),
+            )
+            moved = cursor.rowcount > 0
+            await cursor.close()
+        return moved

@@ -13,6 +13,7 @@ import { mountProgress } from './progress.js'
 import { installHistory } from './history.js'
 import { installShare } from './share.js'
 import { installMessages } from './messages.js'
+import { installBell } from './bell.js'
 import { acknowledgementPage } from './acknowledge.js'
 import { documentsList } from './documents-list.js'
 
@@ -29,6 +30,7 @@ async function main () {
   const config = await loadConfig()
   const session = await signIn(config, app)
   showSignedIn(session)
+  installBell(session, document.getElementById('signed-in-as'))
   if (location.pathname.startsWith(ACK_PREFIX)) {
     await acknowledgementPage(app, decodeURIComponent(location.pathname.slice(ACK_PREFIX.length)), session)
   } else if (location.pathname.startsWith(DOC_PREFIX)) {

@@ -285,10 +285,10 @@ def test_the_team_and_the_family_write_to_each_other_live_in_both_languages(
     layla.get_by_role("button", name="Send").click()
     expect(layla.locator(".thread li.mine .body").last).to_have_text("Omar read 40 words today")
     # The other therapist: an unread count at once, the message when opened.
-    expect(sami.locator(".unread-badge")).to_have_text("1")
+    expect(sami.locator(".messages-button .unread-badge")).to_have_text("1")
     sami.get_by_role("button", name="Messages").click()
     expect(sami.locator(".thread li .body").last).to_have_text("Omar read 40 words today")
-    expect(sami.locator(".unread-badge")).to_be_hidden()
+    expect(sami.locator(".messages-button .unread-badge")).to_be_hidden()
     expect(layla.locator(".thread li.mine .delivery").last).to_contain_text("Read by Sami")
 
     # The parent, on a phone, in Arabic, answers from the page.
@@ -303,6 +303,16 @@ def test_the_team_and_the_family_write_to_each_other_live_in_both_languages(
         expect(reply.locator(".author")).to_have_text("Huda هدى")
     shot(layla, "thread-team-en")
     shot(parent, "thread-parent-ar")
+
+    # The bell: Layla was told of the parent's message, in every tab; read in one, read in all.
+    other_tab = open_doc(layla.context, server)
+    for tab in (layla, other_tab):
+        expect(tab.locator(".bell .unread-badge")).to_have_text("1")
+    layla.locator(".bell-button").click()
+    expect(layla.locator(".bell-list li").first).to_contain_text("Huda هدى")
+    expect(layla.locator(".bell-list li").first).to_contain_text("شكراً، سنتدرب في البيت")
+    shot(layla, "bell-open")
+    expect(other_tab.locator(".bell .unread-badge")).to_be_hidden()
 
 
 def test_someone_who_is_not_a_member_is_told_so_and_offered_the_way_back(

@@ -139,3 +139,33 @@ async def test_only_the_family_and_team_read_a_thread_and_bad_messages_are_named
     assert marked.status_code == 204
     await centre.call("t-huda", "POST", f"/api/students/{OMAR}/thread/read", {"through": 1})
     assert (await thread(centre, "p-john"))["reads"] == {"t-huda": message_id}
+
+
+async def test_the_bell_counts_live_and_reading_in_one_tab_clears_it_in_the_others(
+    centre: Centre,
+) -> None:
+    async with (
+        websockets.connect(centre.events_url("t-ali")) as first_tab,
+        websockets.connect(centre.events_url("t-ali")) as second_tab,
+    ):
+        for tab in (first_tab, second_tab):
+            await tab.send(json.dumps({"type": "subscribe", "topics": ["user:t-ali"]}))
+            await next_message(tab, "subscribed")
+        await centre.incoming(LAYLA, "wamid.bell1", text("متى الجلسة القادمة؟"))
+        for tab in (first_tab, second_tab):
+            rung = await next_message(tab, "event")
+            assert rung["kind"] == "notification" and rung["data"]["kind"] == "thread_message"
+            assert rung["data"]["body"] == "متى الجلسة القادمة؟"
+        bell = (await centre.call("t-ali", "GET", "/api/notifications/bell")).json()
+        assert bell["unread"] == 1 and bell["recent"][0]["title"] == "ليلى"
+
+        newest = bell["recent"][0]["id"]
+        read = await centre.call("t-ali", "POST", "/api/notifications/read", {"through": newest})
+        assert read.status_code == 204
+        cleared = await next_message(second_tab, "event")
+        assert (cleared["kind"], cleared["data"]["through"]) == ("notifications.read", newest)
+        assert (await centre.call("t-ali", "GET", "/api/notifications/bell")).json()["unread"] == 0
+        # Someone else's bell is theirs: Huda still has hers unread.
+        assert (await centre.call("t-huda", "GET", "/api/notifications/bell")).json()["unread"] == 1
+    bad = await centre.call("t-ali", "POST", "/api/notifications/read", {"through": "all"})
+    assert bad.status_code == 422
