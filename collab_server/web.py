@@ -115,6 +115,7 @@ def web_routes(config: WebConfig, assets: Path = ASSETS_DIR) -> list[BaseRoute]:
         Route("/doc/{name:path}", pages.page, methods=["GET", "HEAD"]),
         Route("/ack/{ack_id}", pages.page, methods=["GET", "HEAD"]),
         Route("/sessions", pages.sessions_page, methods=["GET", "HEAD"]),
+        Route("/settings", pages.page, methods=["GET", "HEAD"]),
         Route("/offline.js", pages.service_worker, methods=["GET"]),
         Route("/api/config", pages.config_endpoint, methods=["GET"]),
         Route("/api/access/{name:path}", pages.access, methods=["GET"]),

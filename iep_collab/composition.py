@@ -229,7 +229,7 @@ def build_app(
                 fill_listings=listing.fill,
             ),
             *invitations,
-            *people_routes(authenticator, people),
+            *people_routes(authenticator, people, service.send_test),
             *service.routes(),
             *records_api.routes(),
             *live.routes(),

@@ -120,6 +120,7 @@ class MessageKind(StrEnum):
     PROGRESS = "progress"  # what a child's sessions measured today
     ACKNOWLEDGEMENT = "acknowledgement"  # a version sent to a parent to read, and its reminders
     MESSAGE = "message"  # the team wrote in the student's thread
+    TEST = "test"  # "send me a test message" from a person's settings
 
 
 @dataclass(frozen=True, slots=True)

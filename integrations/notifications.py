@@ -23,7 +23,12 @@ from integrations.contracts import (
     Channel,
     ChannelSender,
     Clock,
+    Language,
+    Message,
+    MessageKind,
     NotificationStore,
+    OutboxEntry,
+    Person,
     RecipientDirectory,
     SystemClock,
 )
@@ -32,6 +37,7 @@ from integrations.digest_feed import DigestFeed
 from integrations.email import EmailSender, SmtpConfig
 from integrations.inapp import InAppNotifier, SupabaseBroadcaster, notification_routes
 from integrations.outbox import Outbox, OutboxPolicy
+from integrations.people import TestRefused
 from integrations.settings import NotificationSettings
 from integrations.sms import SmsConfig, SmsSender
 from integrations.webhook import WhatsAppWebhook
@@ -55,6 +61,15 @@ class NotificationConfig:
     supabase_service_key: str | None = None
     poll_interval_seconds: float | None = 1.0  # None: the caller drives `tick()`
     feed_delay_seconds: float = 1.0  # how long stored changes gather before being recorded
+
+
+TEST_MESSAGES = {
+    Language.ENGLISH: (
+        "Test message",
+        "This is a test from the IEP centre: your messages will arrive here.",
+    ),
+    Language.ARABIC: ("رسالة تجريبية", "هذه رسالة تجريبية من المركز: ستصلك الرسائل هنا."),
+}
 
 
 class NotificationService:
@@ -120,6 +135,30 @@ class NotificationService:
         if self.webhook is not None:
             routes.extend(self.webhook.routes())
         return routes
+
+    async def send_test(self, person: Person, channel: Channel) -> str:
+        """Queue "this is a test" to `person` on `channel` alone (at most one a minute)."""
+        if channel not in self.senders:
+            raise TestRefused(f"{channel.value} is not configured on this server")
+        if channel not in person.delivery_channels() and channel is not Channel.IN_APP:
+            raise TestRefused(f"{channel.value} needs an address and to be switched on first")
+        now = self.clock.now()
+        title, text = TEST_MESSAGES[person.language]
+        link = self.config.digest.public_url
+        entry = OutboxEntry(
+            key=f"test:{person.user_id}:{channel.value}:{int(now // 60)}",
+            document="",
+            recipient_id=person.user_id,
+            kind=MessageKind.TEST,
+            message=Message(person.language, title, text, (title, text, link), link),
+            channels=(channel,),
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        await self.outbox.enqueue(entry)
+        self.wake()
+        return entry.key
 
     async def start(self) -> None:
         await self.store.open()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import phonenumbers
@@ -49,7 +50,17 @@ def person_to_json(person: Person) -> dict[str, Any]:
         "timezone": person.timezone,
         "channels": {channel.value: channel in person.channels for channel in CHANNEL_ORDER},
         "digits": "arabic" if person.arabic_digits else "latin",
+        "phone_display": national(person.phone) if person.phone else None,
     }
+
+
+def national(phone: str) -> str:
+    """+966501234567 as people there write it: 050 123 4567."""
+    try:
+        parsed = phonenumbers.parse(phone, None)
+    except phonenumbers.NumberParseException:
+        return phone
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
 
 
 def person_from_json(user_id: str, body: object) -> Person:
@@ -170,7 +181,17 @@ def _require_self_or_admin(caller: Caller, user_id: str) -> None:
         raise Rejected(CloseCode.FORBIDDEN, "you may only read and change your own record")
 
 
-def people_routes(authenticator: CallerAuthenticator, people: PeopleStore) -> list[Route]:
+class TestRefused(Exception):
+    """A test message that cannot be sent (the channel is off on this server, no address)."""
+
+
+# Queue a test message to a person on one channel; returns its outbox key.
+SendTest = Callable[[Person, Channel], Awaitable[str]]
+
+
+def people_routes(
+    authenticator: CallerAuthenticator, people: PeopleStore, send_test: SendTest | None = None
+) -> list[Route]:
     @json_errors
     async def get_person(request: Request) -> Response:
         user_id: str = request.path_params["user_id"]
@@ -193,7 +214,29 @@ def people_routes(authenticator: CallerAuthenticator, people: PeopleStore) -> li
         await people.put_person(person)
         return JSONResponse(person_to_json(person))
 
+    @json_errors
+    async def test_message(request: Request) -> Response:
+        user_id: str = request.path_params["user_id"]
+        caller = await authenticator.caller(request_credentials(request))
+        _require_self_or_admin(caller, user_id)
+        body = await json_body(request)
+        name = body.get("channel") if isinstance(body, dict) else None
+        if name not in {c.value for c in CHANNEL_ORDER}:
+            choices = ", ".join(c.value for c in CHANNEL_ORDER)
+            raise ApiError(422, "invalid request", {"channel": f"one of {choices}"})
+        person = await people.person(user_id)
+        if person is None:
+            raise ApiError(404, "no record for this person yet")
+        if send_test is None:
+            raise ApiError(409, "messages are not configured on this server")
+        try:
+            key = await send_test(person, Channel(name))
+        except TestRefused as exc:
+            raise ApiError(409, str(exc)) from None
+        return JSONResponse({"channel": name, "key": key}, status_code=202)
+
     return [
         Route("/api/people/{user_id}", get_person, methods=["GET"]),
         Route("/api/people/{user_id}", put_person, methods=["PUT"]),
+        Route("/api/people/{user_id}/test", test_message, methods=["POST"]),
     ]

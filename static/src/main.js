@@ -14,6 +14,7 @@ import { installHistory } from './history.js'
 import { installShare } from './share.js'
 import { installMessages } from './messages.js'
 import { installBell } from './bell.js'
+import { settingsPage } from './settings.js'
 import { acknowledgementPage } from './acknowledge.js'
 import { documentsList } from './documents-list.js'
 
@@ -33,6 +34,8 @@ async function main () {
   installBell(session, document.getElementById('signed-in-as'))
   if (location.pathname.startsWith(ACK_PREFIX)) {
     await acknowledgementPage(app, decodeURIComponent(location.pathname.slice(ACK_PREFIX.length)), session)
+  } else if (location.pathname === '/settings') {
+    await settingsPage(app, session)
   } else if (location.pathname.startsWith(DOC_PREFIX)) {
     const name = decodeURIComponent(location.pathname.slice(DOC_PREFIX.length))
     await documentPage(app, name, session, config)
@@ -52,7 +55,9 @@ function showSignedIn (session) {
     await forgetLocalCopies()
     await session.signOut()
   })
-  who.replaceChildren(name, out)
+  const settings = label('a', 'settings', 'settings-link')
+  settings.href = '/settings'
+  who.replaceChildren(name, settings, out)
 }
 
 function deleteDatabase (databaseName) {

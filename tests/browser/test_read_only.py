@@ -315,6 +315,35 @@ def test_the_team_and_the_family_write_to_each_other_live_in_both_languages(
     expect(other_tab.locator(".bell .unread-badge")).to_be_hidden()
 
 
+def test_a_parent_on_a_phone_sets_how_they_are_reached_in_arabic(
+    server: ThreadedServer, supabase: FakeSupabase, new_context: ContextFactory, shot: Shot
+) -> None:
+    page = signed_in(new_context, supabase, "parent-2", "Mona منى", phone=True).new_page()
+    page.goto(server.http)
+    page.get_by_role("link", name="Settings").click()
+    page.get_by_role("button", name="العربية").click()
+    expect(page.get_by_role("heading", name="كيف نتواصل معك")).to_be_visible()
+    page.get_by_label("رقم الجوال").fill("0501234567")  # without the country code
+    page.get_by_label("واتساب").check()
+    page.get_by_role("button", name="حفظ").click()
+    expect(page.get_by_role("status")).to_have_text("يرجى تصحيح الحقول المشار إليها أدناه.")
+    expect(page.get_by_label("رقم الجوال")).to_have_attribute("aria-invalid", "true")
+    shot(page, "settings-problem-ar")
+
+    page.get_by_label("رقم الجوال").fill("+966 50 123 4567")
+    page.get_by_role("button", name="حفظ").click()
+    expect(page.get_by_role("status")).to_have_text("تم الحفظ.")
+    expect(page.locator(".phone-display")).to_have_text("050 123 4567")
+    # A test in the app: the bell rings.
+    page.locator("[data-channel=in_app]").click()
+    expect(page.get_by_role("status")).to_have_text("الرسالة التجريبية في الطريق.")
+    expect(page.locator(".bell .unread-badge")).to_be_visible()
+    shot(page, "settings-saved-ar")
+    page.reload()
+    expect(page.get_by_label("رقم الجوال")).to_have_value("+966501234567")
+    expect(page.get_by_label("واتساب")).to_be_checked()
+
+
 def test_someone_who_is_not_a_member_is_told_so_and_offered_the_way_back(
     server: ThreadedServer, supabase: FakeSupabase, new_context: ContextFactory, shot: Shot
 ) -> None:

@@ -1,0 +1,203 @@
+// `/settings`: how a person is reached (name, phone, e-mail, language, time zone, digits, and
+// which channels), with a test message per channel. Admins open anyone's: `/settings?user=ID`.
+import { addStrings, label, t } from './i18n.js'
+
+addStrings({
+  en: {
+    settings: 'Settings',
+    settingsTitle: 'How we reach you',
+    settingsFor: 'How we reach {name}',
+    personName: 'Name',
+    phone: 'Mobile number',
+    phoneHint: 'With the country code, e.g. +966 50 123 4567',
+    emailAddress: 'E-mail',
+    uiLanguage: 'Language of messages',
+    timeZone: 'Time zone',
+    digits: 'Numbers',
+    digitsLatin: '42 (Latin digits)',
+    digitsArabic: '٤٢ (Arabic digits)',
+    channels: 'Send me messages by',
+    channel_whatsapp: 'WhatsApp',
+    channel_sms: 'SMS',
+    channel_email: 'E-mail',
+    channel_in_app: 'In the app',
+    sendTest: 'Send me a test',
+    testQueued: 'A test message is on its way.',
+    save: 'Save',
+    saved: 'Saved.',
+    fixProblems: 'Please correct the fields marked below.',
+    saveFailed: 'Could not save; try again.',
+  },
+  ar: {
+    settings: 'الإعدادات',
+    settingsTitle: 'كيف نتواصل معك',
+    settingsFor: 'كيف نتواصل مع {name}',
+    personName: 'الاسم',
+    phone: 'رقم الجوال',
+    phoneHint: 'مع رمز الدولة، مثل ‎+966 50 123 4567',
+    emailAddress: 'البريد الإلكتروني',
+    uiLanguage: 'لغة الرسائل',
+    timeZone: 'المنطقة الزمنية',
+    digits: 'الأرقام',
+    digitsLatin: '42 (أرقام لاتينية)',
+    digitsArabic: '٤٢ (أرقام عربية)',
+    channels: 'أرسلوا لي الرسائل عبر',
+    channel_whatsapp: 'واتساب',
+    channel_sms: 'رسائل SMS',
+    channel_email: 'البريد الإلكتروني',
+    channel_in_app: 'داخل التطبيق',
+    sendTest: 'أرسل لي رسالة تجريبية',
+    testQueued: 'الرسالة التجريبية في الطريق.',
+    save: 'حفظ',
+    saved: 'تم الحفظ.',
+    fixProblems: 'يرجى تصحيح الحقول المشار إليها أدناه.',
+    saveFailed: 'تعذّر الحفظ؛ حاول مرة أخرى.',
+  },
+})
+
+const CHANNELS = ['whatsapp', 'sms', 'email', 'in_app']
+
+function field (key, control, hintKey) {
+  const wrap = document.createElement('div')
+  wrap.className = 'field'
+  control.id = `setting-${key}`
+  const caption = label('label', key)
+  caption.htmlFor = control.id
+  wrap.append(caption, control)
+  if (hintKey) {
+    const hint = label('p', hintKey, 'hint')
+    hint.id = `${control.id}-hint`
+    control.setAttribute('aria-describedby', hint.id)
+    wrap.append(hint)
+  }
+  const problem = document.createElement('p')
+  problem.className = 'field-problem'
+  problem.setAttribute('role', 'alert')
+  wrap.append(problem)
+  return wrap
+}
+
+function select (options) {
+  const control = document.createElement('select')
+  for (const [value, key] of options) {
+    const option = label('option', key)
+    option.value = value
+    control.append(option)
+  }
+  return control
+}
+
+export async function settingsPage (app, session) {
+  const userId = new URLSearchParams(location.search).get('user') || session.userId
+  const base = `/api/people/${encodeURIComponent(userId)}`
+  const call = (path, options = {}) => fetch(path, {
+    ...options,
+    headers: { accept: 'application/json', 'content-type': 'application/json', ...session.authHeaders() },
+  })
+  const found = await call(base)
+  const person = found.ok ? await found.json() : { name: session.name, language: document.documentElement.lang || 'en', channels: { in_app: true } }
+
+  const form = document.createElement('form')
+  form.className = 'card settings'
+  const heading = userId === session.userId
+    ? label('h1', 'settingsTitle')
+    : Object.assign(document.createElement('h1'), { textContent: t('settingsFor', { name: person.name || userId }) })
+  const status = document.createElement('p')
+  status.className = 'hint settings-status'
+  status.setAttribute('role', 'status')
+
+  const name = Object.assign(document.createElement('input'), { dir: 'auto', value: person.name || '' })
+  const phone = Object.assign(document.createElement('input'), { type: 'tel', dir: 'ltr', value: person.phone || '', autocomplete: 'tel' })
+  const shownPhone = document.createElement('p')
+  shownPhone.className = 'hint phone-display'
+  shownPhone.dir = 'ltr'
+  shownPhone.textContent = person.phone_display || ''
+  const email = Object.assign(document.createElement('input'), { type: 'email', dir: 'ltr', value: person.email || '' })
+  const language = select([['ar', 'lang_ar'], ['en', 'lang_en']])
+  language.value = person.language || 'en'
+  const zones = document.createElement('datalist')
+  zones.id = 'time-zones'
+  for (const zone of Intl.supportedValuesOf?.('timeZone') ?? []) zones.append(Object.assign(document.createElement('option'), { value: zone }))
+  const timezone = Object.assign(document.createElement('input'), { dir: 'ltr', value: person.timezone || Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC' })
+  timezone.setAttribute('list', zones.id)
+  const digits = select([['latin', 'digitsLatin'], ['arabic', 'digitsArabic']])
+  digits.value = person.digits || 'latin'
+
+  const channels = document.createElement('fieldset')
+  channels.className = 'channels'
+  channels.append(label('legend', 'channels'))
+  const switches = {}
+  for (const channel of CHANNELS) {
+    const row = document.createElement('div')
+    row.className = 'channel-row'
+    const box = Object.assign(document.createElement('input'), { type: 'checkbox', id: `channel-${channel}`, checked: Boolean(person.channels?.[channel]) })
+    const caption = label('label', `channel_${channel}`)
+    caption.htmlFor = box.id
+    const test = label('button', 'sendTest', 'secondary small')
+    test.type = 'button'
+    test.dataset.channel = channel
+    test.addEventListener('click', async () => {
+      status.textContent = ''
+      const response = await call(`${base}/test`, { method: 'POST', body: JSON.stringify({ channel }) })
+      const answer = await response.json().catch(() => ({}))
+      status.textContent = response.ok ? t('testQueued') : (answer.error || t('saveFailed'))
+    })
+    const problem = document.createElement('p')
+    problem.className = 'field-problem'
+    problem.id = `channels.${channel}-problem`
+    row.append(box, caption, test, problem)
+    channels.append(row)
+    switches[channel] = box
+  }
+  const save = label('button', 'save')
+  save.type = 'submit'
+  const fields = {
+    name: field('personName', name),
+    phone: field('phone', phone, 'phoneHint'),
+    email: field('emailAddress', email),
+    language: field('uiLanguage', language),
+    timezone: field('timeZone', timezone),
+    digits: field('digits', digits),
+  }
+  fields.phone.append(shownPhone)
+  form.append(heading, status, ...Object.values(fields), zones, channels, save)
+  app.replaceChildren(form)
+
+  function showProblems (problems) {
+    for (const element of form.querySelectorAll('.field-problem')) element.textContent = ''
+    for (const element of form.querySelectorAll('[aria-invalid]')) element.removeAttribute('aria-invalid')
+    for (const [key, message] of Object.entries(problems)) {
+      const channel = key.startsWith('channels.') ? key.slice('channels.'.length) : null
+      const holder = channel ? switches[channel]?.parentElement : fields[key]
+      const problem = holder?.querySelector('.field-problem')
+      if (problem) problem.textContent = message
+      const control = channel ? switches[channel] : holder?.querySelector('input, select')
+      control?.setAttribute('aria-invalid', 'true')
+    }
+  }
+
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault()
+    const body = {
+      name: name.value.trim(),
+      phone: phone.value.replace(/[\s()-]/g, '') || null,
+      email: email.value.trim() || null,
+      language: language.value,
+      timezone: timezone.value.trim(),
+      digits: digits.value,
+      channels: Object.fromEntries(CHANNELS.map((c) => [c, switches[c].checked])),
+    }
+    const response = await call(base, { method: 'PUT', body: JSON.stringify(body) })
+    const answer = await response.json().catch(() => ({}))
+    if (response.ok) {
+      showProblems({})
+      shownPhone.textContent = answer.phone_display || ''
+      status.textContent = t('saved')
+    } else if (response.status === 422) {
+      showProblems(answer.problems || {})
+      status.textContent = t('fixProblems')
+    } else {
+      status.textContent = answer.error || t('saveFailed')
+    }
+  })
+}

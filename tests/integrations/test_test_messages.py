@@ -1,0 +1,42 @@
+""" "Send me a test message" from a person's settings: on the one channel asked, in their
+language, once a minute at most; refused clearly when the channel cannot reach them."""
+
+from __future__ import annotations
+
+from tests.integrations.sessions.conftest import Centre, centre
+
+__all__ = ["centre"]
+
+LAYLA = "+966501234567"
+
+
+async def test_a_test_message_goes_on_the_channel_asked_and_refusals_are_said(
+    centre: Centre,
+) -> None:
+    sent = await centre.call("p-layla", "POST", "/api/people/p-layla/test", {"channel": "whatsapp"})
+    assert sent.status_code == 202, sent.text
+    again = await centre.call(
+        "p-layla", "POST", "/api/people/p-layla/test", {"channel": "whatsapp"}
+    )
+    assert again.json()["key"] == sent.json()["key"]  # a second click the same minute: one message
+    await centre.notifications.tick()
+    (message,) = centre.graph.to(LAYLA)
+    params = [p["text"] for p in message.body["template"]["components"][0]["parameters"]]
+    assert params[0] == "رسالة تجريبية"  # Layla reads Arabic
+
+    in_app = await centre.call("p-layla", "POST", "/api/people/p-layla/test", {"channel": "in_app"})
+    assert in_app.status_code == 202
+    await centre.notifications.tick()
+    bell = (await centre.call("p-layla", "GET", "/api/notifications/bell")).json()
+    assert bell["recent"][0]["title"] == "رسالة تجريبية"
+
+    for body, status in (
+        ({"channel": "sms"}, 409),  # SMS is not configured on this server
+        ({"channel": "email"}, 409),  # nor is email
+        ({"channel": "pager"}, 422),
+        ({}, 422),
+    ):
+        refused = await centre.call("p-layla", "POST", "/api/people/p-layla/test", body)
+        assert refused.status_code == status, body
+    other = await centre.call("p-john", "POST", "/api/people/p-layla/test", {"channel": "in_app"})
+    assert other.status_code == 403
