@@ -95,9 +95,18 @@ class PostgresThreadStore:
             )
         return {r["user_id"]: int(r["through_id"]) for r in rows}
 
-    async def hold(self, held: HeldMessage) -> None:
-        async with self._store.pool.acquire() as conn:
+    async def hold(self, held: HeldMessage, limit: int) -> int | None:
+        async with self._store.pool.acquire() as conn, conn.transaction():
+            # One parent's messages take turns: the count and the insert cannot interleave.
             await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('thread-held:' || $1))", held.user_id
+            )
+            waiting: int = await conn.fetchval(
+                f"SELECT count(*) FROM {self.s}.thread_held WHERE user_id = $1", held.user_id
+            )
+            if waiting >= limit:
+                return None
+            status: str = await conn.execute(
                 f"INSERT INTO {self.s}.thread_held VALUES ($1, $2, $3, $4) "
                 "ON CONFLICT (whatsapp_id) DO NOTHING",
                 held.whatsapp_id,
@@ -105,6 +114,7 @@ class PostgresThreadStore:
                 held.body,
                 held.at,
             )
+        return waiting + (0 if status.endswith(" 0") else 1)
 
     async def take_held(self, user_id: str) -> list[HeldMessage]:
         async with self._store.pool.acquire() as conn:

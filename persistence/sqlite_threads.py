@@ -96,12 +96,22 @@ class SQLiteThreadStore:
         )
         return {r[0]: int(r[1]) for r in rows}
 
-    async def hold(self, held: HeldMessage) -> None:
+    async def hold(self, held: HeldMessage, limit: int) -> int | None:
         async with self._store.transaction() as db:
-            await db.execute(
+            async with db.execute(
+                "SELECT count(*) FROM thread_held WHERE user_id = ?", (held.user_id,)
+            ) as cursor:
+                row = await cursor.fetchone()
+            waiting = int(row[0]) if row else 0
+            if waiting >= limit:
+                return None
+            cursor = await db.execute(
                 "INSERT OR IGNORE INTO thread_held VALUES (?, ?, ?, ?)",
                 (held.whatsapp_id, held.user_id, held.body, held.at),
             )
+            added = cursor.rowcount
+            await cursor.close()
+        return waiting + added
 
     async def take_held(self, user_id: str) -> list[HeldMessage]:
         async with (

@@ -16,6 +16,7 @@ from collab_server.events import NewEvent
 from integrations.contracts import OutboxEntry
 
 MAX_BODY = 4000  # characters: WhatsApp's own limit for a text message is 4096
+MAX_HELD = 50  # messages one parent may have waiting for "which child?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +93,9 @@ class ThreadStore(Protocol):
     async def reads(self, student_id: str) -> dict[str, int]:
         """Each reader's last read message id."""
 
-    async def hold(self, held: HeldMessage) -> None: ...
+    async def hold(self, held: HeldMessage, limit: int) -> int | None:
+        """Keep the message until the parent says which child: how many they have waiting
+        now, or None when `limit` were waiting already (not kept)."""
 
     async def take_held(self, user_id: str) -> list[HeldMessage]:
         """The user's held messages, oldest first, removed from the store."""

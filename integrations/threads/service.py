@@ -33,6 +33,7 @@ from integrations.sessions.policy import StudentAccess
 from integrations.sessions.service import StudentReader
 from integrations.threads.records import (
     MAX_BODY,
+    MAX_HELD,
     HeldMessage,
     NewThreadMessage,
     Sends,
@@ -150,7 +151,13 @@ class ThreadService:
             student = children[0] if len(children) == 1 else str(chosen)
             await self._from_whatsapp(person, student, text[:MAX_BODY], whatsapp_id, now)
             return
-        await self.store.hold(HeldMessage(person.user_id, whatsapp_id, text[:MAX_BODY], now))
+        held = HeldMessage(person.user_id, whatsapp_id, text[:MAX_BODY], now)
+        waiting = await self.store.hold(held, MAX_HELD)
+        if waiting is None:
+            # Never lost: every child's team sees it, and the parent is asked again.
+            await self._tell_all_teams(person, children, held.body)
+        elif waiting > 1:
+            return  # asked already; the answer takes every waiting message along
         await self._ask_which_child(person, children, whatsapp_id, now)
 
     async def choose(self, person: Person, payload: str) -> None:
@@ -251,6 +258,18 @@ class ThreadService:
                 body=message.body[:280],
                 data={"student_id": message.student_id, "message_id": str(message.id)},
             )
+
+    async def _tell_all_teams(self, person: Person, children: Sequence[str], text: str) -> None:
+        for child in children:
+            for member in await self.directory.editors(child):
+                await self.notifier.notify(
+                    member.user_id,
+                    document=child,
+                    kind="thread_message",
+                    title=person.name,
+                    body=text[:280],
+                    data={"student_id": child, "unsorted": "true"},
+                )
 
     async def _ask_which_child(
         self, person: Person, children: Sequence[str], whatsapp_id: str, now: float

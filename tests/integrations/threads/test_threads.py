@@ -93,6 +93,11 @@ async def test_a_parent_of_two_children_says_which_child_and_it_is_remembered(
     assert sorted(r["title"] for r in rows) == ["Omar", "سارة"]
     assert (await thread(centre, "t-huda", SARA))["messages"] == []
     assert (await thread(centre, "t-huda", OMAR))["messages"] == []
+    # Another message before she answers: asked once, both wait for the answer.
+    await centre.incoming(LAYLA, "wamid.l1b", text("في أي ساعة؟"))
+    centre.clock.advance(6)
+    await centre.notifications.tick()
+    assert len(centre.graph.to(LAYLA)) == 1
 
     sara = next(r["id"] for r in rows if r["title"] == "سارة")
     await centre.incoming(
@@ -104,12 +109,13 @@ async def test_a_parent_of_two_children_says_which_child_and_it_is_remembered(
         },
     )
     assert [m["body"] for m in (await thread(centre, "t-huda", SARA))["messages"]] == [
-        "هل هناك جلسة غداً؟"
+        "في أي ساعة؟",
+        "هل هناك جلسة غداً؟",
     ]
     # The answer holds for the conversation: the next message goes straight to Sara's thread.
     await centre.incoming(LAYLA, "wamid.l3", text("شكراً"))
     bodies = [m["body"] for m in (await thread(centre, "t-huda", SARA))["messages"]]
-    assert bodies == ["شكراً", "هل هناك جلسة غداً؟"]
+    assert bodies == ["شكراً", "في أي ساعة؟", "هل هناك جلسة غداً؟"]
     assert (await thread(centre, "t-huda", OMAR))["messages"] == []
 
 
