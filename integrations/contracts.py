@@ -196,6 +196,16 @@ class InAppNotification:
 
 
 @dataclass(frozen=True, slots=True)
+class PushSubscription:
+    """A browser's Web Push subscription (keys base64url, as the browser gives them)."""
+
+    user_id: str
+    endpoint: str
+    p256dh: str
+    auth: str
+
+
+@dataclass(frozen=True, slots=True)
 class WebhookEvent:
     id: int
     body: bytes
@@ -319,6 +329,14 @@ class NotificationStore(Protocol):
 
     async def mark_notifications_read(self, user_id: str, through_id: int) -> bool:
         """Move the read marker forward (never back); True if it moved."""
+
+    # -- Web Push
+    async def add_push_subscription(self, subscription: PushSubscription, keep: int) -> None:
+        """Store (or move to this person) a subscription; keep their newest `keep`."""
+
+    async def push_subscriptions(self, user_id: str) -> list[PushSubscription]: ...
+
+    async def remove_push_subscription(self, endpoint: str) -> bool: ...
 
 
 # -- channels ---------------------------------------------------------------------------------

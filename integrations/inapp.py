@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import structlog
@@ -34,6 +35,7 @@ from integrations.contracts import (
     Person,
     SendOutcome,
 )
+from integrations.push import WebPusher
 
 log = structlog.get_logger("collab.integrations.inapp")
 
@@ -70,6 +72,16 @@ class SupabaseBroadcaster:
         await self._client.aclose()
 
 
+def _push_message(item: InAppNotification) -> dict[str, Any]:
+    """What the service worker shows: short, with where a click goes."""
+    path = "/"
+    if item.document:
+        path = "/doc/" + "/".join(quote(part) for part in item.document.split("/"))
+        if item.kind == "thread_message":
+            path += "#messages"
+    return {"id": item.id, "title": item.title, "body": item.body[:200], "url": path}
+
+
 def notification_json(item: InAppNotification) -> dict[str, Any]:
     return {
         "id": item.id,
@@ -98,6 +110,7 @@ class InAppNotifier:
         self.broadcaster = broadcaster
         # The live events' publish (topic `user:<id>`): the bell in every open tab.
         self.publish: Publish | None = None
+        self.pusher: WebPusher | None = None  # the person's browsers with no tab open
 
     async def notify(
         self,
@@ -122,6 +135,11 @@ class InAppNotifier:
                 # The stored notification is the record; the push is a convenience.
                 log.warning("realtime_broadcast_failed", error=type(exc).__name__)
         await self.announce(user_id, "notification", notification_json(item))
+        if self.pusher is not None:
+            try:
+                await self.pusher.push(user_id, _push_message(item))
+            except Exception:
+                log.exception("push_failed")
         return notification_id
 
     async def announce(self, user_id: str, kind: str, data: dict[str, Any]) -> None:
@@ -147,6 +165,8 @@ class InAppNotifier:
     async def aclose(self) -> None:
         if self.broadcaster is not None:
             await self.broadcaster.aclose()
+        if self.pusher is not None:
+            await self.pusher.aclose()
 
 
 async def _authenticate(authenticator: CallerAuthenticator, request: Request) -> Caller | Response:

@@ -38,6 +38,7 @@ from integrations.email import EmailSender, SmtpConfig
 from integrations.inapp import InAppNotifier, SupabaseBroadcaster, notification_routes
 from integrations.outbox import Outbox, OutboxPolicy
 from integrations.people import TestRefused
+from integrations.push import DEFAULT_PUSH_SERVICES, PushConfig, WebPusher, push_routes
 from integrations.settings import NotificationSettings
 from integrations.sms import SmsConfig, SmsSender
 from integrations.webhook import WhatsAppWebhook
@@ -57,6 +58,8 @@ class NotificationConfig:
     whatsapp_verify_token: str | None = None
     smtp: SmtpConfig | None = None
     sms: SmsConfig | None = None
+    push: PushConfig | None = None
+    push_services: tuple[str, ...] = DEFAULT_PUSH_SERVICES
     supabase_url: str | None = None
     supabase_service_key: str | None = None
     poll_interval_seconds: float | None = 1.0  # None: the caller drives `tick()`
@@ -100,6 +103,8 @@ class NotificationService:
                 config.supabase_url, config.supabase_service_key, transport=http_transport
             )
         self.notifier = InAppNotifier(store, self.clock, broadcaster)
+        if config.push is not None:
+            self.notifier.pusher = WebPusher(config.push, store, transport=http_transport)
         senders: dict[Channel, ChannelSender] = {Channel.IN_APP: self.notifier}
         if config.whatsapp is not None:
             senders[Channel.WHATSAPP] = WhatsAppSender(
@@ -132,6 +137,9 @@ class NotificationService:
 
     def routes(self) -> list[BaseRoute]:
         routes = notification_routes(self.store, self.authenticator, self.notifier)
+        routes.extend(
+            push_routes(self.authenticator, self.store, self.config.push, self.config.push_services)
+        )
         if self.webhook is not None:
             routes.extend(self.webhook.routes())
         return routes
@@ -261,6 +269,9 @@ def config_from_settings(
             auth_token=secret(settings.twilio_auth_token) or "",
             sender=settings.sms_from or "",
         )
+    push = None
+    if settings.vapid_private_key is not None and settings.vapid_subject is not None:
+        push = PushConfig(settings.vapid_private_key.get_secret_value(), settings.vapid_subject)
     return NotificationConfig(
         digest=DigestPolicy(
             debounce_seconds=settings.digest_debounce_seconds,
@@ -276,6 +287,10 @@ def config_from_settings(
         whatsapp_verify_token=secret(settings.whatsapp_verify_token),
         smtp=SmtpConfig.from_url(smtp_url, settings.email_from or "") if smtp_url else None,
         sms=sms,
+        push=push,
+        push_services=tuple(
+            service.strip() for service in settings.push_services.split(",") if service.strip()
+        ),
         supabase_url=supabase_url,
         supabase_service_key=supabase_service_key,
         poll_interval_seconds=poll_interval_seconds,

@@ -53,6 +53,16 @@ class NotificationSettings(EnvironmentSettings):
         None, validation_alias="SMS_FROM", pattern=r"^(\+[1-9]\d{6,14}|MG[0-9a-fA-F]{32})$"
     )
     sms_api_url: str = Field(DEFAULT_SMS_API_URL, validation_alias="SMS_API_URL")
+    # Web Push: the VAPID private key (raw 32 bytes or DER, base64url) and a contact, both or
+    # neither; the push services endpoints may point at (SSRF guard), comma-separated.
+    vapid_private_key: SecretStr | None = Field(None, validation_alias="VAPID_PRIVATE_KEY")
+    vapid_subject: str | None = Field(
+        None, validation_alias="VAPID_SUBJECT", pattern=r"^(mailto:\S+@\S+|https://\S+)$"
+    )
+    push_services: str = Field(
+        "fcm.googleapis.com,updates.push.services.mozilla.com,*.notify.windows.com,"
+        "web.push.apple.com"
+    )
     smtp_url: SecretStr | None = Field(None, validation_alias="SMTP_URL")
     email_from: str | None = Field(None, validation_alias="EMAIL_FROM")
     public_url: str = "http://127.0.0.1:8000"
@@ -114,6 +124,8 @@ class NotificationSettings(EnvironmentSettings):
             missing = [name for name, value in sms.items() if not value]
             if missing:
                 raise ValueError("SMS is partly configured; also set " + ", ".join(missing))
+        if (self.vapid_private_key is None) != (self.vapid_subject is None):
+            raise ValueError("Web Push needs both VAPID_PRIVATE_KEY and VAPID_SUBJECT")
         if self.smtp_url is not None:
             if not self.smtp_url.get_secret_value().startswith(("smtp://", "smtps://")):
                 raise ValueError("SMTP_URL must look like smtp://user:pass@host:port")

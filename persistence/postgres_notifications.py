@@ -7,6 +7,7 @@ store at open.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ from integrations.contracts import (
     DigestWindow,
     InAppNotification,
     OutboxEntry,
+    PushSubscription,
     WebhookEvent,
 )
 from persistence.postgres import PostgresStore
@@ -394,3 +396,37 @@ class PostgresNotificationStore:
             through_id,
         )
         return not status.endswith(" 0")
+
+    async def add_push_subscription(self, subscription: PushSubscription, keep: int) -> None:
+        async with self._store.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                f"INSERT INTO {self.s}.push_subscriptions VALUES ($1, $2, $3, $4, $5) "
+                "ON CONFLICT (endpoint) DO UPDATE SET user_id = excluded.user_id, "
+                "p256dh = excluded.p256dh, auth = excluded.auth, created_at = excluded.created_at",
+                subscription.endpoint,
+                subscription.user_id,
+                subscription.p256dh,
+                subscription.auth,
+                time.time(),
+            )
+            await conn.execute(
+                f"DELETE FROM {self.s}.push_subscriptions WHERE user_id = $1 AND endpoint NOT IN "
+                f"(SELECT endpoint FROM {self.s}.push_subscriptions WHERE user_id = $1 "
+                "ORDER BY created_at DESC LIMIT $2)",
+                subscription.user_id,
+                keep,
+            )
+
+    async def push_subscriptions(self, user_id: str) -> list[PushSubscription]:
+        rows = await self._fetch(
+            f"SELECT user_id, endpoint, p256dh, auth FROM {self.s}.push_subscriptions "
+            "WHERE user_id = $1 ORDER BY created_at",
+            user_id,
+        )
+        return [PushSubscription(*r) for r in rows]
+
+    async def remove_push_subscription(self, endpoint: str) -> bool:
+        status = await self._status(
+            f"DELETE FROM {self.s}.push_subscriptions WHERE endpoint = $1", endpoint
+        )
+        return status != "DELETE 0"

@@ -7,6 +7,7 @@ store at open), so its writes take turns with group commits instead of contendin
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ from integrations.contracts import (
     MessageKind,
     OutboxEntry,
     OutboxState,
+    PushSubscription,
     WebhookEvent,
 )
 from persistence.sqlite import SQLiteStore
@@ -464,3 +466,41 @@ class SQLiteNotificationStore:
             moved = cursor.rowcount > 0
             await cursor.close()
         return moved
+
+    async def add_push_subscription(self, subscription: PushSubscription, keep: int) -> None:
+        async with self._store.transaction() as db:
+            await db.execute(
+                "INSERT INTO push_subscriptions VALUES (?, ?, ?, ?, ?) ON CONFLICT (endpoint) "
+                "DO UPDATE SET user_id = excluded.user_id, p256dh = excluded.p256dh, "
+                "auth = excluded.auth, created_at = excluded.created_at",
+                (
+                    subscription.endpoint,
+                    subscription.user_id,
+                    subscription.p256dh,
+                    subscription.auth,
+                    time.time(),
+                ),
+            )
+            await db.execute(
+                "DELETE FROM push_subscriptions WHERE user_id = ? AND endpoint NOT IN "
+                "(SELECT endpoint FROM push_subscriptions WHERE user_id = ? "
+                "ORDER BY created_at DESC LIMIT ?)",
+                (subscription.user_id, subscription.user_id, keep),
+            )
+
+    async def push_subscriptions(self, user_id: str) -> list[PushSubscription]:
+        rows = await self._store.fetch_all(
+            "SELECT user_id, endpoint, p256dh, auth FROM push_subscriptions WHERE user_id = ? "
+            "ORDER BY created_at",
+            (user_id,),
+        )
+        return [PushSubscription(*r) for r in rows]
+
+    async def remove_push_subscription(self, endpoint: str) -> bool:
+        async with self._store.transaction() as db:
+            cursor = await db.execute(
+                "DELETE FROM push_subscriptions WHERE endpoint = ?", (endpoint,)
+            )
+            removed = cursor.rowcount > 0
+            await cursor.close()
+        return removed

@@ -38,3 +38,29 @@ self.addEventListener('fetch', (event) => {
     }
   })())
 })
+
+// Web Push: a notification while no tab of ours is in view (a visible tab has the bell).
+self.addEventListener('push', (event) => {
+  let message = {}
+  try {
+    message = event.data ? event.data.json() : {}
+  } catch {
+    message = {}
+  }
+  event.waitUntil((async () => {
+    const tabs = await self.clients.matchAll({ type: 'window', includeUncontrolled: true })
+    if (tabs.some((tab) => tab.visibilityState === 'visible')) return
+    await self.registration.showNotification(message.title || 'IEP', {
+      body: message.body || '',
+      data: { url: message.url || '/' },
+      tag: message.id ? `notification-${message.id}` : undefined,
+    })
+  })())
+})
+
+self.addEventListener('notificationclick', (event) => {
+  event.notification.close()
+  const url = new URL(event.notification.data?.url || '/', self.location.origin)
+  if (url.origin !== self.location.origin) return
+  event.waitUntil(self.clients.openWindow(url.href))
+})

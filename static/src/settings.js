@@ -27,6 +27,9 @@ addStrings({
     saved: 'Saved.',
     fixProblems: 'Please correct the fields marked below.',
     saveFailed: 'Could not save; try again.',
+    pushOnDevice: 'Notifications on this device',
+    pushBlocked: "Notifications are blocked for this site: allow them in the browser's site settings, then try again.",
+    pushFailed: 'This browser could not turn on notifications.',
   },
   ar: {
     settings: 'الإعدادات',
@@ -52,6 +55,9 @@ addStrings({
     saved: 'تم الحفظ.',
     fixProblems: 'يرجى تصحيح الحقول المشار إليها أدناه.',
     saveFailed: 'تعذّر الحفظ؛ حاول مرة أخرى.',
+    pushOnDevice: 'الإشعارات على هذا الجهاز',
+    pushBlocked: 'الإشعارات محظورة لهذا الموقع: اسمح بها من إعدادات الموقع في المتصفح ثم حاول مرة أخرى.',
+    pushFailed: 'تعذّر على هذا المتصفح تشغيل الإشعارات.',
   },
 })
 
@@ -149,6 +155,8 @@ export async function settingsPage (app, session) {
     channels.append(row)
     switches[channel] = box
   }
+  // Not awaited: a browser whose service worker never starts still gets the rest of the page.
+  if (userId === session.userId) deviceSwitch(channels, call, status).catch(() => {})
   const save = label('button', 'save')
   save.type = 'submit'
   const fields = {
@@ -198,6 +206,55 @@ export async function settingsPage (app, session) {
       status.textContent = t('fixProblems')
     } else {
       status.textContent = answer.error || t('saveFailed')
+    }
+  })
+}
+
+function base64UrlToBytes (text) {
+  const raw = atob(text.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (text.length % 4)) % 4))
+  return Uint8Array.from(raw, (c) => c.charCodeAt(0))
+}
+
+/** Web Push for this browser: shown only when the server has it and the browser can. */
+async function deviceSwitch (channels, call, status) {
+  if (!('serviceWorker' in navigator) || !('PushManager' in window)) return
+  const key = await call('/api/push/key')
+  if (!key.ok) return
+  const { public_key: publicKey } = await key.json()
+  const registration = await navigator.serviceWorker.ready
+  const current = await registration.pushManager.getSubscription()
+  const row = document.createElement('div')
+  row.className = 'channel-row'
+  const box = Object.assign(document.createElement('input'), { type: 'checkbox', id: 'channel-push', checked: Boolean(current) })
+  const caption = label('label', 'pushOnDevice')
+  caption.htmlFor = box.id
+  row.append(box, caption)
+  channels.append(row)
+  box.addEventListener('change', async () => {
+    status.textContent = ''
+    try {
+      if (box.checked) {
+        if (await Notification.requestPermission() !== 'granted') {
+          box.checked = false
+          status.textContent = t('pushBlocked')
+          return
+        }
+        const subscription = await registration.pushManager.subscribe({
+          userVisibleOnly: true,
+          applicationServerKey: base64UrlToBytes(publicKey),
+        })
+        const saved = await call('/api/push/subscriptions', { method: 'POST', body: JSON.stringify(subscription.toJSON()) })
+        if (!saved.ok) throw new Error('refused')
+      } else {
+        const subscription = await registration.pushManager.getSubscription()
+        if (subscription) {
+          await call('/api/push/subscriptions', { method: 'DELETE', body: JSON.stringify({ endpoint: subscription.endpoint }) })
+          await subscription.unsubscribe()
+        }
+      }
+    } catch {
+      box.checked = Boolean(await registration.pushManager.getSubscription())
+      status.textContent = t('pushFailed')
     }
   })
 }

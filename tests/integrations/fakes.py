@@ -1,5 +1,6 @@
-"""Loopback stand-ins for the outside world: the WhatsApp Cloud API, an SMTP server, and the
-people directory the access store will provide. They follow the documented contracts."""
+"""Loopback stand-ins for the outside world: the WhatsApp Cloud API, Twilio, a browser push
+service, an SMTP server, and the people directory the access store will provide. They follow
+the documented contracts."""
 
 from __future__ import annotations
 
@@ -7,14 +8,21 @@ import asyncio
 import base64
 import contextlib
 import itertools
+import json
+import os
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from email import message_from_bytes, policy
 from email.message import Message as EmailMessage
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qsl
 
+import http_ece
+import jwt
 from aiosmtpd.controller import Controller
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -171,12 +179,85 @@ class FakeTwilio:
         return Starlette(routes=[Route(route, messages, methods=["POST"])])
 
 
+class _Fake(Protocol):
+    url: str
+
+    def app(self) -> Starlette: ...
+
+
+FakeT = TypeVar("FakeT", bound=_Fake)
+
+
 @contextlib.asynccontextmanager
-async def twilio_api() -> AsyncIterator[FakeTwilio]:
-    fake = FakeTwilio()
+async def served(fake: FakeT, path: str = "") -> AsyncIterator[FakeT]:
+    """`fake` on a loopback port, its `url` set to where it answers."""
     async with serve_in_process(fake.app()) as server:
-        fake.url = server.http
+        fake.url = server.http + path
         yield fake
+
+
+def twilio_api() -> contextlib.AbstractAsyncContextManager[FakeTwilio]:
+    return served(FakeTwilio())
+
+
+@dataclass
+class FakePushService:
+    """A browser push service: checks the VAPID signature (RFC 8292), decrypts each message
+    with the subscription's own keys (RFC 8291, aes128gcm) and answers 201, or 404 / 410 for
+    subscriptions it no longer has."""
+
+    url: str = ""
+    received: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    gone: set[str] = field(default_factory=set)  # answered 410
+    _keys: dict[str, tuple[Any, bytes]] = field(default_factory=dict)
+
+    def subscribe(self) -> dict[str, Any]:
+        """A new browser subscription, as `PushSubscription.toJSON()` gives it."""
+        token = uuid.uuid4().hex
+        private = ec.generate_private_key(ec.SECP256R1())
+        auth = os.urandom(16)
+        self._keys[token] = (private, auth)
+        public = private.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+        return {
+            "endpoint": f"{self.url}/push/{token}",
+            "keys": {"p256dh": _b64url(public), "auth": _b64url(auth)},
+        }
+
+    def app(self) -> Starlette:
+        async def push(request: Request) -> Response:
+            token = request.path_params["token"]
+            if token in self.gone:
+                return Response(status_code=410)
+            if token not in self._keys:
+                return Response(status_code=404)
+            scheme, _, params = request.headers.get("authorization", "").partition(" ")
+            fields = dict(p.strip().split("=", 1) for p in params.split(","))
+            vapid_key = ec.EllipticCurvePublicKey.from_encoded_point(
+                ec.SECP256R1(), base64.urlsafe_b64decode(fields["k"] + "==")
+            )
+            claims = jwt.decode(fields["t"], vapid_key, algorithms=["ES256"], audience=self.url)
+            if scheme != "vapid" or not claims["sub"].startswith("mailto:"):
+                return Response(status_code=403)
+            if request.headers.get("content-encoding") != "aes128gcm":
+                return Response(status_code=400)
+            private, auth = self._keys[token]
+            plain = http_ece.decrypt(
+                await request.body(), private_key=private, auth_secret=auth, version="aes128gcm"
+            )
+            self.received.setdefault(token, []).append(json.loads(plain))
+            return Response(status_code=201)
+
+        return Starlette(routes=[Route("/push/{token}", push, methods=["POST"])])
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def push_service() -> contextlib.AbstractAsyncContextManager[FakePushService]:
+    return served(FakePushService())
 
 
 def _error(code: int, message: str, status: int) -> JSONResponse:
@@ -194,12 +275,8 @@ def _error(code: int, message: str, status: int) -> JSONResponse:
     )
 
 
-@contextlib.asynccontextmanager
-async def graph_api() -> AsyncIterator[FakeGraphApi]:
-    fake = FakeGraphApi()
-    async with serve_in_process(fake.app()) as server:
-        fake.url = f"{server.http}/v21.0"
-        yield fake
+def graph_api() -> contextlib.AbstractAsyncContextManager[FakeGraphApi]:
+    return served(FakeGraphApi(), "/v21.0")
 
 
 @dataclass
