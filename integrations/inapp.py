@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -36,6 +36,9 @@ from integrations.contracts import (
     SendOutcome,
 )
 from integrations.push import WebPusher
+
+if TYPE_CHECKING:
+    from integrations.push import WebPusher
 
 log = structlog.get_logger("collab.integrations.inapp")
 

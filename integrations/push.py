@@ -15,15 +15,11 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import http_ece
 import httpx
 import structlog
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from py_vapid import Vapid
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -32,6 +28,9 @@ from collab_server.api.http import ApiError, json_body, json_errors
 from collab_server.credentials import request_credentials
 from collab_server.identity import CallerAuthenticator
 from integrations.contracts import NotificationStore, PushSubscription
+
+if TYPE_CHECKING:  # cryptography (~9 MB) loads only when Web Push is configured
+    from py_vapid import Vapid
 
 log = structlog.get_logger("collab.integrations.push")
 
@@ -54,10 +53,15 @@ class PushConfig:
     subject: str  # mailto: or https: contact for the push services
 
     def vapid(self) -> Vapid:
-        return Vapid.from_string(self.private_key)
+        from py_vapid import Vapid
+
+        vapid: Vapid = Vapid.from_string(self.private_key)
+        return vapid
 
     def public_key(self) -> str:
         """The application server key browsers subscribe with (uncompressed point)."""
+        from cryptography.hazmat.primitives import serialization
+
         key = self.vapid().public_key.public_bytes(
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )
@@ -66,6 +70,9 @@ class PushConfig:
 
 def encrypt(payload: bytes, subscription: PushSubscription) -> bytes:
     """The aes128gcm body for one subscription, with a fresh sender key and salt."""
+    import http_ece
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     sender = ec.generate_private_key(ec.SECP256R1())
     body: bytes = http_ece.encrypt(
         payload,
