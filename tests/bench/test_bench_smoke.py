@@ -78,3 +78,19 @@ def test_editor_bench_reports_edit_to_other_screen_latency() -> None:
     figures = json.loads(completed.stdout)["edit_to_other_screen"]
     assert figures["measured"] == 10
     assert 0 < figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"]
+
+
+def test_messages_bench_reports_both_figures_and_loses_no_message() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.messages", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=180,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr.decode()[-3000:]
+    figures = json.loads(completed.stdout)
+    assert figures["threads"]["messages"] == figures["threads"]["open_threads"]
+    assert figures["webhook"]["in_thread"] == figures["webhook"]["webhooks"]
+    for workload in ("threads", "webhook"):
+        assert 0 < figures[workload]["p50_ms"] <= figures[workload]["p99_ms"]
