@@ -196,6 +196,23 @@ class InAppNotification:
 
 
 @dataclass(frozen=True, slots=True)
+class Pace:
+    """One message per `key` (a channel and a number) per `interval` seconds, every process."""
+
+    key: str
+    now: float
+    interval: float
+
+
+class NumberBusy(Exception):
+    """The number had a message less than its interval ago: try again at `free_at`."""
+
+    def __init__(self, free_at: float) -> None:
+        super().__init__(f"busy until {free_at}")
+        self.free_at = free_at
+
+
+@dataclass(frozen=True, slots=True)
 class PushSubscription:
     """A browser's Web Push subscription (keys base64url, as the browser gives them)."""
 
@@ -253,9 +270,13 @@ class NotificationStore(Protocol):
 
     async def update(self, entry: OutboxEntry) -> None: ...
 
-    async def claim(self, seen: OutboxEntry, claimed: OutboxEntry) -> bool:
+    async def claim(
+        self, seen: OutboxEntry, claimed: OutboxEntry, pace: Pace | None = None
+    ) -> bool:
         """Write `claimed` only if the row is still as `seen` (state, attempts, due time):
-        of two senders that read one due row, exactly one claims it."""
+        of two senders that read one due row, exactly one claims it. With `pace`, in the same
+        transaction, take the number's send slot too, or raise `NumberBusy` (and claim
+        nothing): the slot is never taken without the claim, nor the claim without it."""
 
     async def entry(self, key: str) -> OutboxEntry | None: ...
 
@@ -276,11 +297,7 @@ class NotificationStore(Protocol):
     async def first_seen(self, message_id: str, at: float) -> bool:
         """True the first time an incoming message id is seen (Meta redelivers)."""
 
-    # -- WhatsApp pacing and stop: one for every process, kept over restarts
-    async def reserve_number(self, phone: str, now: float, interval: float) -> float | None:
-        """Take the number's send slot if it is free at `now` (and hold it for `interval`):
-        None when taken; else when the slot is free again."""
-
+    # -- WhatsApp's stop: one for every process, kept over restarts
     async def halt_whatsapp(self, reason: str, at: float) -> None:
         """Stop every WhatsApp send (the account is restricted) until `resume_whatsapp`."""
 

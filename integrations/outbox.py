@@ -31,9 +31,11 @@ from integrations.contracts import (
     Clock,
     MessageKind,
     NotificationStore,
+    NumberBusy,
     OutboxEntry,
     OutboxState,
     OutcomeKind,
+    Pace,
     Person,
     RecipientDirectory,
     SendOutcome,
@@ -122,24 +124,15 @@ class Outbox:
             following = await self._fall_back(entry, skip, now)
             return await self._attempt(following) if following is not None else False
         sender = self.senders[channel]
-        if channel is Channel.SMS:
-            assert person.phone is not None
-            interval = self.policy.sms_interval_seconds
-            free_at = await self.store.reserve_number(f"sms:{person.phone}", now, interval)
-            if free_at is not None:
-                await self.store.update(replace(entry, next_attempt_at=free_at))
-                return False
+        pace = None
         if channel is Channel.WHATSAPP:
-            assert person.phone is not None
             if not self._take_token(now):
                 retry_at = now + 1 / self.policy.rate_per_second
                 await self.store.update(replace(entry, next_attempt_at=retry_at))
                 return False
-            interval = self.policy.pair_interval_seconds
-            free_at = await self.store.reserve_number(person.phone, now, interval)
-            if free_at is not None:
-                await self.store.update(replace(entry, next_attempt_at=free_at))
-                return False
+            pace = Pace(f"whatsapp:{person.phone}", now, self.policy.pair_interval_seconds)
+        elif channel is Channel.SMS:
+            pace = Pace(f"sms:{person.phone}", now, self.policy.sms_interval_seconds)
         claimed = replace(
             entry,
             state=OutboxState.SENDING,
@@ -147,8 +140,13 @@ class Outbox:
             next_attempt_at=now + self.policy.sending_lease_seconds,
             updated_at=now,
         )
-        if not await self.store.claim(entry, claimed):
-            log.info("outbox_claimed_elsewhere", key=entry.key)
+        try:
+            # The number's slot is taken in the claim's own transaction: only with the claim.
+            if not await self.store.claim(entry, claimed, pace):
+                log.info("outbox_claimed_elsewhere", key=entry.key)
+                return False
+        except NumberBusy as busy:
+            await self.store.update(replace(entry, next_attempt_at=busy.free_at))
             return False
         try:
             outcome = await sender.send(claimed, person)

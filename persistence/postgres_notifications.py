@@ -15,7 +15,9 @@ from integrations.contracts import (
     Checkpoint,
     DigestWindow,
     InAppNotification,
+    NumberBusy,
     OutboxEntry,
+    Pace,
     PushSubscription,
     WebhookEvent,
 )
@@ -27,6 +29,9 @@ from persistence.sqlite_notifications import (
     outbox_entry,
     outbox_row,
     window_row,
+)
+from persistence.sqlite_notifications import (
+    NotClaimed as _NotClaimed,
 )
 
 _OUTBOX_VALUES = ", ".join(f"${i}" for i in range(1, 16))
@@ -169,21 +174,47 @@ class PostgresNotificationStore:
             entry.key,
         )
 
-    async def claim(self, seen: OutboxEntry, claimed: OutboxEntry) -> bool:
+    async def claim(
+        self, seen: OutboxEntry, claimed: OutboxEntry, pace: Pace | None = None
+    ) -> bool:
         row = outbox_row(claimed)
-        status = await self._status(
-            f"UPDATE {self.s}.notification_outbox SET channels = $1, state = $2, attempts = $3, "
-            "next_attempt_at = $4, last_error = $5, provider_message_id = $6, "
-            "delivery_status = $7, use_template = $8, updated_at = $9 "
-            "WHERE key = $10 AND state = $11 AND attempts = $12 AND next_attempt_at = $13",
-            *row[5:13],
-            row[14],
-            seen.key,
-            seen.state.value,
-            seen.attempts,
-            seen.next_attempt_at,
-        )
-        return status.endswith(" 1")
+        try:
+            async with self._store.pool.acquire() as conn, conn.transaction():
+                if pace is not None:
+                    # Of two processes asking at once, one gets the slot (row lock of the upsert).
+                    taken = await conn.fetchval(
+                        f"INSERT INTO {self.s}.whatsapp_pacing AS p VALUES ($1, $2) "
+                        "ON CONFLICT (phone) DO UPDATE SET next_at = excluded.next_at "
+                        "WHERE p.next_at <= $3 RETURNING next_at",
+                        pace.key,
+                        pace.now + pace.interval,
+                        pace.now,
+                    )
+                    if taken is None:
+                        free_at = await conn.fetchval(
+                            f"SELECT next_at FROM {self.s}.whatsapp_pacing WHERE phone = $1",
+                            pace.key,
+                        )
+                        raise NumberBusy(float(free_at) if free_at is not None else pace.now)
+                status: str = await conn.execute(
+                    f"UPDATE {self.s}.notification_outbox SET channels = $1, state = $2, "
+                    "attempts = $3, next_attempt_at = $4, last_error = $5, "
+                    "provider_message_id = $6, delivery_status = $7, use_template = $8, "
+                    "updated_at = $9 "
+                    "WHERE key = $10 AND state = $11 AND attempts = $12 AND next_attempt_at = $13",
+                    *row[5:13],
+                    row[14],
+                    seen.key,
+                    seen.state.value,
+                    seen.attempts,
+                    seen.next_attempt_at,
+                )
+                if not status.endswith(" 1"):
+                    # Claimed elsewhere: give the slot back with the rest of the transaction.
+                    raise _NotClaimed()
+        except _NotClaimed:
+            return False
+        return True
 
     async def entry(self, key: str) -> OutboxEntry | None:
         rows = await self._fetch(
@@ -222,22 +253,6 @@ class PostgresNotificationStore:
             f"SELECT last_inbound_at FROM {self.s}.whatsapp_inbound WHERE phone = $1", phone
         )
         return float(rows[0][0]) if rows else None
-
-    async def reserve_number(self, phone: str, now: float, interval: float) -> float | None:
-        # One statement: of two processes asking at once, one gets the slot.
-        taken = await self._fetch(
-            f"INSERT INTO {self.s}.whatsapp_pacing AS p VALUES ($1, $2) ON CONFLICT (phone) "
-            "DO UPDATE SET next_at = excluded.next_at WHERE p.next_at <= $3 RETURNING next_at",
-            phone,
-            now + interval,
-            now,
-        )
-        if taken:
-            return None
-        rows = await self._fetch(
-            f"SELECT next_at FROM {self.s}.whatsapp_pacing WHERE phone = $1", phone
-        )
-        return float(rows[0][0]) if rows else now
 
     async def halt_whatsapp(self, reason: str, at: float) -> None:
         await self._status(

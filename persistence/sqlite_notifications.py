@@ -19,8 +19,10 @@ from integrations.contracts import (
     Language,
     Message,
     MessageKind,
+    NumberBusy,
     OutboxEntry,
     OutboxState,
+    Pace,
     PushSubscription,
     WebhookEvent,
 )
@@ -102,6 +104,26 @@ def outbox_entry(row: Sequence[Any]) -> OutboxEntry:
         created_at=float(row[13]),
         updated_at=float(row[14]),
     )
+
+
+class NotClaimed(Exception):
+    """Inside a claim's transaction: the row was claimed elsewhere, roll back."""
+
+
+async def _take_slot(db: Any, pace: Pace) -> None:
+    """The number's send slot, in the caller's transaction, or `NumberBusy`."""
+    async with db.execute(
+        "INSERT INTO whatsapp_pacing AS p VALUES (?, ?) ON CONFLICT (phone) DO UPDATE "
+        "SET next_at = excluded.next_at WHERE p.next_at <= ? RETURNING next_at",
+        (pace.key, pace.now + pace.interval, pace.now),
+    ) as cursor:
+        if await cursor.fetchone() is not None:
+            return
+    async with db.execute(
+        "SELECT next_at FROM whatsapp_pacing WHERE phone = ?", (pace.key,)
+    ) as cur:
+        row = await cur.fetchone()
+    raise NumberBusy(float(row[0]) if row else pace.now)
 
 
 def notification(row: Sequence[Any]) -> InAppNotification:
@@ -246,24 +268,33 @@ class SQLiteNotificationStore:
                 (*row[5:13], row[14], entry.key),
             )
 
-    async def claim(self, seen: OutboxEntry, claimed: OutboxEntry) -> bool:
+    async def claim(
+        self, seen: OutboxEntry, claimed: OutboxEntry, pace: Pace | None = None
+    ) -> bool:
         row = outbox_row(claimed)
-        async with self._store.transaction() as db:
-            cursor = await db.execute(
-                "UPDATE notification_outbox SET channels = ?, state = ?, attempts = ?, "
-                "next_attempt_at = ?, last_error = ?, provider_message_id = ?, "
-                "delivery_status = ?, use_template = ?, updated_at = ? "
-                "WHERE key = ? AND state = ? AND attempts = ? AND next_attempt_at = ?",
-                (
-                    *row[5:13],
-                    row[14],
-                    seen.key,
-                    seen.state.value,
-                    seen.attempts,
-                    seen.next_attempt_at,
-                ),
-            )
-            return cursor.rowcount == 1
+        try:
+            async with self._store.transaction() as db:
+                if pace is not None:
+                    await _take_slot(db, pace)
+                cursor = await db.execute(
+                    "UPDATE notification_outbox SET channels = ?, state = ?, attempts = ?, "
+                    "next_attempt_at = ?, last_error = ?, provider_message_id = ?, "
+                    "delivery_status = ?, use_template = ?, updated_at = ? "
+                    "WHERE key = ? AND state = ? AND attempts = ? AND next_attempt_at = ?",
+                    (
+                        *row[5:13],
+                        row[14],
+                        seen.key,
+                        seen.state.value,
+                        seen.attempts,
+                        seen.next_attempt_at,
+                    ),
+                )
+                if cursor.rowcount != 1:
+                    raise NotClaimed()  # and the slot goes back with the rollback
+        except NotClaimed:
+            return False
+        return True
 
     async def entry(self, key: str) -> OutboxEntry | None:
         rows = await self._store.fetch_all(
@@ -301,23 +332,6 @@ class SQLiteNotificationStore:
             "SELECT last_inbound_at FROM whatsapp_inbound WHERE phone = ?", (phone,)
         )
         return float(rows[0][0]) if rows else None
-
-    async def reserve_number(self, phone: str, now: float, interval: float) -> float | None:
-        async with self._store.transaction() as db:
-            # One statement: of two processes asking at once, one gets the slot.
-            async with db.execute(
-                "INSERT INTO whatsapp_pacing AS p VALUES (?, ?) ON CONFLICT (phone) DO UPDATE "
-                "SET next_at = excluded.next_at WHERE p.next_at <= ? RETURNING next_at",
-                (phone, now + interval, now),
-            ) as cursor:
-                taken = await cursor.fetchone()
-            if taken is not None:
-                return None
-            async with db.execute(
-                "SELECT next_at FROM whatsapp_pacing WHERE phone = ?", (phone,)
-            ) as cursor:
-                row = await cursor.fetchone()
-        return float(row[0]) if row else now
 
     async def halt_whatsapp(self, reason: str, at: float) -> None:
         async with self._store.transaction() as db:
