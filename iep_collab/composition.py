@@ -181,12 +181,14 @@ def build_app(
         outbox_changed=service.wake,
         clock=clock,
         policy=ThreadPolicy(notifications.public_url, notifications.whatsapp_message_template),
+        fetch_media=service.media.fetch if service.media is not None else None,
     )
     if service.webhook is not None:
         service.webhook.add_button_handler(CONFIRM_PAYLOAD, sessions.answer)
         service.webhook.add_button_handler(DECLINE_PAYLOAD, sessions.answer)
         service.webhook.add_button_handler(CHOICE_PAYLOAD, threads.choose)
         service.webhook.set_text_handler(threads.incoming)
+        service.webhook.set_media_handler(threads.incoming_media)
     creation = CreationPolicy.from_roles(
         settings.creator_roles,
         settings.document_prefix,

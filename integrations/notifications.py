@@ -36,6 +36,7 @@ from integrations.digest import DigestPolicy, DigestScheduler, QuietHours
 from integrations.digest_feed import DigestFeed
 from integrations.email import EmailSender, SmtpConfig
 from integrations.inapp import InAppNotifier, SupabaseBroadcaster, notification_routes
+from integrations.media import MediaFetcher
 from integrations.outbox import Outbox, OutboxPolicy
 from integrations.people import TestRefused
 from integrations.push import DEFAULT_PUSH_SERVICES, PushConfig, WebPusher, push_routes
@@ -106,10 +107,12 @@ class NotificationService:
         if config.push is not None:
             self.notifier.pusher = WebPusher(config.push, store, transport=http_transport)
         senders: dict[Channel, ChannelSender] = {Channel.IN_APP: self.notifier}
+        self.media: MediaFetcher | None = None  # files parents send (threads keep them)
         if config.whatsapp is not None:
             senders[Channel.WHATSAPP] = WhatsAppSender(
                 config.whatsapp, store, self.clock, transport=http_transport
             )
+            self.media = MediaFetcher(config.whatsapp, transport=http_transport)
         if config.smtp is not None:
             senders[Channel.EMAIL] = EmailSender(config.smtp)
         if config.sms is not None:
@@ -232,6 +235,8 @@ class NotificationService:
             await self.webhook.aclose()
         for sender in self.senders.values():
             await sender.aclose()
+        if self.media is not None:
+            await self.media.aclose()
         await self.store.aclose()
 
 

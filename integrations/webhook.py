@@ -66,6 +66,9 @@ Enqueue = Callable[[OutboxEntry], Awaitable[bool]]
 ButtonHandler = Callable[[Person, str], Awaitable[object]]
 # A person's free text: (who, the text, its WhatsApp message id).
 TextHandler = Callable[[Person, str, str], Awaitable[object]]
+# A person's file: (who, the Cloud API media id, its caption, the message id).
+MediaHandler = Callable[[Person, str, str, str], Awaitable[object]]
+MEDIA_KINDS = ("image", "document", "audio")
 
 
 def signature_valid(secret: str, body: bytes, header: str | None) -> bool:
@@ -119,11 +122,16 @@ class WhatsAppWebhook:
         self._tasks: set[asyncio.Task[None]] = set()
         self._buttons: dict[str, ButtonHandler] = {}
         self._text_handler: TextHandler | None = None
+        self._media_handler: MediaHandler | None = None
 
     def set_text_handler(self, handler: TextHandler) -> None:
         """Parents' free text goes to `handler` (their child's thread) instead of the team's
         in-app notifications."""
         self._text_handler = handler
+
+    def set_media_handler(self, handler: MediaHandler) -> None:
+        """Parents' photos, documents and voice notes go to `handler` (after the answer)."""
+        self._media_handler = handler
 
     def add_button_handler(self, prefix: str, handler: ButtonHandler) -> None:
         """Button payloads starting with `prefix` go to `handler` (features set the payloads)."""
@@ -256,7 +264,16 @@ class WhatsAppWebhook:
             else:
                 log.info("webhook_unknown_button")
             return
-        text = message.get("text", {}).get("body") if message.get("type") == "text" else None
+        kind = message.get("type")
+        if kind in MEDIA_KINDS and self._media_handler is not None:
+            content = message.get(kind)
+            media_id = content.get("id") if isinstance(content, dict) else None
+            caption = content.get("caption", "") if isinstance(content, dict) else ""
+            if isinstance(media_id, str):
+                caption = caption if isinstance(caption, str) else ""
+                await self._media_handler(person, media_id, caption, message_id)
+            return
+        text = message.get("text", {}).get("body") if kind == "text" else None
         if not isinstance(text, str):
             return
         word = keyword(text)

@@ -18,7 +18,12 @@ from integrations.threads.records import (
 from persistence.postgres import PostgresStore
 from persistence.postgres_events import append_events
 from persistence.sqlite_notifications import OUTBOX_COLUMNS, outbox_row
-from persistence.thread_rows import MESSAGE_COLUMNS, message_from_row
+from persistence.thread_rows import (
+    MESSAGE_COLUMNS,
+    held_from_row,
+    media_columns,
+    message_from_row,
+)
 
 
 class PostgresThreadStore:
@@ -30,8 +35,8 @@ class PostgresThreadStore:
         async with self._store.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 f"INSERT INTO {self.s}.thread_messages (student_id, author_id, author_name, "
-                "from_family, body, channel, at, whatsapp_id) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+                "from_family, body, channel, at, whatsapp_id, media_id, media_mime) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
                 f"ON CONFLICT (whatsapp_id) DO NOTHING RETURNING {MESSAGE_COLUMNS}",
                 message.student_id,
                 message.author_id,
@@ -41,6 +46,7 @@ class PostgresThreadStore:
                 message.channel,
                 message.at,
                 message.whatsapp_id,
+                *media_columns(message.media),
             )
             if row is None:  # an incoming WhatsApp message stored before (Meta redelivers)
                 seen = await conn.fetchrow(
@@ -107,12 +113,13 @@ class PostgresThreadStore:
             if waiting >= limit:
                 return None
             status: str = await conn.execute(
-                f"INSERT INTO {self.s}.thread_held VALUES ($1, $2, $3, $4) "
+                f"INSERT INTO {self.s}.thread_held VALUES ($1, $2, $3, $4, $5, $6) "
                 "ON CONFLICT (whatsapp_id) DO NOTHING",
                 held.whatsapp_id,
                 held.user_id,
                 held.body,
                 held.at,
+                *media_columns(held.media),
             )
         return waiting + (0 if status.endswith(" 0") else 1)
 
@@ -120,13 +127,34 @@ class PostgresThreadStore:
         async with self._store.pool.acquire() as conn:
             rows = await conn.fetch(
                 f"DELETE FROM {self.s}.thread_held WHERE user_id = $1 "
-                "RETURNING user_id, whatsapp_id, body, at",
+                "RETURNING user_id, whatsapp_id, body, at, media_id, media_mime",
                 user_id,
             )
-        held = [
-            HeldMessage(r["user_id"], r["whatsapp_id"], r["body"], float(r["at"])) for r in rows
-        ]
+        held = [held_from_row(tuple(r)) for r in rows]
         return sorted(held, key=lambda h: h.at)
+
+    async def keep_media(self, mime: str, data: bytes, at: float) -> int:
+        async with self._store.pool.acquire() as conn:
+            media_id: int = await conn.fetchval(
+                f"INSERT INTO {self.s}.thread_media (mime, size, data, created_at) "
+                "VALUES ($1, $2, $3, $4) RETURNING id",
+                mime,
+                len(data),
+                data,
+                at,
+            )
+        return media_id
+
+    async def media(self, student_id: str, media_id: int) -> tuple[str, bytes] | None:
+        async with self._store.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                f"SELECT m.mime, m.data FROM {self.s}.thread_media AS m WHERE m.id = $1 AND "
+                f"EXISTS (SELECT 1 FROM {self.s}.thread_messages "
+                "WHERE media_id = m.id AND student_id = $2)",
+                media_id,
+                student_id,
+            )
+        return (str(row[0]), bytes(row[1])) if row is not None else None
 
     async def choose(self, user_id: str, student_id: str, until: float) -> None:
         async with self._store.pool.acquire() as conn:

@@ -18,7 +18,12 @@ from integrations.threads.records import (
 from persistence.sqlite import SQLiteStore
 from persistence.sqlite_events import append_events
 from persistence.sqlite_notifications import OUTBOX_COLUMNS, outbox_row
-from persistence.thread_rows import MESSAGE_COLUMNS, message_from_row
+from persistence.thread_rows import (
+    MESSAGE_COLUMNS,
+    held_from_row,
+    media_columns,
+    message_from_row,
+)
 
 
 class SQLiteThreadStore:
@@ -37,7 +42,8 @@ class SQLiteThreadStore:
                     return message_from_row(seen), 0
             cursor = await db.execute(
                 "INSERT INTO thread_messages (student_id, author_id, author_name, from_family, "
-                "body, channel, at, whatsapp_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "body, channel, at, whatsapp_id, media_id, media_mime) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     message.student_id,
                     message.author_id,
@@ -47,6 +53,7 @@ class SQLiteThreadStore:
                     message.channel,
                     message.at,
                     message.whatsapp_id,
+                    *media_columns(message.media),
                 ),
             )
             stored = ThreadMessage(
@@ -58,6 +65,7 @@ class SQLiteThreadStore:
                 message.body,
                 message.channel,
                 message.at,
+                message.media,
             )
             await cursor.close()
             sends = compose(stored)
@@ -106,8 +114,8 @@ class SQLiteThreadStore:
             if waiting >= limit:
                 return None
             cursor = await db.execute(
-                "INSERT OR IGNORE INTO thread_held VALUES (?, ?, ?, ?)",
-                (held.whatsapp_id, held.user_id, held.body, held.at),
+                "INSERT OR IGNORE INTO thread_held VALUES (?, ?, ?, ?, ?, ?)",
+                (held.whatsapp_id, held.user_id, held.body, held.at, *media_columns(held.media)),
             )
             added = cursor.rowcount
             await cursor.close()
@@ -118,12 +126,30 @@ class SQLiteThreadStore:
             self._store.transaction() as db,
             db.execute(
                 "DELETE FROM thread_held WHERE user_id = ? "
-                "RETURNING user_id, whatsapp_id, body, at",
+                "RETURNING user_id, whatsapp_id, body, at, media_id, media_mime",
                 (user_id,),
             ) as cursor,
         ):
             rows = await cursor.fetchall()
-        return sorted((HeldMessage(r[0], r[1], r[2], float(r[3])) for r in rows), key=_held_at)
+        return sorted((held_from_row(r) for r in rows), key=_held_at)
+
+    async def keep_media(self, mime: str, data: bytes, at: float) -> int:
+        async with self._store.transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO thread_media (mime, size, data, created_at) VALUES (?, ?, ?, ?)",
+                (mime, len(data), data, at),
+            )
+            media_id = int(cursor.lastrowid or 0)
+            await cursor.close()
+        return media_id
+
+    async def media(self, student_id: str, media_id: int) -> tuple[str, bytes] | None:
+        rows = await self._store.fetch_all(
+            "SELECT m.mime, m.data FROM thread_media AS m WHERE m.id = ? AND EXISTS "
+            "(SELECT 1 FROM thread_messages WHERE media_id = m.id AND student_id = ?)",
+            (media_id, student_id),
+        )
+        return (str(rows[0][0]), bytes(rows[0][1])) if rows else None
 
     async def choose(self, user_id: str, student_id: str, until: float) -> None:
         async with self._store.transaction() as db:

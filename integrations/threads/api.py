@@ -81,8 +81,28 @@ def thread_routes(
         await threads.mark_read(caller, student_id, through)
         return Response(status_code=204)
 
+    @json_errors
+    async def attachment(request: Request) -> Response:
+        caller = await authenticator.caller(request_credentials(request))
+        student_id = student(request)
+        media_id = request.path_params["media_id"]
+        found = await threads.attachment(caller, student_id, media_id)
+        if found is None:
+            raise ApiError(404, "no such file in this thread")
+        mime, data = found
+        # Never rendered as our page: the browser gets it as the file it is, in a sandbox.
+        disposition = "inline" if mime.startswith(("image/", "audio/")) else "attachment"
+        headers = {
+            "content-disposition": f'{disposition}; filename="attachment-{media_id}"',
+            "x-content-type-options": "nosniff",
+            "content-security-policy": "sandbox",
+            "cache-control": "private, max-age=3600",
+        }
+        return Response(data, media_type=mime, headers=headers)
+
     base = "/api/students/{student_id:path}/thread"
     return [
+        Route(base + "/media/{media_id:int}", attachment, methods=["GET"]),
         Route(base, read_thread, methods=["GET"]),
         Route(base, write, methods=["POST"]),
         Route(base + "/read", mark_read, methods=["POST"]),

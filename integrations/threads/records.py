@@ -20,6 +20,14 @@ MAX_HELD = 50  # messages one parent may have waiting for "which child?"
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A kept file (`thread_media`) a message carries."""
+
+    id: int
+    mime: str
+
+
+@dataclass(frozen=True, slots=True)
 class NewThreadMessage:
     student_id: str
     author_id: str
@@ -29,6 +37,7 @@ class NewThreadMessage:
     channel: str  # "app" or "whatsapp": where it was written
     at: float
     whatsapp_id: str | None = None  # an incoming WhatsApp message's id
+    media: Attachment | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +50,7 @@ class ThreadMessage:
     body: str
     channel: str
     at: float
+    media: Attachment | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +62,9 @@ class ThreadMessage:
             "body": self.body,
             "channel": self.channel,
             "at": self.at,
+            "attachment": (
+                {"id": self.media.id, "mime": self.media.mime} if self.media is not None else None
+            ),
         }
 
 
@@ -74,6 +87,7 @@ class HeldMessage:
     whatsapp_id: str
     body: str
     at: float
+    media: Attachment | None = None
 
 
 class ThreadStore(Protocol):
@@ -104,3 +118,9 @@ class ThreadStore(Protocol):
         """Remember which child a parent's messages are about until `until`."""
 
     async def chosen(self, user_id: str, now: float) -> str | None: ...
+
+    async def keep_media(self, mime: str, data: bytes, at: float) -> int:
+        """Store a file a parent sent; its id (a message then carries it)."""
+
+    async def media(self, student_id: str, media_id: int) -> tuple[str, bytes] | None:
+        """(type, bytes) of a file carried by a message of this student's thread."""

@@ -29,11 +29,13 @@ from integrations.contracts import (
     Person,
     RecipientDirectory,
 )
+from integrations.media import Media, MediaRefused
 from integrations.sessions.policy import StudentAccess
 from integrations.sessions.service import StudentReader
 from integrations.threads.records import (
     MAX_BODY,
     MAX_HELD,
+    Attachment,
     HeldMessage,
     NewThreadMessage,
     Sends,
@@ -69,6 +71,7 @@ class ThreadPolicy:
 
 
 LastInbound = Callable[[str], Awaitable[float | None]]
+FetchMedia = Callable[[str], Awaitable[Media]]
 
 
 class ThreadService:
@@ -86,6 +89,7 @@ class ThreadService:
         outbox_changed: Callable[[], None],
         clock: Clock,
         policy: ThreadPolicy,
+        fetch_media: FetchMedia | None = None,
     ) -> None:
         self.store = store
         self.hub = hub
@@ -98,6 +102,7 @@ class ThreadService:
         self.outbox_changed = outbox_changed
         self.clock = clock
         self.policy = policy
+        self.fetch_media = fetch_media  # WhatsApp's media endpoint (None: WhatsApp is off)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -139,7 +144,25 @@ class ThreadService:
             )
         )
 
-    async def incoming(self, person: Person, text: str, whatsapp_id: str) -> None:
+    async def incoming_media(
+        self, person: Person, media_id: str, caption: str, whatsapp_id: str
+    ) -> None:
+        """A parent's photo, PDF or voice note: kept by us, then routed like a text."""
+        if self.fetch_media is None:
+            return
+        try:
+            media = await self.fetch_media(media_id)
+        except MediaRefused as why:
+            # The thread says a file came and why it is not here; the parent's words stay.
+            note = f"[{why}]"
+            await self.incoming(person, f"{caption}\n{note}".strip(), whatsapp_id)
+            return
+        kept = await self.store.keep_media(media.mime, media.data, self.clock.now())
+        await self.incoming(person, caption, whatsapp_id, Attachment(kept, media.mime))
+
+    async def incoming(
+        self, person: Person, text: str, whatsapp_id: str, media: Attachment | None = None
+    ) -> None:
         """A parent's WhatsApp text: into their child's thread, or held until they say which."""
         children = await self.students.children_of(person.user_id)
         if not children:
@@ -147,11 +170,11 @@ class ThreadService:
             return
         now = self.clock.now()
         chosen = await self.store.chosen(person.user_id, now)
+        held = HeldMessage(person.user_id, whatsapp_id, text[:MAX_BODY], now, media)
         if len(children) == 1 or chosen in children:
             student = children[0] if len(children) == 1 else str(chosen)
-            await self._from_whatsapp(person, student, text[:MAX_BODY], whatsapp_id, now)
+            await self._from_whatsapp(person, student, held)
             return
-        held = HeldMessage(person.user_id, whatsapp_id, text[:MAX_BODY], now)
         waiting = await self.store.hold(held, MAX_HELD)
         if waiting is None:
             # Never lost: every child's team sees it, and the parent is asked again.
@@ -169,16 +192,29 @@ class ThreadService:
         now = self.clock.now()
         await self.store.choose(person.user_id, student, now + CHOICE_SECONDS)
         for held in await self.store.take_held(person.user_id):
-            await self._from_whatsapp(person, student, held.body, held.whatsapp_id, held.at)
+            await self._from_whatsapp(person, student, held)
 
-    async def _from_whatsapp(
-        self, person: Person, student: str, text: str, whatsapp_id: str, at: float
-    ) -> None:
+    async def _from_whatsapp(self, person: Person, student: str, sent: HeldMessage) -> None:
         await self._store(
             NewThreadMessage(
-                student, person.user_id, person.name, True, text, "whatsapp", at, whatsapp_id
+                student,
+                person.user_id,
+                person.name,
+                True,
+                sent.body,
+                "whatsapp",
+                sent.at,
+                sent.whatsapp_id,
+                sent.media,
             )
         )
+
+    async def attachment(
+        self, caller: Caller, student_id: str, media_id: int
+    ) -> tuple[str, bytes] | None:
+        """A file of the student's thread, for those who may read the thread."""
+        await self.students.require_view(caller, student_id)
+        return await self.store.media(student_id, media_id)
 
     async def _store(self, message: NewThreadMessage) -> ThreadMessage:
         outbox = [] if message.from_family else await self._to_family(message)

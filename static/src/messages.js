@@ -23,6 +23,7 @@ addStrings({
     channel_whatsapp: 'WhatsApp',
     channel_email: 'email',
     channel_in_app: 'in the app',
+    openFile: 'Open the file',
   },
   ar: {
     messages: 'الرسائل',
@@ -42,6 +43,7 @@ addStrings({
     channel_whatsapp: 'واتساب',
     channel_email: 'البريد',
     channel_in_app: 'التطبيق',
+    openFile: 'افتح الملف',
   },
 })
 
@@ -176,7 +178,9 @@ export function installMessages ({ name, session, toolbar, page }) {
     body.className = 'body'
     body.dir = 'auto'
     body.textContent = message.body
-    item.append(meta, body)
+    item.append(meta)
+    if (message.attachment) item.append(attachment(message.attachment))
+    if (message.body) item.append(body)
     const deliveries = (message.deliveries || []).map((d) => {
       const state = d.delivery_status || (d.state === 'failed' ? 'failed' : d.state === 'sent' ? 'sent' : 'pending')
       return `${t(`channel_${d.channel}`)}: ${t(`delivery_${state}`)}`
@@ -192,6 +196,28 @@ export function installMessages ({ name, session, toolbar, page }) {
       item.append(status)
     }
     return item
+  }
+
+  /** A parent's photo, voice note or file: fetched with the person's credentials. */
+  function attachment ({ id, mime }) {
+    const holder = document.createElement('div')
+    holder.className = 'attachment'
+    call(`${base}/media/${id}`).then(async (response) => {
+      if (!response.ok) return
+      const url = URL.createObjectURL(await response.blob())
+      let shown
+      if (mime.startsWith('image/')) {
+        shown = Object.assign(document.createElement('img'), { src: url, alt: '' })
+      } else if (mime.startsWith('audio/')) {
+        shown = Object.assign(document.createElement('audio'), { src: url, controls: true })
+      } else {
+        shown = label('a', 'openFile')
+        shown.href = url
+        shown.download = `attachment-${id}`
+      }
+      holder.append(shown)
+    })
+    return holder
   }
 
   function nameOf (userId) {

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import itertools
 import json
 import os
@@ -75,12 +76,14 @@ class GraphCall:
 
 @dataclass
 class FakeGraphApi:
-    """`POST /{version}/{phone_number_id}/messages` as the Cloud API answers it."""
+    """The Cloud API as it answers: `POST /{version}/{phone_number_id}/messages`, and media:
+    `GET /{version}/{media-id}` (a download URL, type, size) and that URL (bearer token)."""
 
     accepted: list[GraphCall] = field(default_factory=list)
     rejected: list[tuple[GraphCall, int]] = field(default_factory=list)
     script: list[int] = field(default_factory=list)  # error codes for the next requests
     url: str = ""
+    media: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # id -> (type, bytes)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def fail_next(self, *codes: int) -> None:
@@ -114,8 +117,38 @@ class FakeGraphApi:
                 }
             )
 
+        async def describe_media(request: Request) -> Response:
+            # GET /{media-id}: a short-lived download URL, the type and the size.
+            if request.headers.get("authorization") != "Bearer test-token":
+                return _error(190, "Invalid OAuth access token", 401)
+            media_id = request.path_params["media_id"]
+            if media_id not in self.media:
+                return _error(100, "Unsupported get request", 400)
+            mime, data = self.media[media_id]
+            origin = self.url.removesuffix("/v21.0")
+            return JSONResponse(
+                {
+                    "messaging_product": "whatsapp",
+                    "url": f"{origin}/whatsapp_business/attachments/?mid={media_id}",
+                    "mime_type": mime,
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "file_size": len(data),
+                    "id": media_id,
+                }
+            )
+
+        async def download(request: Request) -> Response:
+            if request.headers.get("authorization") != "Bearer test-token":
+                return Response(status_code=401)
+            mime, data = self.media[request.query_params["mid"]]
+            return Response(data, media_type=mime)
+
         return Starlette(
-            routes=[Route("/v21.0/{phone_number_id}/messages", messages, methods=["POST"])]
+            routes=[
+                Route("/v21.0/{phone_number_id}/messages", messages, methods=["POST"]),
+                Route("/v21.0/{media_id}", describe_media, methods=["GET"]),
+                Route("/whatsapp_business/attachments/", download, methods=["GET"]),
+            ]
         )
 
     def to(self, phone: str) -> list[GraphCall]:

@@ -175,3 +175,46 @@ async def test_the_bell_counts_live_and_reading_in_one_tab_clears_it_in_the_othe
         assert (await centre.call("t-huda", "GET", "/api/notifications/bell")).json()["unread"] == 1
     bad = await centre.call("t-ali", "POST", "/api/notifications/read", {"through": "all"})
     assert bad.status_code == 422
+
+
+async def test_a_parents_photo_voice_note_and_pdf_are_kept_for_the_family_and_team_only(
+    centre: Centre,
+) -> None:
+    jpeg = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40
+    voice = b"OggS" + bytes(1000)
+    centre.graph.media.update(
+        {
+            "1001": ("image/jpeg", jpeg),
+            "1002": ("audio/ogg; codecs=opus", voice),
+            "1003": ("application/pdf", b"%PDF-1.4 homework"),
+            "1004": ("application/x-msdownload", b"MZ not for us"),
+        }
+    )
+    await centre.incoming(
+        LAYLA, "wamid.m1", {"type": "image", "image": {"id": "1001", "caption": "واجب اليوم"}}
+    )
+    await centre.incoming(LAYLA, "wamid.m2", {"type": "audio", "audio": {"id": "1002"}})
+    await centre.incoming(
+        LAYLA, "wamid.m3", {"type": "document", "document": {"id": "1003", "filename": "hw.pdf"}}
+    )
+    await centre.incoming(LAYLA, "wamid.m4", {"type": "document", "document": {"id": "1004"}})
+    messages = (await thread(centre, "t-huda"))["messages"]
+    refused, pdf, audio, photo = messages
+    assert photo["body"] == "واجب اليوم" and photo["attachment"]["mime"] == "image/jpeg"
+    assert audio["attachment"]["mime"] == "audio/ogg"
+    assert pdf["attachment"]["mime"] == "application/pdf"
+    assert refused["attachment"] is None and "not kept" in refused["body"]
+
+    base = f"/api/students/{OMAR}/thread/media"
+    got = await centre.call("p-john", "GET", f"{base}/{photo['attachment']['id']}")
+    assert got.status_code == 200 and got.content == jpeg
+    assert got.headers["content-type"] == "image/jpeg"
+    assert got.headers["x-content-type-options"] == "nosniff"
+    file = await centre.call("t-ali", "GET", f"{base}/{pdf['attachment']['id']}")
+    assert file.headers["content-disposition"].startswith("attachment")
+    # Another family's parent: not theirs to read, under either child's name.
+    assert (
+        await centre.call("p-mona", "GET", f"{base}/{photo['attachment']['id']}")
+    ).status_code == 403
+    elsewhere = f"/api/students/{SARA}/thread/media/{photo['attachment']['id']}"
+    assert (await centre.call("p-mona", "GET", elsewhere)).status_code == 404
