@@ -346,7 +346,7 @@ async function documentPage (app, name, session, config) {
   const history = installHistory({ doc, name, session, access, toolbar, page, form, editor: { undoManager, origin: LOCAL_ORIGIN } })
   // Owners share (in development mode anyone may: the API lets them).
   if (access.role === 'owner' || config.mode === 'development') installShare({ name, session, config, toolbar, page })
-  installMessages({ name, session, toolbar, page })
+  installMessages({ name, session, toolbar, page, awareness: connection.awareness })
 
   // A handle for diagnosing a page from the browser console.
   window.iepEditor = { doc, provider: connection.provider, awareness: connection.awareness, name, local, history, undoManager, tracker }

@@ -24,6 +24,7 @@ addStrings({
     channel_email: 'email',
     channel_in_app: 'in the app',
     openFile: 'Open the file',
+    typingNow: '{names} writing…',
   },
   ar: {
     messages: 'الرسائل',
@@ -44,12 +45,15 @@ addStrings({
     channel_email: 'البريد',
     channel_in_app: 'التطبيق',
     openFile: 'افتح الملف',
+    typingNow: '{names} يكتب…',
   },
 })
 
 const SEND_KEYS = (event) => event.key === 'Enter' && (event.ctrlKey || event.metaKey)
 
-export function installMessages ({ name, session, toolbar, page }) {
+const TYPING_MS = 6000 // "is typing" lasts this long after the last keystroke
+
+export function installMessages ({ name, session, toolbar, page, awareness = null }) {
   const base = `/api/students/${name.split('/').map(encodeURIComponent).join('/')}/thread`
   const call = (path, options = {}) => fetch(path, {
     ...options,
@@ -91,8 +95,11 @@ export function installMessages ({ name, session, toolbar, page }) {
   const problem = document.createElement('p')
   problem.className = 'hint composer-problem'
   problem.setAttribute('role', 'alert')
+  const typing = document.createElement('p')
+  typing.className = 'hint typing'
+  typing.setAttribute('aria-live', 'polite')
   form.append(input, send, problem)
-  panel.append(heading, empty, list, form)
+  panel.append(heading, empty, list, typing, form)
   page.append(panel)
 
   button.addEventListener('click', () => {
@@ -106,6 +113,34 @@ export function installMessages ({ name, session, toolbar, page }) {
   input.addEventListener('keydown', (event) => {
     if (SEND_KEYS(event)) form.requestSubmit()
   })
+  // Who is writing a message: the IEP's presence (awareness) carries it, live and gone with
+  // the tab; nothing of it is stored.
+  let lastTyped = 0
+  input.addEventListener('input', () => {
+    const now = Date.now()
+    if (awareness && now - lastTyped > 2000) {
+      lastTyped = now
+      awareness.setLocalStateField('typingMessage', now)
+    }
+  })
+  const stopTyping = () => {
+    lastTyped = 0
+    awareness?.setLocalStateField('typingMessage', null)
+  }
+  input.addEventListener('blur', stopTyping)
+  function showTyping () {
+    if (!awareness) return
+    const now = Date.now()
+    const names = new Set()
+    for (const [clientId, state] of awareness.getStates()) {
+      if (clientId === awareness.clientID || !state?.user || !state.typingMessage) continue
+      if (state.user.key === session.userKey) continue
+      if (now - state.typingMessage < TYPING_MS) names.add(state.user.name)
+    }
+    typing.textContent = names.size ? t('typingNow', { names: [...names].join(language() === 'ar' ? '، ' : ', ') }) : ''
+  }
+  awareness?.on('change', showTyping)
+  setInterval(showTyping, 2000)
   form.addEventListener('submit', async (event) => {
     event.preventDefault()
     const body = input.value.trim()
@@ -117,6 +152,7 @@ export function installMessages ({ name, session, toolbar, page }) {
       if (!response.ok) throw new Error(t('sendFailed'))
       add(await response.json())
       input.value = ''
+      stopTyping()
     } catch (error) {
       problem.textContent = error.message || t('sendFailed')
     } finally {

@@ -281,6 +281,11 @@ def test_the_team_and_the_family_write_to_each_other_live_in_both_languages(
     parent = open_doc(signed_in(new_context, supabase, "parent-1", "Huda هدى", phone=True), server)
 
     layla.get_by_role("button", name="Messages").click()
+    sami.get_by_role("button", name="Messages").click()
+    sami.get_by_label("Write a message").press_sequentially("On my way", delay=20)
+    expect(layla.locator(".messages-panel .typing")).to_have_text("Sami سامي writing…")
+    sami.get_by_label("Write a message").fill("")
+    sami.get_by_role("button", name="Messages").click()  # closed again: read nothing yet
     layla.get_by_label("Write a message").fill("Omar read 40 words today")
     layla.get_by_role("button", name="Send").click()
     expect(layla.locator(".thread li.mine .body").last).to_have_text("Omar read 40 words today")
