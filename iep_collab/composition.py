@@ -11,7 +11,12 @@ from urllib.parse import urlsplit
 from pycrdt import Doc
 from starlette.applications import Starlette
 
-from collab_server.access import AccessAuthenticator, CachedMembers, MembershipEnforcer
+from collab_server.access import (
+    AccessAuthenticator,
+    AccessStore,
+    CachedMembers,
+    MembershipEnforcer,
+)
 from collab_server.api import CreationPolicy, api_routes
 from collab_server.app import Service, create_app
 from collab_server.audit import AuditRecorder
@@ -25,7 +30,7 @@ from collab_server.event_socket import (
     LiveEvents,
 )
 from collab_server.events import BusSignal, EventHub, OwnUserTopic
-from collab_server.identity import DEV_USER_PREFIX
+from collab_server.identity import DEV_USER_PREFIX, Caller, Role
 from collab_server.leadership import JobsLeader, JobsLock
 from collab_server.replication import ClusterStore
 from collab_server.settings import Settings
@@ -39,7 +44,7 @@ from integrations.history import HistoryReader
 from integrations.invitations import SupabaseAccounts, invitation_routes
 from integrations.listing import DocumentListing
 from integrations.notifications import NotificationService, config_from_settings
-from integrations.people import PeopleNames, people_routes
+from integrations.people import MayFillIn, PeopleNames, people_routes
 from integrations.records_api import RecordsApi
 from integrations.sessions.api import session_routes
 from integrations.sessions.messages import CONFIRM_PAYLOAD, DECLINE_PAYLOAD
@@ -231,7 +236,7 @@ def build_app(
                 fill_listings=listing.fill,
             ),
             *invitations,
-            *people_routes(authenticator, people, service.send_test),
+            *people_routes(authenticator, people, service.send_test, owner_of_member(access)),
             *service.routes(),
             *records_api.routes(),
             *live.routes(),
@@ -363,6 +368,17 @@ def student_reader(store: DocumentStore, app_ref: list[Starlette]) -> StudentRea
         return profile
 
     return read
+
+
+def owner_of_member(access: AccessStore) -> MayFillIn:
+    """Whether the caller owns an IEP the person is a member of."""
+
+    async def may(caller: Caller, user_id: str) -> bool:
+        found = await access.memberships_of([caller.user_id, user_id])
+        owned = {m.document for m in found if m.user_id == caller.user_id and m.role is Role.OWNER}
+        return any(m.document in owned for m in found if m.user_id == user_id)
+
+    return may
 
 
 def token_verifier(settings: Settings) -> TokenVerifier | None:

@@ -1,9 +1,10 @@
 """People records: who a person is to the notifications (name, phone, email, language, time
 zone, channels), validated here and served at `GET` / `PUT /api/people/{user_id}`.
 
-A person reads and writes their own record, admins anyone's. A `PUT` replaces the record
-after validating every field (a 422 lists the problems). The records also give verified
-users their display name in the editor (`PeopleNames`).
+A person reads and writes their own record, admins anyone's; an IEP's owner may fill in the
+record of one of its members who has none yet (a parent without an account). A `PUT`
+replaces the record after validating every field (a 422 lists the problems). The records also
+give verified users their display name in the editor (`PeopleNames`).
 """
 
 from __future__ import annotations
@@ -187,16 +188,32 @@ class TestRefused(Exception):
 
 # Queue a test message to a person on one channel; returns its outbox key.
 SendTest = Callable[[Person, Channel], Awaitable[str]]
+# May this caller fill in the record of this person (an owner of an IEP they are a member of)?
+MayFillIn = Callable[[Caller, str], Awaitable[bool]]
 
 
 def people_routes(
-    authenticator: CallerAuthenticator, people: PeopleStore, send_test: SendTest | None = None
+    authenticator: CallerAuthenticator,
+    people: PeopleStore,
+    send_test: SendTest | None = None,
+    may_fill_in: MayFillIn | None = None,
 ) -> list[Route]:
+    async def require_writer(caller: Caller, user_id: str) -> None:
+        """The person and admins; an IEP's owner too, for a member with no record yet (a
+        parent without an account), never over a record someone already keeps."""
+        if caller.is_admin or caller.user_id == user_id:
+            return
+        if may_fill_in is not None and await may_fill_in(caller, user_id):
+            if await people.person(user_id) is None:
+                return
+            raise Rejected(CloseCode.FORBIDDEN, "this person keeps their own record")
+        _require_self_or_admin(caller, user_id)
+
     @json_errors
     async def get_person(request: Request) -> Response:
         user_id: str = request.path_params["user_id"]
         caller = await authenticator.caller(request_credentials(request))
-        _require_self_or_admin(caller, user_id)
+        await require_writer(caller, user_id)
         person = await people.person(user_id)
         if person is None:
             raise ApiError(404, "no record for this person yet")
@@ -206,7 +223,7 @@ def people_routes(
     async def put_person(request: Request) -> Response:
         user_id: str = request.path_params["user_id"]
         caller = await authenticator.caller(request_credentials(request))
-        _require_self_or_admin(caller, user_id)
+        await require_writer(caller, user_id)
         try:
             person = person_from_json(user_id, await json_body(request))
         except InvalidPerson as exc:

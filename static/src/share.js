@@ -5,6 +5,7 @@ import { addStrings, label, t } from './i18n.js'
 
 addStrings({
   en: {
+    fillInDetails: 'Add their contact details',
     share: 'Share',
     shareTitle: 'People with access',
     addPerson: 'Add a person',
@@ -19,6 +20,7 @@ addStrings({
     shareFailed: 'That did not work. Check the address and try again.',
   },
   ar: {
+    fillInDetails: 'أضف بيانات التواصل',
     share: 'مشاركة',
     shareTitle: 'من يمكنه الوصول',
     addPerson: 'إضافة شخص',
@@ -97,6 +99,12 @@ export function installShare ({ name, session, config, toolbar, page }) {
       const digestLabel = document.createElement('label')
       digestLabel.append(digest, ' ', label('span', 'getsDigest'))
       row.append(who, role, digestLabel, remove)
+      if (!member.name) {
+        // No record yet (a parent without an account): the owner may fill in how to reach them.
+        const fill = label('a', 'fillInDetails', 'fill-in')
+        fill.href = `/settings?user=${encodeURIComponent(member.user_id)}`
+        row.append(fill)
+      }
       rows.append(row)
     }
     panel.replaceChildren(label('h2', 'shareTitle'), rows, addForm(), message)
