@@ -40,11 +40,14 @@ class Person:
     channels: frozenset[Channel] = frozenset({Channel.IN_APP})
     whatsapp_opted_out: bool = False
     arabic_digits: bool = False  # numbers and dates in Arabic-Indic digits (٤٢, not 42)
+    quiet_hours: str | None = None  # "21:00-08:00" or "off"; None: the centre's
+    channel_order: tuple[Channel, ...] = ()  # tried first, in this order; then the usual one
 
     def delivery_channels(self) -> tuple[Channel, ...]:
-        """Enabled channels that can reach this person, in fallback order."""
+        """Enabled channels that can reach this person, in their fallback order."""
         usable = []
-        for channel in CHANNEL_ORDER:
+        order = self.channel_order + tuple(c for c in CHANNEL_ORDER if c not in self.channel_order)
+        for channel in order:
             if channel not in self.channels:
                 continue
             if channel is Channel.WHATSAPP and (not self.phone or self.whatsapp_opted_out):

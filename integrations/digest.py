@@ -86,6 +86,15 @@ def _zone(name: str) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
+def quiet_hours_of(person: Person, centre: QuietHours | None) -> QuietHours | None:
+    """The person's own quiet hours ("off": none), else the centre's."""
+    if person.quiet_hours is None:
+        return centre
+    if person.quiet_hours.strip().lower() == "off":
+        return None
+    return QuietHours.parse(person.quiet_hours)
+
+
 @dataclass(frozen=True, slots=True)
 class DigestPolicy:
     debounce_seconds: float = 600.0
@@ -96,9 +105,10 @@ class DigestPolicy:
     def due_ignoring_quiet_hours(self, window: DigestWindow) -> float:
         return min(window.last_at + self.debounce_seconds, window.first_at + self.max_wait_seconds)
 
-    def due_at(self, window: DigestWindow, timezone: str) -> float:
+    def due_at(self, window: DigestWindow, person: Person) -> float:
         due = self.due_ignoring_quiet_hours(window)
-        return self.quiet_hours.release(due, timezone) if self.quiet_hours else due
+        quiet = quiet_hours_of(person, self.quiet_hours)
+        return quiet.release(due, person.timezone) if quiet else due
 
     def link(self, document: str) -> str:
         # The editor's page for one document (collab_server/web.py: /doc/{name}).
@@ -525,7 +535,7 @@ class DigestScheduler:
         if person is None:
             await self.store.close_window(window, None)
             return True, False
-        due = self.policy.due_at(window, person.timezone)
+        due = self.policy.due_at(window, person)
         if due > now:
             open_window.not_before = due
             return False, False

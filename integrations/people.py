@@ -29,7 +29,18 @@ from integrations.contracts import CHANNEL_ORDER, Channel, Language, PeopleStore
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _MAX_NAME = 200
-_FIELDS = {"name", "phone", "email", "language", "timezone", "channels", "digits"}
+_FIELDS = {
+    "name",
+    "phone",
+    "email",
+    "language",
+    "timezone",
+    "channels",
+    "digits",
+    "quiet_hours",
+    "channel_order",
+}
+_QUIET = re.compile(r"^([01]?\d|2[0-3]):[0-5]\d-([01]?\d|2[0-3]):[0-5]\d$")
 _DIGITS = ("latin", "arabic")
 
 
@@ -52,6 +63,8 @@ def person_to_json(person: Person) -> dict[str, Any]:
         "channels": {channel.value: channel in person.channels for channel in CHANNEL_ORDER},
         "digits": "arabic" if person.arabic_digits else "latin",
         "phone_display": national(person.phone) if person.phone else None,
+        "quiet_hours": person.quiet_hours,
+        "channel_order": [c.value for c in person.channel_order],
     }
 
 
@@ -109,6 +122,21 @@ def person_from_json(user_id: str, body: object) -> Person:
     if Channel.EMAIL in channels and not email and "email" not in problems:
         problems["channels.email"] = "needs an e-mail address"
 
+    quiet = body.get("quiet_hours")
+    valid_quiet = quiet is None or quiet == "off"
+    valid_quiet = valid_quiet or (isinstance(quiet, str) and bool(_QUIET.match(quiet.strip())))
+    if not valid_quiet:
+        problems["quiet_hours"] = "'HH:MM-HH:MM' such as 21:00-07:00, 'off', or null"
+    order = body.get("channel_order", [])
+    names = {c.value for c in CHANNEL_ORDER}
+    if (
+        not isinstance(order, list)
+        or any(c not in names for c in order)
+        or len(set(order)) != len(order)
+    ):
+        problems["channel_order"] = "a list of channels, each once: " + ", ".join(sorted(names))
+        order = []
+
     if problems:
         raise InvalidPerson(problems)
     assert isinstance(name, str)
@@ -121,6 +149,8 @@ def person_from_json(user_id: str, body: object) -> Person:
         timezone=str(timezone),
         channels=channels,
         arabic_digits=digits == "arabic",
+        quiet_hours=quiet.strip() if isinstance(quiet, str) else None,
+        channel_order=tuple(Channel(c) for c in order),
     )
 
 

@@ -9,7 +9,7 @@ from integrations.contracts import Channel, Language, Person
 
 PERSON_COLUMNS = (
     "user_id, name, phone, email, language, timezone, notify_whatsapp, notify_email, "
-    "notify_in_app, arabic_digits, notify_sms"
+    "notify_in_app, arabic_digits, notify_sms, quiet_hours, channel_order"
 )
 
 
@@ -27,6 +27,8 @@ def person_row(person: Person) -> tuple[Any, ...]:
         Channel.IN_APP in person.channels,
         person.arabic_digits,
         Channel.SMS in person.channels,
+        person.quiet_hours,
+        ",".join(c.value for c in person.channel_order) or None,
     )
 
 
@@ -47,4 +49,6 @@ def person_from_row(row: Sequence[Any]) -> Person:
         timezone=row[5],
         channels=frozenset(channel for channel, enabled in flags if enabled),
         arabic_digits=bool(row[9]),
+        quiet_hours=row[11],
+        channel_order=tuple(Channel(c) for c in (row[12] or "").split(",") if c),
     )

@@ -22,13 +22,14 @@ class PostgresPeopleStore:
         )
         self._sql_put_person = (
             f"INSERT INTO {s}.people ({PERSON_COLUMNS}) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
             "ON CONFLICT (user_id) DO UPDATE SET "
             "name = excluded.name, phone = excluded.phone, email = excluded.email, "
             "language = excluded.language, timezone = excluded.timezone, "
             "notify_whatsapp = excluded.notify_whatsapp, notify_email = excluded.notify_email, "
             "notify_in_app = excluded.notify_in_app, arabic_digits = excluded.arabic_digits, "
-            "notify_sms = excluded.notify_sms, updated_at = now()"
+            "notify_sms = excluded.notify_sms, quiet_hours = excluded.quiet_hours, "
+            "channel_order = excluded.channel_order, updated_at = now()"
         )
 
     async def person(self, user_id: str) -> Person | None:

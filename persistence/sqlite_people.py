@@ -37,12 +37,14 @@ class SQLitePeopleStore:
         async with self._store.transaction() as db:
             await db.execute(
                 f"INSERT INTO people ({PERSON_COLUMNS}, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (user_id) DO UPDATE SET "
                 "name = excluded.name, phone = excluded.phone, email = excluded.email, "
                 "language = excluded.language, timezone = excluded.timezone, "
                 "notify_whatsapp = excluded.notify_whatsapp, "
                 "notify_email = excluded.notify_email, notify_in_app = excluded.notify_in_app, "
                 "arabic_digits = excluded.arabic_digits, notify_sms = excluded.notify_sms, "
+                "quiet_hours = excluded.quiet_hours, channel_order = excluded.channel_order, "
                 "updated_at = excluded.updated_at",
                 (*person_row(person), time.time()),
             )

@@ -32,7 +32,7 @@ from integrations.contracts import (
     Person,
     RecipientDirectory,
 )
-from integrations.digest import QuietHours
+from integrations.digest import QuietHours, quiet_hours_of
 from integrations.sessions import messages
 from integrations.sessions.jobs import JobRunner
 from integrations.sessions.policy import StudentAccess
@@ -226,8 +226,9 @@ class SessionService:
             if person is None:
                 continue
             due = now + self.policy.progress_delay_seconds
-            if self.policy.quiet_hours is not None:
-                due = self.policy.quiet_hours.release(due, person.timezone)
+            quiet = quiet_hours_of(person, self.policy.quiet_hours)
+            if quiet is not None:
+                due = quiet.release(due, person.timezone)
             jobs.append(
                 NewJob(
                     JobKind.PROGRESS,
@@ -330,8 +331,9 @@ class SessionService:
             if person is None:
                 continue
             send_at = now
-            if not urgent and self.policy.quiet_hours is not None:
-                send_at = self.policy.quiet_hours.release(now, person.timezone)
+            quiet = quiet_hours_of(person, self.policy.quiet_hours)
+            if not urgent and quiet is not None:
+                send_at = quiet.release(now, person.timezone)
                 if send_at > session.starts_at - shortest * 3600:
                     continue  # the last reminder will reach them instead
             if job.kind is JobKind.REMINDER:
@@ -394,8 +396,9 @@ class SessionService:
             link=link,
         )
         send_at = now
-        if self.policy.quiet_hours is not None:
-            send_at = self.policy.quiet_hours.release(now, person.timezone)
+        quiet = quiet_hours_of(person, self.policy.quiet_hours)
+        if quiet is not None:
+            send_at = quiet.release(now, person.timezone)
         entry = self._entry(
             f"progress:{job.student_id}:{person.user_id}:{job.slot}",
             job.student_id,

@@ -27,6 +27,9 @@ addStrings({
     saved: 'Saved.',
     fixProblems: 'Please correct the fields marked below.',
     saveFailed: 'Could not save; try again.',
+    quietHours: 'Quiet hours',
+    quietHoursHint: 'No messages then, e.g. 21:00-07:00. Empty: the centre\'s; "off": any time.',
+    moveUp: 'Try this one earlier',
     pushOnDevice: 'Notifications on this device',
     pushBlocked: "Notifications are blocked for this site: allow them in the browser's site settings, then try again.",
     pushFailed: 'This browser could not turn on notifications.',
@@ -55,6 +58,9 @@ addStrings({
     saved: 'تم الحفظ.',
     fixProblems: 'يرجى تصحيح الحقول المشار إليها أدناه.',
     saveFailed: 'تعذّر الحفظ؛ حاول مرة أخرى.',
+    quietHours: 'ساعات الهدوء',
+    quietHoursHint: 'لا رسائل خلالها، مثل 21:00-07:00. فارغ: ساعات المركز؛ «off»: في أي وقت.',
+    moveUp: 'جرّبها قبل غيرها',
     pushOnDevice: 'الإشعارات على هذا الجهاز',
     pushBlocked: 'الإشعارات محظورة لهذا الموقع: اسمح بها من إعدادات الموقع في المتصفح ثم حاول مرة أخرى.',
     pushFailed: 'تعذّر على هذا المتصفح تشغيل الإشعارات.',
@@ -128,12 +134,14 @@ export async function settingsPage (app, session) {
   timezone.setAttribute('list', zones.id)
   const digits = select([['latin', 'digitsLatin'], ['arabic', 'digitsArabic']])
   digits.value = person.digits || 'latin'
+  const quiet = Object.assign(document.createElement('input'), { dir: 'ltr', value: person.quiet_hours || '', placeholder: '21:00-07:00' })
 
   const channels = document.createElement('fieldset')
   channels.className = 'channels'
   channels.append(label('legend', 'channels'))
   const switches = {}
-  for (const channel of CHANNELS) {
+  const ordered = [...(person.channel_order || []), ...CHANNELS.filter((c) => !(person.channel_order || []).includes(c))]
+  for (const channel of ordered) {
     const row = document.createElement('div')
     row.className = 'channel-row'
     const box = Object.assign(document.createElement('input'), { type: 'checkbox', id: `channel-${channel}`, checked: Boolean(person.channels?.[channel]) })
@@ -151,7 +159,19 @@ export async function settingsPage (app, session) {
     const problem = document.createElement('p')
     problem.className = 'field-problem'
     problem.id = `channels.${channel}-problem`
-    row.append(box, caption, test, problem)
+    const up = document.createElement('button')
+    up.type = 'button'
+    up.className = 'secondary small move-up'
+    up.textContent = '↑'
+    up.dataset.i18nTitle = 'moveUp'
+    up.title = t('moveUp')
+    up.setAttribute('aria-label', t('moveUp'))
+    up.addEventListener('click', () => {
+      const previous = row.previousElementSibling
+      if (previous?.classList.contains('channel-row')) channels.insertBefore(row, previous)
+    })
+    row.dataset.rowChannel = channel
+    row.append(up, box, caption, test, problem)
     channels.append(row)
     switches[channel] = box
   }
@@ -166,6 +186,7 @@ export async function settingsPage (app, session) {
     language: field('uiLanguage', language),
     timezone: field('timeZone', timezone),
     digits: field('digits', digits),
+    quiet_hours: field('quietHours', quiet, 'quietHoursHint'),
   }
   fields.phone.append(shownPhone)
   form.append(heading, status, ...Object.values(fields), zones, channels, save)
@@ -194,6 +215,8 @@ export async function settingsPage (app, session) {
       timezone: timezone.value.trim(),
       digits: digits.value,
       channels: Object.fromEntries(CHANNELS.map((c) => [c, switches[c].checked])),
+      quiet_hours: quiet.value.trim() || null,
+      channel_order: [...channels.querySelectorAll('.channel-row[data-row-channel]')].map((row) => row.dataset.rowChannel),
     }
     const response = await call(base, { method: 'PUT', body: JSON.stringify(body) })
     const answer = await response.json().catch(() => ({}))

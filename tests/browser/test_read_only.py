@@ -336,6 +336,9 @@ def test_a_parent_on_a_phone_sets_how_they_are_reached_in_arabic(
     shot(page, "settings-problem-ar")
 
     page.get_by_label("رقم الجوال").fill("+966 50 123 4567")
+    page.get_by_label("ساعات الهدوء").fill("22:00-06:00")
+    sms_row = page.locator("[data-row-channel=sms]")
+    sms_row.get_by_role("button", name="جرّبها قبل غيرها").click()  # SMS before WhatsApp
     page.get_by_role("button", name="حفظ").click()
     expect(page.get_by_role("status")).to_have_text("تم الحفظ.")
     expect(page.locator(".phone-display")).to_have_text("050 123 4567")
@@ -347,6 +350,8 @@ def test_a_parent_on_a_phone_sets_how_they_are_reached_in_arabic(
     page.reload()
     expect(page.get_by_label("رقم الجوال")).to_have_value("+966501234567")
     expect(page.get_by_label("واتساب")).to_be_checked()
+    expect(page.get_by_label("ساعات الهدوء")).to_have_value("22:00-06:00")
+    expect(page.locator("[data-row-channel]").first).to_have_attribute("data-row-channel", "sms")
 
 
 def test_someone_who_is_not_a_member_is_told_so_and_offered_the_way_back(

@@ -3,9 +3,11 @@ debounce windows -> the outbox -> a loopback WhatsApp Cloud API."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
-from integrations.contracts import OutboxState
+from integrations.contracts import DigestWindow, Language, OutboxState, Person
+from integrations.digest import DigestPolicy, QuietHours
 from tests.integrations.conftest import (
     DOCUMENT,
     HUDA,
@@ -169,3 +171,20 @@ async def test_pending_changes_survive_a_restart_inside_the_window(harness: Harn
     english = message_text(harness, PARENT_EN.phone)
     assert "Ms. Huda" in english and "عمر الحربي" in english
     assert "Reading fluency (grade 3)" in english and last == 51
+
+
+def test_a_persons_own_quiet_hours_decide_when_their_digest_comes() -> None:
+    """The centre is quiet 21:00-08:00; Layla's own 22:00-06:00 (in Riyadh) replace them, and
+    'off' means any time."""
+    policy = DigestPolicy(600.0, 3600.0, QuietHours.parse("21:00-08:00"))
+    # The edit at 19:00 UTC = 22:00 in Riyadh: inside both her hours and the centre's.
+    edited = dt.datetime(2026, 11, 25, 19, 0, tzinfo=dt.UTC).timestamp()
+    window = DigestWindow("doc", "p", edited, edited, 1, 1)
+    base = Person("p", "ليلى", Language.ARABIC, "Asia/Riyadh")
+    centre = policy.due_at(window, base)
+    own = policy.due_at(window, dataclasses.replace(base, quiet_hours="22:00-06:00"))
+    never = policy.due_at(window, dataclasses.replace(base, quiet_hours="off"))
+    local = dt.timezone(dt.timedelta(hours=3))
+    assert dt.datetime.fromtimestamp(centre, local).hour == 8
+    assert dt.datetime.fromtimestamp(own, local).hour == 6
+    assert never == edited + 600

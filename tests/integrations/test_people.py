@@ -30,7 +30,13 @@ async def test_a_person_reads_and_updates_their_own_record(
     assert (await http.get("/api/people/huda", headers=me)).status_code == 404
     saved = await http.put("/api/people/huda", json=HUDA, headers=me)
     assert saved.status_code == 200
-    stored = {"user_id": "huda", **HUDA, "phone_display": "050 123 4567"}  # as people write it
+    stored = {
+        "user_id": "huda",
+        **HUDA,
+        "phone_display": "050 123 4567",  # as people write it at home
+        "quiet_hours": None,  # the centre's
+        "channel_order": [],
+    }
     assert saved.json() == stored
     assert (await http.get("/api/people/huda", headers=me)).json() == stored
     changed = {**HUDA, "language": "en", "channels": {"whatsapp": False, "in_app": True}}
@@ -66,6 +72,10 @@ INVALID_CHANGES: list[tuple[dict[str, Any], str, str]] = [
     ({"phone": None, "channels": {"sms": True}}, "channels.sms", "needs a phone number"),
     ({"phone": None}, "channels.whatsapp", "needs a phone number"),
     ({"role": "admin"}, "role", "unknown field"),
+    ({"quiet_hours": "25:00-08:00"}, "quiet_hours", "HH:MM-HH:MM"),
+    ({"quiet_hours": "late"}, "quiet_hours", "HH:MM-HH:MM"),
+    ({"channel_order": ["pager"]}, "channel_order", "each once"),
+    ({"channel_order": ["sms", "sms"]}, "channel_order", "each once"),
     # A NUL once reached Postgres (500) and stalled the store; a bidi override misleads.
     ({"name": "عمر\u0000"}, "body", "NUL"),
     ({"name": "Omar\u202e\x1b[31m"}, "name", "control characters"),

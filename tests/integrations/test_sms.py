@@ -149,6 +149,19 @@ async def test_opted_out_of_whatsapp_but_not_sms_gets_an_sms_and_twilio_limits_a
     assert h.graph.accepted == []
 
 
+async def test_a_person_who_puts_sms_first_gets_sms_first(
+    backend_harness: Harness, twilio: FakeTwilio
+) -> None:
+    h = backend_harness
+    async with running(h, twilio) as service:
+        sms_first = dataclasses.replace(LAYLA, channel_order=(Channel.SMS,))
+        h.directory.people[LAYLA.user_id] = sms_first
+        entry = await send(service, sms_first, "تم تحديث الخطة")
+    assert entry.channel is Channel.SMS and entry.state is OutboxState.SENT
+    assert entry.channels == (Channel.SMS, Channel.WHATSAPP)  # WhatsApp stays the fallback
+    assert h.graph.accepted == []
+
+
 def test_segments_follow_gsm_7_and_ucs_2() -> None:
     assert segments("a" * 160) == 1 and segments("a" * 161) == 2 and segments("a" * 306) == 2
     assert segments("€" * 80) == 1 and segments("€" * 81) == 2  # extension characters count twice

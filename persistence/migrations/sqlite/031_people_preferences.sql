@@ -1,0 +1,2 @@
+ALTER TABLE people ADD COLUMN quiet_hours TEXT;
+ALTER TABLE people ADD COLUMN channel_order TEXT;
