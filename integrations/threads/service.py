@@ -117,6 +117,11 @@ class ThreadService:
 
     async def mark_read(self, caller: Caller, student_id: str, through_id: int) -> None:
         await self.students.require_view(caller, student_id)
+        # Never past the newest message: a marker far ahead would hide messages not yet sent.
+        newest = await self.store.messages(student_id, 2**62, 1)
+        through_id = min(through_id, newest[0].id if newest else 0)
+        if through_id < 1:
+            return
         event = NewEvent.of(
             f"student:{student_id}",
             "thread.read",

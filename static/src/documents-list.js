@@ -13,8 +13,8 @@ addStrings({
     noArchived: 'No archived IEPs.',
     noMatches: 'No IEP matches this search.',
     untitledStudent: 'Student without a name',
-    changedBy: 'Changed by {name}, {when}',
-    changedAt: 'Changed {when}',
+    listChangedBy: 'Changed by {name}, {when}',
+    listChangedAt: 'Changed {when}',
     neverChanged: 'No changes yet',
     archive: 'Archive',
     unarchive: 'Restore',
@@ -31,8 +31,8 @@ addStrings({
     noArchived: 'لا توجد خطط مؤرشفة.',
     noMatches: 'لا توجد خطة تطابق هذا البحث.',
     untitledStudent: 'طالب بلا اسم',
-    changedBy: 'عدّلها {name}، {when}',
-    changedAt: 'عُدّلت {when}',
+    listChangedBy: 'عدّلها {name}، {when}',
+    listChangedAt: 'عُدّلت {when}',
     neverChanged: 'لا تعديلات بعد',
     archive: 'أرشفة',
     unarchive: 'استعادة',
@@ -216,9 +216,9 @@ function changeLine (entry) {
   time.dateTime = entry.updated_at
   time.title = new Date(entry.updated_at).toLocaleString(language())
   if (editor) {
-    time.textContent = t('changedBy', { name: editor.name || editor.user_id, when })
+    time.textContent = t('listChangedBy', { name: editor.name || editor.user_id, when })
   } else {
-    time.textContent = t('changedAt', { when })
+    time.textContent = t('listChangedAt', { when })
   }
   line.append(time)
   return line

@@ -20,9 +20,10 @@ addStrings({
     delivery_read: 'read',
     delivery_failed: 'not delivered',
     delivery_pending: 'sending',
-    channel_whatsapp: 'WhatsApp',
-    channel_email: 'email',
-    channel_in_app: 'in the app',
+    sentBy_whatsapp: 'WhatsApp',
+    sentBy_sms: 'SMS',
+    sentBy_email: 'email',
+    sentBy_in_app: 'in the app',
     openFile: 'Open the file',
     typingNow: '{names} writing…',
   },
@@ -41,9 +42,10 @@ addStrings({
     delivery_read: 'قُرئت',
     delivery_failed: 'لم تصل',
     delivery_pending: 'قيد الإرسال',
-    channel_whatsapp: 'واتساب',
-    channel_email: 'البريد',
-    channel_in_app: 'التطبيق',
+    sentBy_whatsapp: 'واتساب',
+    sentBy_sms: 'رسالة SMS',
+    sentBy_email: 'البريد',
+    sentBy_in_app: 'التطبيق',
     openFile: 'افتح الملف',
     typingNow: '{names} يكتب…',
   },
@@ -219,7 +221,7 @@ export function installMessages ({ name, session, toolbar, page, awareness = nul
     if (message.body) item.append(body)
     const deliveries = (message.deliveries || []).map((d) => {
       const state = d.delivery_status || (d.state === 'failed' ? 'failed' : d.state === 'sent' ? 'sent' : 'pending')
-      return `${t(`channel_${d.channel}`)}: ${t(`delivery_${state}`)}`
+      return `${t(`sentBy_${d.channel}`)}: ${t(`delivery_${state}`)}`
     })
     const readers = Object.entries(reads)
       .filter(([user, through]) => user !== message.author_id && through >= message.id)

@@ -10,7 +10,7 @@ addStrings({
     personName: 'Name',
     phone: 'Mobile number',
     phoneHint: 'With the country code, e.g. +966 50 123 4567',
-    emailAddress: 'E-mail',
+    settingsEmail: 'E-mail',
     uiLanguage: 'Language of messages',
     timeZone: 'Time zone',
     digits: 'Numbers',
@@ -29,7 +29,7 @@ addStrings({
     saveFailed: 'Could not save; try again.',
     quietHours: 'Quiet hours',
     quietHoursHint: 'No messages then, e.g. 21:00-07:00. Empty: the centre\'s; "off": any time.',
-    moveUp: 'Try this one earlier',
+    tryEarlier: 'Try this one earlier',
     pushOnDevice: 'Notifications on this device',
     pushBlocked: "Notifications are blocked for this site: allow them in the browser's site settings, then try again.",
     pushFailed: 'This browser could not turn on notifications.',
@@ -41,7 +41,7 @@ addStrings({
     personName: 'الاسم',
     phone: 'رقم الجوال',
     phoneHint: 'مع رمز الدولة، مثل ‎+966 50 123 4567',
-    emailAddress: 'البريد الإلكتروني',
+    settingsEmail: 'البريد الإلكتروني',
     uiLanguage: 'لغة الرسائل',
     timeZone: 'المنطقة الزمنية',
     digits: 'الأرقام',
@@ -60,7 +60,7 @@ addStrings({
     saveFailed: 'تعذّر الحفظ؛ حاول مرة أخرى.',
     quietHours: 'ساعات الهدوء',
     quietHoursHint: 'لا رسائل خلالها، مثل 21:00-07:00. فارغ: ساعات المركز؛ «off»: في أي وقت.',
-    moveUp: 'جرّبها قبل غيرها',
+    tryEarlier: 'جرّبها قبل غيرها',
     pushOnDevice: 'الإشعارات على هذا الجهاز',
     pushBlocked: 'الإشعارات محظورة لهذا الموقع: اسمح بها من إعدادات الموقع في المتصفح ثم حاول مرة أخرى.',
     pushFailed: 'تعذّر على هذا المتصفح تشغيل الإشعارات.',
@@ -163,9 +163,9 @@ export async function settingsPage (app, session) {
     up.type = 'button'
     up.className = 'secondary small move-up'
     up.textContent = '↑'
-    up.dataset.i18nTitle = 'moveUp'
-    up.title = t('moveUp')
-    up.setAttribute('aria-label', t('moveUp'))
+    up.dataset.i18nTitle = 'tryEarlier'
+    up.title = t('tryEarlier')
+    up.setAttribute('aria-label', t('tryEarlier'))
     up.addEventListener('click', () => {
       const previous = row.previousElementSibling
       if (previous?.classList.contains('channel-row')) channels.insertBefore(row, previous)
@@ -182,7 +182,7 @@ export async function settingsPage (app, session) {
   const fields = {
     name: field('personName', name),
     phone: field('phone', phone, 'phoneHint'),
-    email: field('emailAddress', email),
+    email: field('settingsEmail', email),
     language: field('uiLanguage', language),
     timezone: field('timeZone', timezone),
     digits: field('digits', digits),

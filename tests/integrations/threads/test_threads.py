@@ -145,6 +145,10 @@ async def test_only_the_family_and_team_read_a_thread_and_bad_messages_are_named
     assert marked.status_code == 204
     await centre.call("t-huda", "POST", f"/api/students/{OMAR}/thread/read", {"through": 1})
     assert (await thread(centre, "p-john"))["reads"] == {"t-huda": message_id}
+    # Nor past the newest message: what is written next is still unread.
+    ahead = {"through": 10**9}
+    await centre.call("p-john", "POST", f"/api/students/{OMAR}/thread/read", ahead)
+    assert (await thread(centre, "p-john"))["reads"]["p-john"] == message_id
 
 
 async def test_the_bell_counts_live_and_reading_in_one_tab_clears_it_in_the_others(
