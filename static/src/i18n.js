@@ -255,7 +255,13 @@ export function installLanguageSwitch () {
 
 /** More strings, from a feature's own module (`{ en: {...}, ar: {...} }`). */
 export function addStrings (more) {
-  for (const [lang, table] of Object.entries(more)) Object.assign(STRINGS[lang], table)
+  for (const [lang, table] of Object.entries(more)) {
+    for (const [key, text] of Object.entries(table)) {
+      // One table for every module: a second meaning for a key would silently replace the first.
+      if (key in STRINGS[lang] && STRINGS[lang][key] !== text) throw new Error(`i18n: "${key}" means two things`)
+      STRINGS[lang][key] = text
+    }
+  }
 }
 
 /** "3 minutes ago" in the page's language, from epoch seconds. */
