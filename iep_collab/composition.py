@@ -52,7 +52,7 @@ from integrations.sessions.policy import StudentAccess, StudentTopic, TherapistT
 from integrations.sessions.service import SessionService, StudentReader, policy_from_settings
 from integrations.sessions.student import StudentProfile, student_profile
 from integrations.settings import NotificationSettings, load_notification_settings
-from integrations.threads.api import thread_routes
+from integrations.threads.api import UPLOAD_BODY_LIMITS, thread_routes
 from integrations.threads.service import CHOICE_PAYLOAD, ThreadPolicy, ThreadService
 from integrations.versions import SessionVersions, VersionService
 from integrations.webhook import WEBHOOK_BODY_LIMITS
@@ -215,7 +215,7 @@ def build_app(
     app = create_app(
         settings,
         store=store,
-        body_limits=BodyLimits(by_path_prefix=WEBHOOK_BODY_LIMITS),
+        body_limits=BodyLimits(by_path_prefix={**WEBHOOK_BODY_LIMITS, **UPLOAD_BODY_LIMITS}),
         extensions=[
             *([enforcer] if enforcer else []),
             audit,

@@ -133,17 +133,31 @@ class PostgresThreadStore:
         held = [held_from_row(tuple(r)) for r in rows]
         return sorted(held, key=lambda h: h.at)
 
-    async def keep_media(self, mime: str, data: bytes, at: float) -> int:
+    async def keep_media(
+        self, mime: str, data: bytes, at: float, uploaded_by: str | None = None
+    ) -> int:
         async with self._store.pool.acquire() as conn:
             media_id: int = await conn.fetchval(
-                f"INSERT INTO {self.s}.thread_media (mime, size, data, created_at) "
-                "VALUES ($1, $2, $3, $4) RETURNING id",
+                f"INSERT INTO {self.s}.thread_media (mime, size, data, created_at, uploaded_by) "
+                "VALUES ($1, $2, $3, $4, $5) RETURNING id",
                 mime,
                 len(data),
                 data,
                 at,
+                uploaded_by,
             )
         return media_id
+
+    async def upload_of(self, media_id: int, user_id: str) -> str | None:
+        async with self._store.pool.acquire() as conn:
+            found = await conn.fetchval(
+                f"SELECT m.mime FROM {self.s}.thread_media AS m WHERE m.id = $1 "
+                f"AND m.uploaded_by = $2 AND NOT EXISTS (SELECT 1 FROM {self.s}.thread_messages "
+                "WHERE media_id = m.id)",
+                media_id,
+                user_id,
+            )
+        return str(found) if found is not None else None
 
     async def media(self, student_id: str, media_id: int) -> tuple[str, bytes] | None:
         async with self._store.pool.acquire() as conn:

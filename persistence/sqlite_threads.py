@@ -133,15 +133,26 @@ class SQLiteThreadStore:
             rows = await cursor.fetchall()
         return sorted((held_from_row(r) for r in rows), key=_held_at)
 
-    async def keep_media(self, mime: str, data: bytes, at: float) -> int:
+    async def keep_media(
+        self, mime: str, data: bytes, at: float, uploaded_by: str | None = None
+    ) -> int:
         async with self._store.transaction() as db:
             cursor = await db.execute(
-                "INSERT INTO thread_media (mime, size, data, created_at) VALUES (?, ?, ?, ?)",
-                (mime, len(data), data, at),
+                "INSERT INTO thread_media (mime, size, data, created_at, uploaded_by) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (mime, len(data), data, at, uploaded_by),
             )
             media_id = int(cursor.lastrowid or 0)
             await cursor.close()
         return media_id
+
+    async def upload_of(self, media_id: int, user_id: str) -> str | None:
+        rows = await self._store.fetch_all(
+            "SELECT m.mime FROM thread_media AS m WHERE m.id = ? AND m.uploaded_by = ? AND "
+            "NOT EXISTS (SELECT 1 FROM thread_messages WHERE media_id = m.id)",
+            (media_id, user_id),
+        )
+        return str(rows[0][0]) if rows else None
 
     async def media(self, student_id: str, media_id: int) -> tuple[str, bytes] | None:
         rows = await self._store.fetch_all(

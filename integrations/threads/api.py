@@ -23,6 +23,9 @@ from integrations.contracts import NotificationStore
 from integrations.threads.service import BadMessage, ThreadService
 
 THREAD_KEY = "thread:"
+UPLOADS = "/api/uploads/thread-media"
+# The upload's body is the file: its own cap (the API's default is 64 KiB).
+UPLOAD_BODY_LIMITS = {"/api/uploads/": 16 * 1024 * 1024 + 1024}
 
 
 def thread_routes(
@@ -62,12 +65,17 @@ def thread_routes(
         student_id = student(request)
         body = await json_body(request)
         text = body.get("body") if isinstance(body, dict) else None
+        attachment = body.get("attachment") if isinstance(body, dict) else None
         if not isinstance(text, str):
             raise ApiError(422, "invalid message", {"body": "required: the message's text"})
+        if attachment is not None and (
+            not isinstance(attachment, int) or isinstance(attachment, bool)
+        ):
+            raise ApiError(422, "invalid message", {"attachment": "an uploaded file's id"})
         try:
-            message = await threads.post(caller, student_id, text)
+            message = await threads.post(caller, student_id, text, attachment)
         except BadMessage as exc:
-            raise ApiError(422, "invalid message", {"body": str(exc)}) from None
+            raise ApiError(422, "invalid message", {exc.field: str(exc)}) from None
         return JSONResponse(message.to_json(), status_code=201)
 
     @json_errors
@@ -100,8 +108,24 @@ def thread_routes(
         }
         return Response(data, media_type=mime, headers=headers)
 
+    @json_errors
+    async def upload(request: Request) -> Response:
+        """The file is the body (its type in Content-Type): `?student=ID`."""
+        caller = await authenticator.caller(request_credentials(request))
+        try:
+            student_id = validate_document_name(request.query_params.get("student", ""))
+        except InvalidDocumentName as exc:
+            raise ApiError(400, str(exc)) from None
+        mime = request.headers.get("content-type", "")
+        try:
+            media_id = await threads.upload(caller, student_id, mime, await request.body())
+        except BadMessage as exc:
+            raise ApiError(422, "invalid file", {exc.field: str(exc)}) from None
+        return JSONResponse({"id": media_id, "mime": mime.split(";")[0].strip()}, status_code=201)
+
     base = "/api/students/{student_id:path}/thread"
     return [
+        Route(UPLOADS, upload, methods=["POST"]),
         Route(base + "/media/{media_id:int}", attachment, methods=["GET"]),
         Route(base, read_thread, methods=["GET"]),
         Route(base, write, methods=["POST"]),

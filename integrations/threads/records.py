@@ -119,8 +119,14 @@ class ThreadStore(Protocol):
 
     async def chosen(self, user_id: str, now: float) -> str | None: ...
 
-    async def keep_media(self, mime: str, data: bytes, at: float) -> int:
-        """Store a file a parent sent; its id (a message then carries it)."""
+    async def keep_media(
+        self, mime: str, data: bytes, at: float, uploaded_by: str | None = None
+    ) -> int:
+        """Store a file (a parent's from WhatsApp, or one uploaded in the page by
+        `uploaded_by`); its id (a message then carries it)."""
+
+    async def upload_of(self, media_id: int, user_id: str) -> str | None:
+        """The type of a file `user_id` uploaded that no message carries yet, else None."""
 
     async def media(self, student_id: str, media_id: int) -> tuple[str, bytes] | None:
         """(type, bytes) of a file carried by a message of this student's thread."""

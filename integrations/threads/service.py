@@ -29,7 +29,7 @@ from integrations.contracts import (
     Person,
     RecipientDirectory,
 )
-from integrations.media import Media, MediaRefused
+from integrations.media import ALLOWED_TYPES, MAX_MEDIA_BYTES, Media, MediaRefused, base_type
 from integrations.sessions.policy import StudentAccess
 from integrations.sessions.service import StudentReader
 from integrations.threads.records import (
@@ -61,7 +61,11 @@ WHICH_CHILD = {
 
 
 class BadMessage(ValueError):
-    """A message the API refuses (422)."""
+    """A message or file the API refuses (422), naming the field at fault."""
+
+    def __init__(self, message: str, field: str = "body") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,15 +141,41 @@ class ThreadService:
 
     # -- writing ----------------------------------------------------------------------------
 
-    async def post(self, caller: Caller, student_id: str, body: str) -> ThreadMessage:
-        """A message written in the page (team or family)."""
+    async def upload(self, caller: Caller, student_id: str, mime: str, data: bytes) -> int:
+        """A file chosen in the page, kept until the message that carries it is sent."""
+        await self.students.require_view(caller, student_id)
+        if base_type(mime) not in ALLOWED_TYPES:
+            raise BadMessage(f"{base_type(mime) or 'unknown'} files cannot be attached", "file")
+        if not data or len(data) > MAX_MEDIA_BYTES:
+            raise BadMessage("a file must be at most 16 MB", "file")
+        return await self.store.keep_media(
+            base_type(mime), data, self.clock.now(), uploaded_by=caller.user_id
+        )
+
+    async def post(
+        self, caller: Caller, student_id: str, body: str, attachment: int | None = None
+    ) -> ThreadMessage:
+        """A message written in the page (team or family), with a file uploaded first."""
         role = await self.students.require_view(caller, student_id)
-        text = _clean(body)
+        media = None
+        if attachment is not None:
+            mime = await self.store.upload_of(attachment, caller.user_id)
+            if mime is None:
+                raise BadMessage("not a file you uploaded for a new message", "attachment")
+            media = Attachment(attachment, mime)
+        text = _clean(body, allow_empty=media is not None)
         name = await self._name(caller.user_id)
         from_family = role is Role.VIEWER and not caller.is_admin
         return await self._store(
             NewThreadMessage(
-                student_id, caller.user_id, name, from_family, text, "app", self.clock.now()
+                student_id,
+                caller.user_id,
+                name,
+                from_family,
+                text,
+                "app",
+                self.clock.now(),
+                media=media,
             )
         )
 
@@ -341,9 +371,9 @@ def _keyed(entry: OutboxEntry, message_id: int) -> OutboxEntry:
     return replace(entry, key=f"thread:{message_id}:{entry.recipient_id}")
 
 
-def _clean(body: str) -> str:
+def _clean(body: str, *, allow_empty: bool = False) -> str:
     text = body.strip()
-    if not text:
+    if not text and not allow_empty:
         raise BadMessage("a message needs some text")
     if len(text) > MAX_BODY:
         raise BadMessage(f"a message has at most {MAX_BODY} characters")

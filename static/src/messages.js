@@ -25,6 +25,7 @@ addStrings({
     sentBy_email: 'email',
     sentBy_in_app: 'in the app',
     openFile: 'Open the file',
+    attachFile: 'Attach a photo, PDF or voice note',
     typingNow: '{names} writing…',
   },
   ar: {
@@ -47,6 +48,7 @@ addStrings({
     sentBy_email: 'البريد',
     sentBy_in_app: 'التطبيق',
     openFile: 'افتح الملف',
+    attachFile: 'أرفق صورة أو ملف PDF أو رسالة صوتية',
     typingNow: '{names} يكتب…',
   },
 })
@@ -94,13 +96,18 @@ export function installMessages ({ name, session, toolbar, page, awareness = nul
   input.setAttribute('aria-label', t('writeMessage'))
   const send = label('button', 'send')
   send.type = 'submit'
+  const file = document.createElement('input')
+  file.type = 'file'
+  file.accept = 'image/jpeg,image/png,image/webp,application/pdf,audio/*'
+  file.setAttribute('aria-label', t('attachFile'))
+  file.dataset.i18nTitle = 'attachFile'
   const problem = document.createElement('p')
   problem.className = 'hint composer-problem'
   problem.setAttribute('role', 'alert')
   const typing = document.createElement('p')
   typing.className = 'hint typing'
   typing.setAttribute('aria-live', 'polite')
-  form.append(input, send, problem)
+  form.append(input, file, send, problem)
   panel.append(heading, empty, list, typing, form)
   page.append(panel)
 
@@ -146,14 +153,26 @@ export function installMessages ({ name, session, toolbar, page, awareness = nul
   form.addEventListener('submit', async (event) => {
     event.preventDefault()
     const body = input.value.trim()
-    if (!body) return
+    const chosen = file.files?.[0]
+    if (!body && !chosen) return
     send.disabled = true
     problem.textContent = ''
     try {
-      const response = await call(base, { method: 'POST', body: JSON.stringify({ body }) })
+      const message = { body }
+      if (chosen) {
+        const uploaded = await fetch(`/api/uploads/thread-media?student=${encodeURIComponent(name)}`, {
+          method: 'POST',
+          body: chosen,
+          headers: { 'content-type': chosen.type || 'application/octet-stream', ...session.authHeaders() },
+        })
+        if (!uploaded.ok) throw new Error(t('sendFailed'))
+        message.attachment = (await uploaded.json()).id
+      }
+      const response = await call(base, { method: 'POST', body: JSON.stringify(message) })
       if (!response.ok) throw new Error(t('sendFailed'))
       add(await response.json())
       input.value = ''
+      file.value = ''
       stopTyping()
     } catch (error) {
       problem.textContent = error.message || t('sendFailed')

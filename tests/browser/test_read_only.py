@@ -302,8 +302,21 @@ def test_the_team_and_the_family_write_to_each_other_live_in_both_languages(
     expect(parent.locator(".thread li .body").last).to_have_text("Omar read 40 words today")
     parent.get_by_label("اكتب رسالة").fill("شكراً، سنتدرب في البيت")
     parent.get_by_role("button", name="إرسال").click()
+    # A photo from the family, shown to the team.
+    photo = (
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06"
+        b"\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01"
+        b"\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82"
+    )
+    parent.locator(".composer input[type=file]").set_input_files(
+        {"name": "homework.png", "mimeType": "image/png", "buffer": photo}
+    )
+    parent.get_by_role("button", name="إرسال").click()
+    expect(parent.locator(".composer-problem")).to_have_text("")
+    expect(parent.locator(".thread li .attachment img")).to_have_count(1)
+    expect(layla.locator(".thread li.family .attachment img")).to_have_count(1)
     for page in (layla, sami):
-        reply = page.locator(".thread li.family").last
+        reply = page.locator(".thread li.family .body").locator("xpath=..").first
         expect(reply.locator(".body")).to_have_text("شكراً، سنتدرب في البيت")
         expect(reply.locator(".author")).to_have_text("Huda هدى")
     shot(layla, "thread-team-en")
@@ -312,10 +325,10 @@ def test_the_team_and_the_family_write_to_each_other_live_in_both_languages(
     # The bell: Layla was told of the parent's message, in every tab; read in one, read in all.
     other_tab = open_doc(layla.context, server)
     for tab in (layla, other_tab):
-        expect(tab.locator(".bell .unread-badge")).to_have_text("1")
+        expect(tab.locator(".bell .unread-badge")).to_have_text("2")  # her reply and the photo
     layla.locator(".bell-button").click()
     expect(layla.locator(".bell-list li").first).to_contain_text("Huda هدى")
-    expect(layla.locator(".bell-list li").first).to_contain_text("شكراً، سنتدرب في البيت")
+    expect(layla.locator(".bell-list")).to_contain_text("شكراً، سنتدرب في البيت")
     shot(layla, "bell-open")
     expect(other_tab.locator(".bell .unread-badge")).to_be_hidden()
 

@@ -222,3 +222,43 @@ async def test_a_parents_photo_voice_note_and_pdf_are_kept_for_the_family_and_te
     ).status_code == 403
     elsewhere = f"/api/students/{SARA}/thread/media/{photo['attachment']['id']}"
     assert (await centre.call("p-mona", "GET", elsewhere)).status_code == 404
+
+
+async def test_the_team_attaches_a_file_the_family_reads_it_and_nobody_else_can_reuse_it(
+    centre: Centre,
+) -> None:
+    pdf = b"%PDF-1.4 home programme"
+    assert centre.client is not None
+    upload = "/api/uploads/thread-media?student=" + OMAR
+    huda = {"authorization": f"Bearer {centre.token('t-huda')}"}
+    sent = await centre.client.post(
+        upload, content=pdf, headers={**huda, "content-type": "application/pdf"}
+    )
+    assert sent.status_code == 201, sent.text
+    file_id = sent.json()["id"]
+    wrong = await centre.client.post(
+        upload, content=b"MZ", headers={**huda, "content-type": "application/x-msdownload"}
+    )
+    assert wrong.status_code == 422 and "file" in wrong.json()["problems"]
+    # Only its uploader may attach it, once.
+    stolen = await centre.call(
+        "t-ali", "POST", f"/api/students/{OMAR}/thread", {"body": "", "attachment": file_id}
+    )
+    assert stolen.status_code == 422 and "attachment" in stolen.json()["problems"]
+    posted = await centre.call(
+        "t-huda",
+        "POST",
+        f"/api/students/{OMAR}/thread",
+        {"body": "The home programme", "attachment": file_id},
+    )
+    assert posted.status_code == 201, posted.text
+    again = await centre.call(
+        "t-huda", "POST", f"/api/students/{OMAR}/thread", {"body": "", "attachment": file_id}
+    )
+    assert again.status_code == 422
+    got = await centre.call("p-layla", "GET", f"/api/students/{OMAR}/thread/media/{file_id}")
+    assert got.content == pdf and got.headers["content-type"] == "application/pdf"
+    # The parent is told on WhatsApp with the link to it.
+    await centre.notifications.tick()
+    template = centre.graph.to(LAYLA)[-1].body["template"]
+    assert template["components"][0]["parameters"][2]["text"].endswith("#messages")
