@@ -171,8 +171,9 @@ export function installMessages ({ name, session, toolbar, page, awareness = nul
       const response = await call(base, { method: 'POST', body: JSON.stringify(message) })
       if (!response.ok) throw new Error(t('sendFailed'))
       add(await response.json())
-      input.value = ''
-      file.value = ''
+      // Clear what was sent, never what was typed or picked while it was on its way.
+      if (input.value.trim() === body) input.value = ''
+      if (chosen && file.files?.[0] === chosen) file.value = ''
       stopTyping()
     } catch (error) {
       problem.textContent = error.message || t('sendFailed')
@@ -255,13 +256,19 @@ export function installMessages ({ name, session, toolbar, page, awareness = nul
     return item
   }
 
-  /** A parent's photo, voice note or file: fetched with the person's credentials. */
+  /** A photo, voice note or file: fetched once with the person's credentials, shown in every
+   * render of its message. */
+  const files = new Map() // media id -> Promise of an object URL (null: not readable)
   function attachment ({ id, mime }) {
     const holder = document.createElement('div')
     holder.className = 'attachment'
-    call(`${base}/media/${id}`).then(async (response) => {
-      if (!response.ok) return
-      const url = URL.createObjectURL(await response.blob())
+    if (!files.has(id)) {
+      files.set(id, call(`${base}/media/${id}`)
+        .then(async (response) => (response.ok ? URL.createObjectURL(await response.blob()) : null))
+        .catch(() => null))
+    }
+    files.get(id).then((url) => {
+      if (!url) return
       let shown
       if (mime.startsWith('image/')) {
         shown = Object.assign(document.createElement('img'), { src: url, alt: '' })
