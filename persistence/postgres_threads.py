@@ -148,6 +148,18 @@ class PostgresThreadStore:
             )
         return media_id
 
+    async def drop_unsent_uploads(self, user_id: str, keep: int) -> int:
+        async with self._store.pool.acquire() as conn:
+            status: str = await conn.execute(
+                f"DELETE FROM {self.s}.thread_media WHERE id IN (SELECT m.id FROM "
+                f"{self.s}.thread_media AS m WHERE m.uploaded_by = $1 AND NOT EXISTS "
+                f"(SELECT 1 FROM {self.s}.thread_messages WHERE media_id = m.id) "
+                "ORDER BY m.id DESC OFFSET $2)",
+                user_id,
+                keep,
+            )
+        return int(status.rsplit(maxsplit=1)[-1])
+
     async def upload_of(self, media_id: int, user_id: str) -> str | None:
         async with self._store.pool.acquire() as conn:
             found = await conn.fetchval(

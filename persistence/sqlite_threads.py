@@ -146,6 +146,19 @@ class SQLiteThreadStore:
             await cursor.close()
         return media_id
 
+    async def drop_unsent_uploads(self, user_id: str, keep: int) -> int:
+        async with self._store.transaction() as db:
+            cursor = await db.execute(
+                "DELETE FROM thread_media WHERE id IN (SELECT m.id FROM thread_media AS m "
+                "WHERE m.uploaded_by = ? AND NOT EXISTS "
+                "(SELECT 1 FROM thread_messages WHERE media_id = m.id) "
+                "ORDER BY m.id DESC LIMIT -1 OFFSET ?)",
+                (user_id, keep),
+            )
+            dropped = cursor.rowcount
+            await cursor.close()
+        return max(dropped, 0)
+
     async def upload_of(self, media_id: int, user_id: str) -> str | None:
         rows = await self._store.fetch_all(
             "SELECT m.mime FROM thread_media AS m WHERE m.id = ? AND m.uploaded_by = ? AND "

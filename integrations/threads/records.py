@@ -17,6 +17,7 @@ from integrations.contracts import OutboxEntry
 
 MAX_BODY = 4000  # characters: WhatsApp's own limit for a text message is 4096
 MAX_HELD = 50  # messages one parent may have waiting for "which child?"
+MAX_UNSENT_UPLOADS = 5  # files one person may have uploaded and not sent yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +125,9 @@ class ThreadStore(Protocol):
     ) -> int:
         """Store a file (a parent's from WhatsApp, or one uploaded in the page by
         `uploaded_by`); its id (a message then carries it)."""
+
+    async def drop_unsent_uploads(self, user_id: str, keep: int) -> int:
+        """Forget `user_id`'s uploads no message carries, but the newest `keep`; how many went."""
 
     async def upload_of(self, media_id: int, user_id: str) -> str | None:
         """The type of a file `user_id` uploaded that no message carries yet, else None."""

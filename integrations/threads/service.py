@@ -35,6 +35,7 @@ from integrations.sessions.service import StudentReader
 from integrations.threads.records import (
     MAX_BODY,
     MAX_HELD,
+    MAX_UNSENT_UPLOADS,
     Attachment,
     HeldMessage,
     NewThreadMessage,
@@ -148,9 +149,12 @@ class ThreadService:
             raise BadMessage(f"{base_type(mime) or 'unknown'} files cannot be attached", "file")
         if not data or len(data) > MAX_MEDIA_BYTES:
             raise BadMessage("a file must be at most 16 MB", "file")
-        return await self.store.keep_media(
+        kept = await self.store.keep_media(
             base_type(mime), data, self.clock.now(), uploaded_by=caller.user_id
         )
+        # Picked and never sent: only a person's newest few are kept.
+        await self.store.drop_unsent_uploads(caller.user_id, MAX_UNSENT_UPLOADS)
+        return kept
 
     async def post(
         self, caller: Caller, student_id: str, body: str, attachment: int | None = None

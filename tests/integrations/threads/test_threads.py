@@ -258,6 +258,24 @@ async def test_the_team_attaches_a_file_the_family_reads_it_and_nobody_else_can_
     assert again.status_code == 422
     got = await centre.call("p-layla", "GET", f"/api/students/{OMAR}/thread/media/{file_id}")
     assert got.content == pdf and got.headers["content-type"] == "application/pdf"
+    # Files picked and never sent do not pile up: a person's newest five are kept.
+    picked = []
+    for n in range(7):
+        answer = await centre.client.post(
+            upload, content=pdf + bytes([n]), headers={**huda, "content-type": "application/pdf"}
+        )
+        picked.append(answer.json()["id"])
+    oldest = await centre.call(
+        "t-huda", "POST", f"/api/students/{OMAR}/thread", {"body": "", "attachment": picked[0]}
+    )
+    assert oldest.status_code == 422  # forgotten
+    newest = await centre.call(
+        "t-huda", "POST", f"/api/students/{OMAR}/thread", {"body": "", "attachment": picked[-1]}
+    )
+    assert newest.status_code == 201
+    # The sent file stays, whatever is picked later.
+    again_got = await centre.call("p-layla", "GET", f"/api/students/{OMAR}/thread/media/{file_id}")
+    assert again_got.status_code == 200
     # The parent is told on WhatsApp with the link to it.
     await centre.notifications.tick()
     template = centre.graph.to(LAYLA)[-1].body["template"]
