@@ -35,7 +35,6 @@ from integrations.contracts import (
     Person,
     SendOutcome,
 )
-from integrations.push import WebPusher
 
 if TYPE_CHECKING:
     from integrations.push import WebPusher
@@ -240,6 +239,9 @@ def notification_routes(
                 {"error": "invalid marker", "problems": {"through": "a notification id"}},
                 status_code=422,
             )
+        # Never past the newest: a marker far ahead would hide notifications still to come.
+        newest = await store.recent_notifications(caller.user_id, 1)
+        through = min(through, newest[0].id if newest else 0)
         if await store.mark_notifications_read(caller.user_id, through):
             await notifier.announce(caller.user_id, "notifications.read", {"through": through})
         return Response(status_code=204)

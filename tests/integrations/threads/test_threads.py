@@ -280,3 +280,10 @@ async def test_the_team_attaches_a_file_the_family_reads_it_and_nobody_else_can_
     await centre.notifications.tick()
     template = centre.graph.to(LAYLA)[-1].body["template"]
     assert template["components"][0]["parameters"][2]["text"].endswith("#messages")
+
+
+async def test_a_bell_marker_never_runs_ahead_of_the_notifications(centre: Centre) -> None:
+    ahead = await centre.call("t-ali", "POST", "/api/notifications/read", {"through": 10**9})
+    assert ahead.status_code == 204
+    await centre.incoming(LAYLA, "wamid.ahead1", text("سؤال"))
+    assert (await centre.call("t-ali", "GET", "/api/notifications/bell")).json()["unread"] == 1
