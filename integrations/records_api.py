@@ -21,12 +21,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from collab_server.access import AccessStore, NotAMember
-from collab_server.api.http import ApiError, json_body, json_errors
+from collab_server.api.http import ApiError, document_name, json_body, json_errors
 from collab_server.audit import AuditAction, AuditEvent, AuditRecorder
 from collab_server.credentials import request_credentials
-from collab_server.errors import InvalidDocumentName
 from collab_server.identity import Caller, CallerAuthenticator, Role
-from collab_server.names import validate_document_name
 from integrations.acknowledgement import (
     AcknowledgementService,
     AlreadyAnswered,
@@ -46,10 +44,7 @@ _PDF_CONCURRENCY = 2
 
 
 def _document(request: Request) -> str:
-    try:
-        return validate_document_name(request.path_params["name"])
-    except InvalidDocumentName as exc:
-        raise ApiError(400, str(exc)) from None
+    return document_name(request)
 
 
 def _address(request: Request) -> str | None:

@@ -70,9 +70,14 @@ def json_errors(handler: Handler) -> Handler:
     return wrapped
 
 
-def document_name(request: Request) -> str:
-    """The `{name}` of the path, checked as every document name is."""
+def document_name(request: Request, param: str = "name") -> str:
+    """The document named by the path's `{param}`, checked as every document name is."""
+    return checked_document_name(request.path_params[param])
+
+
+def checked_document_name(value: str) -> str:
+    """A document name from a request (path or query), or 400 saying what is wrong."""
     try:
-        return validate_document_name(request.path_params["name"])
+        return validate_document_name(value)
     except InvalidDocumentName as exc:
         raise ApiError(400, str(exc)) from None

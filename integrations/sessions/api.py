@@ -23,11 +23,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from collab_server.api.http import ApiError, json_body, json_errors
+from collab_server.api.http import ApiError, document_name, json_body, json_errors
 from collab_server.credentials import request_credentials
-from collab_server.errors import InvalidDocumentName
 from collab_server.identity import Caller, CallerAuthenticator
-from collab_server.names import validate_document_name
 from integrations.sessions.records import (
     TRANSITIONS,
     Measurement,
@@ -223,10 +221,7 @@ def session_routes(service: SessionService, authenticator: CallerAuthenticator) 
         return await authenticator.caller(request_credentials(request))
 
     def student_of(request: Request) -> str:
-        try:
-            return validate_document_name(request.path_params["student_id"])
-        except InvalidDocumentName as exc:
-            raise ApiError(400, str(exc)) from None
+        return document_name(request, "student_id")
 
     async def session_of(request: Request) -> TherapySession:
         found = await service.store.session(request.path_params["session_id"])

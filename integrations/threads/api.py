@@ -14,11 +14,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from collab_server.api.http import ApiError, json_body, json_errors
+from collab_server.api.http import (
+    ApiError,
+    checked_document_name,
+    document_name,
+    json_body,
+    json_errors,
+)
 from collab_server.credentials import request_credentials
-from collab_server.errors import InvalidDocumentName
 from collab_server.identity import CallerAuthenticator
-from collab_server.names import validate_document_name
 from integrations.contracts import NotificationStore
 from integrations.threads.service import BadMessage, ThreadService
 
@@ -32,10 +36,7 @@ def thread_routes(
     threads: ThreadService, authenticator: CallerAuthenticator, outbox: NotificationStore
 ) -> list[Route]:
     def student(request: Request) -> str:
-        try:
-            return validate_document_name(request.path_params["student_id"])
-        except InvalidDocumentName as exc:
-            raise ApiError(400, str(exc)) from None
+        return document_name(request, "student_id")
 
     @json_errors
     async def read_thread(request: Request) -> Response:
@@ -112,10 +113,7 @@ def thread_routes(
     async def upload(request: Request) -> Response:
         """The file is the body (its type in Content-Type): `?student=ID`."""
         caller = await authenticator.caller(request_credentials(request))
-        try:
-            student_id = validate_document_name(request.query_params.get("student", ""))
-        except InvalidDocumentName as exc:
-            raise ApiError(400, str(exc)) from None
+        student_id = checked_document_name(request.query_params.get("student", ""))
         mime = request.headers.get("content-type", "")
         try:
             media_id = await threads.upload(caller, student_id, mime, await request.body())
