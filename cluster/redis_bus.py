@@ -211,7 +211,8 @@ class RedisBus:
                 await client.delete(self._counts_prefix + self.node_id)
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
-                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+                # Older redis releases leave aclose untyped; newer ones type it.
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
         if client is not None:
             with contextlib.suppress(Exception):
                 await client.aclose()
@@ -315,7 +316,7 @@ class RedisBus:
         try:
             if self._pubsub is not None:
                 with contextlib.suppress(Exception):
-                    await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await self._pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
             await self._open_pubsub()
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("cluster_bus_resubscribe_failed", error=type(exc).__name__)
