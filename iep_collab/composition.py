@@ -174,8 +174,11 @@ def build_app(
         outbox_changed=service.wake,
         timers=timers,
     )
+    thread_store = side_tables.threads()
+    if service.whatsapp is not None:
+        service.whatsapp.attachments = thread_store.media  # the team's files go as files
     threads = ThreadService(
-        side_tables.threads(),
+        thread_store,
         live.hub,
         students,
         read_student,

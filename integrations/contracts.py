@@ -140,6 +140,9 @@ class Message:
     # A WhatsApp list to pick from (id, title) and its button's label: free-form only.
     choices: tuple[tuple[str, str], ...] = ()
     button: str = ""
+    # A file of the student's thread (its id and type) that goes with the text where it can.
+    attachment: int = 0
+    attachment_type: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,10 +108,12 @@ class NotificationService:
             self.notifier.pusher = WebPusher(config.push, store, transport=http_transport)
         senders: dict[Channel, ChannelSender] = {Channel.IN_APP: self.notifier}
         self.media: MediaFetcher | None = None  # files parents send (threads keep them)
+        self.whatsapp: WhatsAppSender | None = None
         if config.whatsapp is not None:
-            senders[Channel.WHATSAPP] = WhatsAppSender(
+            self.whatsapp = WhatsAppSender(
                 config.whatsapp, store, self.clock, transport=http_transport
             )
+            senders[Channel.WHATSAPP] = self.whatsapp
             self.media = MediaFetcher(config.whatsapp, transport=http_transport)
         if config.smtp is not None:
             senders[Channel.EMAIL] = EmailSender(config.smtp)

@@ -2,7 +2,9 @@
 
 Inside the 24-hour customer-service window (the person wrote to us in the last 24 h) a digest
 goes as free-form text; outside it, as the approved template `WHATSAPP_DIGEST_TEMPLATE` in the
-person's language. Errors are classified by Meta's `error.code` (and HTTP status) into the
+person's language. A thread's photo or PDF goes inside the window as the file itself, uploaded to
+`POST /{phone-number-id}/media` and sent with the text as its caption; otherwise the text's link
+leads to it. Errors are classified by Meta's `error.code` (and HTTP status) into the
 outbox's outcomes:
 
     SENT           2xx with messages[0].id
@@ -14,6 +16,7 @@ outbox's outcomes:
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +41,13 @@ RETRYABLE_CODES = frozenset({130429, 131056, 4, 80007, 1, 2, 131000, 131016})
 WINDOW_CLOSED_CODE = 131047
 HALT_CODES = frozenset({368})
 REQUEST_TIMEOUT_SECONDS = 10.0
+UPLOAD_TIMEOUT_SECONDS = 60.0  # up to 16 MB
+# What WhatsApp shows as the file itself; other types reach the person as the text's link.
+MEDIA_FORMS = {"image/jpeg": "image", "image/png": "image", "application/pdf": "document"}
+MAX_CAPTION = 1024  # longer texts go as text with the link, never cut
+
+# A thread's file by student and id: its type and bytes, or None when it is gone.
+AttachmentSource = Callable[[str, int], Awaitable[tuple[str, bytes] | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +90,22 @@ def list_payload(
             "body": {"text": question},
             "action": {"button": button, "sections": [{"title": button, "rows": rows}]},
         },
+        "biz_opaque_callback_data": key,
+    }
+
+
+def media_payload(
+    to: str, form: str, media_id: str, caption: str, key: str, *, filename: str
+) -> dict[str, Any]:
+    described: dict[str, str] = {"id": media_id, "caption": caption}
+    if form == "document":
+        described["filename"] = filename  # what the person's phone names the file
+    return {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+        "type": form,
+        form: described,
         "biz_opaque_callback_data": key,
     }
 
@@ -153,6 +179,7 @@ class WhatsAppSender:
         self.config = config
         self.store = store
         self.clock = clock
+        self.attachments: AttachmentSource | None = None  # set where threads keep files
         self._client = httpx.AsyncClient(
             base_url=config.api_url.rstrip("/"),
             headers={"Authorization": f"Bearer {config.access_token}"},
@@ -180,6 +207,10 @@ class WhatsAppSender:
             payload = list_payload(to, message.text, message.button, message.choices, entry.key)
         elif as_text:
             payload = text_payload(to, entry.message.text, entry.key)
+            as_file = await self._with_file(entry, to)
+            if isinstance(as_file, SendOutcome):
+                return as_file
+            payload = as_file or payload
         else:
             template = entry.message.template or self.config.digest_template
             if entry.kind is MessageKind.ACKNOWLEDGEMENT and self.config.acknowledgement_template:
@@ -208,11 +239,52 @@ class WhatsAppSender:
         log.info(
             "whatsapp_send",
             to=masked(person.phone),
-            form="text" if as_text else "template",
+            form=payload["type"],
             outcome=outcome.kind.value,
             error=outcome.error,
         )
         return outcome
+
+    async def _with_file(self, entry: OutboxEntry, to: str) -> dict[str, Any] | SendOutcome | None:
+        """The message as the file it carries with the text as caption; None: as text."""
+        message = entry.message
+        form = MEDIA_FORMS.get(message.attachment_type)
+        if not message.attachment or form is None or self.attachments is None:
+            return None
+        if len(message.text) > MAX_CAPTION:
+            return None
+        kept = await self.attachments(entry.document, message.attachment)
+        if kept is None:
+            return None
+        mime, data = kept
+        extension = "pdf" if mime == "application/pdf" else mime.rsplit("/", 1)[-1]
+        filename = f"{entry.document}-{message.attachment}.{extension}"
+        try:
+            response = await self._client.post(
+                f"/{self.config.phone_number_id}/media",
+                data={"messaging_product": "whatsapp", "type": mime},
+                files={"file": (filename, data, mime)},
+                timeout=UPLOAD_TIMEOUT_SECONDS,
+            )
+        except httpx.TimeoutException:
+            return SendOutcome(OutcomeKind.RETRY, error="media upload timeout")
+        except httpx.TransportError as exc:
+            return SendOutcome(
+                OutcomeKind.RETRY, error=f"media upload network: {type(exc).__name__}"
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.is_success and isinstance(body, dict) and isinstance(body.get("id"), str):
+            return media_payload(to, form, body["id"], message.text, entry.key, filename=filename)
+        refused = classify(response.status_code, body)
+        log.info("whatsapp_media_upload", outcome=refused.kind.value, error=refused.error)
+        if refused.kind is OutcomeKind.FAILED:
+            return None  # this file cannot go as a file: the text and its link still can
+        if refused.kind is OutcomeKind.SENT:  # 2xx without an id
+            return SendOutcome(OutcomeKind.RETRY, error="media upload: no id")
+        return refused
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -13,6 +13,8 @@ from integrations.threads.records import (
     Compose,
     HeldMessage,
     NewThreadMessage,
+    OverQuota,
+    Quota,
     ThreadMessage,
 )
 from persistence.postgres import PostgresStore
@@ -31,8 +33,24 @@ class PostgresThreadStore:
         self._store = store
         self.s = store.schema
 
-    async def post(self, message: NewThreadMessage, compose: Compose) -> tuple[ThreadMessage, int]:
+    async def post(
+        self, message: NewThreadMessage, compose: Compose, quota: Quota | None = None
+    ) -> tuple[ThreadMessage, int]:
         async with self._store.pool.acquire() as conn, conn.transaction():
+            if quota is not None:
+                # One count at a time per author, so two nodes cannot both take the last one.
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext('thread-author:' || $1))",
+                    message.author_id,
+                )
+                written = await conn.fetchval(
+                    f"SELECT count(*) FROM {self.s}.thread_messages "
+                    "WHERE author_id = $1 AND at > $2",
+                    message.author_id,
+                    quota.since,
+                )
+                if written >= quota.most:
+                    raise OverQuota
             row = await conn.fetchrow(
                 f"INSERT INTO {self.s}.thread_messages (student_id, author_id, author_name, "
                 "from_family, body, channel, at, whatsapp_id, media_id, media_mime) "

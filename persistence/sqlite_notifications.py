@@ -46,6 +46,8 @@ def message_json(message: Message) -> str:
             "buttons": list(message.buttons),
             "choices": [list(choice) for choice in message.choices],
             "button": message.button,
+            "attachment": message.attachment,
+            "attachment_type": message.attachment_type,
         },
         ensure_ascii=False,
     )
@@ -63,6 +65,8 @@ def message_from_json(raw: str) -> Message:
         tuple(data.get("buttons", ())),
         tuple((str(c[0]), str(c[1])) for c in data.get("choices", ())),
         data.get("button", ""),
+        int(data.get("attachment", 0)),
+        data.get("attachment_type", ""),
     )
 
 

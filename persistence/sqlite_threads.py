@@ -13,6 +13,8 @@ from integrations.threads.records import (
     Compose,
     HeldMessage,
     NewThreadMessage,
+    OverQuota,
+    Quota,
     ThreadMessage,
 )
 from persistence.sqlite import SQLiteStore
@@ -30,8 +32,18 @@ class SQLiteThreadStore:
     def __init__(self, store: SQLiteStore) -> None:
         self._store = store
 
-    async def post(self, message: NewThreadMessage, compose: Compose) -> tuple[ThreadMessage, int]:
+    async def post(
+        self, message: NewThreadMessage, compose: Compose, quota: Quota | None = None
+    ) -> tuple[ThreadMessage, int]:
         async with self._store.transaction() as db:
+            if quota is not None:
+                async with db.execute(
+                    "SELECT count(*) FROM thread_messages WHERE author_id = ? AND at > ?",
+                    (message.author_id, quota.since),
+                ) as cursor:
+                    row = await cursor.fetchone()
+                if row is not None and row[0] >= quota.most:
+                    raise OverQuota
             if message.whatsapp_id is not None:
                 async with db.execute(
                     f"SELECT {MESSAGE_COLUMNS} FROM thread_messages WHERE whatsapp_id = ?",

@@ -24,7 +24,7 @@ from collab_server.api.http import (
 from collab_server.credentials import request_credentials
 from collab_server.identity import CallerAuthenticator
 from integrations.contracts import NotificationStore
-from integrations.threads.service import BadMessage, ThreadService
+from integrations.threads.service import BadMessage, ThreadService, TooManyMessages
 
 THREAD_KEY = "thread:"
 UPLOADS = "/api/uploads/thread-media"
@@ -77,6 +77,8 @@ def thread_routes(
             message = await threads.post(caller, student_id, text, attachment)
         except BadMessage as exc:
             raise ApiError(422, "invalid message", {exc.field: str(exc)}) from None
+        except TooManyMessages as exc:
+            raise ApiError(429, str(exc)) from None
         return JSONResponse(message.to_json(), status_code=201)
 
     @json_errors

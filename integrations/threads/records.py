@@ -18,6 +18,9 @@ from integrations.contracts import OutboxEntry
 MAX_BODY = 4000  # characters: WhatsApp's own limit for a text message is 4096
 MAX_HELD = 50  # messages one parent may have waiting for "which child?"
 MAX_UNSENT_UPLOADS = 5  # files one person may have uploaded and not sent yet
+# Messages one person may write from the page, in all threads: each one reaches every parent.
+MAX_POSTS = 30
+POSTS_WINDOW_SECONDS = 600
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,18 @@ Compose = Callable[[ThreadMessage], Sends]
 
 
 @dataclass(frozen=True, slots=True)
+class Quota:
+    """At most `most` messages by the author since `since` (this one included)."""
+
+    most: int
+    since: float
+
+
+class OverQuota(Exception):
+    """The author wrote `Quota.most` messages in the window already; nothing was stored."""
+
+
+@dataclass(frozen=True, slots=True)
 class HeldMessage:
     """A parent's WhatsApp message waiting for them to say which child it is about."""
 
@@ -92,10 +107,13 @@ class HeldMessage:
 
 
 class ThreadStore(Protocol):
-    async def post(self, message: NewThreadMessage, compose: Compose) -> tuple[ThreadMessage, int]:
+    async def post(
+        self, message: NewThreadMessage, compose: Compose, quota: Quota | None = None
+    ) -> tuple[ThreadMessage, int]:
         """Store the message, its outbox entries and events in one transaction; returns it
         and the last event position. An incoming WhatsApp id already stored is not stored
-        again (the stored message comes back, position 0)."""
+        again (the stored message comes back, position 0). With a `quota`, raise `OverQuota`
+        instead when the author has used it up (counted in the same transaction)."""
 
     async def messages(self, student_id: str, before_id: int, limit: int) -> list[ThreadMessage]:
         """Newest first, ids below `before_id`."""

@@ -35,10 +35,14 @@ from integrations.sessions.service import StudentReader
 from integrations.threads.records import (
     MAX_BODY,
     MAX_HELD,
+    MAX_POSTS,
     MAX_UNSENT_UPLOADS,
+    POSTS_WINDOW_SECONDS,
     Attachment,
     HeldMessage,
     NewThreadMessage,
+    OverQuota,
+    Quota,
     Sends,
     ThreadMessage,
     ThreadStore,
@@ -67,6 +71,15 @@ class BadMessage(ValueError):
     def __init__(self, message: str, field: str = "body") -> None:
         super().__init__(message)
         self.field = field
+
+
+class TooManyMessages(Exception):
+    """A person wrote their quota of messages from the page lately (429)."""
+
+    def __init__(self, window_seconds: int) -> None:
+        super().__init__(
+            f"at most {MAX_POSTS} messages in {window_seconds // 60} minutes: wait a little"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,18 +183,14 @@ class ThreadService:
         text = _clean(body, allow_empty=media is not None)
         name = await self._name(caller.user_id)
         from_family = role is Role.VIEWER and not caller.is_admin
-        return await self._store(
-            NewThreadMessage(
-                student_id,
-                caller.user_id,
-                name,
-                from_family,
-                text,
-                "app",
-                self.clock.now(),
-                media=media,
-            )
+        now = self.clock.now()
+        message = NewThreadMessage(
+            student_id, caller.user_id, name, from_family, text, "app", now, media=media
         )
+        try:
+            return await self._store(message, Quota(MAX_POSTS, now - POSTS_WINDOW_SECONDS))
+        except OverQuota:
+            raise TooManyMessages(POSTS_WINDOW_SECONDS) from None
 
     async def incoming_media(
         self, person: Person, media_id: str, caption: str, whatsapp_id: str
@@ -255,7 +264,7 @@ class ThreadService:
         await self.students.require_view(caller, student_id)
         return await self.store.media(student_id, media_id)
 
-    async def _store(self, message: NewThreadMessage) -> ThreadMessage:
+    async def _store(self, message: NewThreadMessage, quota: Quota | None = None) -> ThreadMessage:
         outbox = [] if message.from_family else await self._to_family(message)
 
         def compose(stored: ThreadMessage) -> Sends:
@@ -264,7 +273,7 @@ class ThreadService:
             )
             return Sends([_keyed(entry, stored.id) for entry in outbox], [event])
 
-        stored, position = await self.store.post(message, compose)
+        stored, position = await self.store.post(message, compose, quota)
         self.hub.announce(position)
         if position == 0:
             return stored  # a WhatsApp message Meta delivered twice
@@ -303,6 +312,8 @@ class ThreadService:
                         (message.author_name, student, link),
                         link,
                         self.policy.message_template or "",
+                        attachment=message.media.id if message.media else 0,
+                        attachment_type=message.media.mime if message.media else "",
                     ),
                     channels=channels,
                     next_attempt_at=message.at,

@@ -12,6 +12,7 @@ addStrings({
     writeMessage: 'Write a message',
     send: 'Send',
     sendFailed: 'Not sent; try again.',
+    messagesTooMany: 'Not sent: many messages in the last minutes. Wait a little, then send again.',
     viaWhatsapp: 'on WhatsApp',
     family: 'family',
     readBy: 'Read by {names}',
@@ -35,6 +36,7 @@ addStrings({
     writeMessage: 'اكتب رسالة',
     send: 'إرسال',
     sendFailed: 'لم تُرسل؛ حاول مرة أخرى.',
+    messagesTooMany: 'لم تُرسل: رسائل كثيرة في الدقائق الأخيرة. انتظر قليلاً ثم أرسل مرة أخرى.',
     viaWhatsapp: 'عبر واتساب',
     family: 'الأسرة',
     readBy: 'قرأها {names}',
@@ -169,7 +171,7 @@ export function installMessages ({ name, session, toolbar, page, awareness = nul
         message.attachment = (await uploaded.json()).id
       }
       const response = await call(base, { method: 'POST', body: JSON.stringify(message) })
-      if (!response.ok) throw new Error(t('sendFailed'))
+      if (!response.ok) throw new Error(t(response.status === 429 ? 'messagesTooMany' : 'sendFailed'))
       add(await response.json())
       // Clear what was sent, never what was typed or picked while it was on its way.
       if (input.value.trim() === body) input.value = ''

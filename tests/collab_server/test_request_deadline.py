@@ -5,10 +5,16 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import uvicorn
 from pycrdt import Text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
-from collab_server.request_deadline import MAX_REQUEST_HEAD_BYTES
+from collab_server.request_deadline import MAX_REQUEST_HEAD_BYTES, DeadlineHttpProtocol
 from tests.collab_server.conftest import ServerFactory
+from tests.support.servers import free_port
 from tests.support.yclient import connect
 
 DEADLINE = 0.5
@@ -73,3 +79,55 @@ async def test_an_endless_request_head_gets_431(start_server: ServerFactory) -> 
     assert long_header.startswith(b"HTTP/1.1 431 ")
     assert long_url.startswith(b"HTTP/1.1 431 ")
     assert fine.status_code == 200
+
+
+async def test_a_large_body_on_a_slow_link_arrives_and_a_stalled_one_is_cut() -> None:
+    """The deadline grows with the announced size at a slow phone's rate, never without it."""
+
+    async def length_of_body(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(str(len(await request.body())))
+
+    app = Starlette(routes=[Route("/upload", length_of_body, methods=["POST"])])
+    port = free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        http=DeadlineHttpProtocol.configured(DEADLINE),
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        size = 64 * 1024  # two more seconds at the slowest rate waited for
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size)
+        for _ in range(8):  # well past the bare deadline, well inside the grown one
+            writer.write(b"x" * (size // 8))
+            await writer.drain()
+            await asyncio.sleep(DEADLINE / 3)
+        answer = await reply_until(reader, b"\r\n\r\n" + str(size).encode())
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 200 ")
+
+        # The same announcement with most of the body never sent: closed once its time is up.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\nab" % size)
+        stalled = await asyncio.wait_for(reader.read(), DEADLINE + size / 32768 + 5)
+        writer.close()
+        assert not stalled.startswith(b"HTTP/1.1 200 ")
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def reply_until(reader: asyncio.StreamReader, end: bytes) -> bytes:
+    received = b""
+    while not received.endswith(end):
+        chunk = await asyncio.wait_for(reader.read(4096), DEADLINE * 10)
+        if not chunk:
+            break
+        received += chunk
+    return received

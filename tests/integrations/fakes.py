@@ -25,6 +25,7 @@ from aiosmtpd.controller import Controller
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -77,13 +78,16 @@ class GraphCall:
 @dataclass
 class FakeGraphApi:
     """The Cloud API as it answers: `POST /{version}/{phone_number_id}/messages`, and media:
-    `GET /{version}/{media-id}` (a download URL, type, size) and that URL (bearer token)."""
+    `GET /{version}/{media-id}` (a download URL, type, size) and that URL (bearer token), and
+    uploads, `POST /{version}/{phone_number_id}/media` (multipart: file, type, product)."""
 
     accepted: list[GraphCall] = field(default_factory=list)
     rejected: list[tuple[GraphCall, int]] = field(default_factory=list)
     script: list[int] = field(default_factory=list)  # error codes for the next requests
+    upload_script: list[int] = field(default_factory=list)  # and for the next uploads
     url: str = ""
     media: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # id -> (type, bytes)
+    uploaded: dict[str, tuple[str, bytes, str]] = field(default_factory=dict)  # + file name
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def fail_next(self, *codes: int) -> None:
@@ -102,6 +106,10 @@ class FakeGraphApi:
                 return _error(code, f"scripted error {code}", ERROR_STATUS.get(code, 400))
             if body.get("messaging_product") != "whatsapp" or "to" not in body:
                 return _error(100, "Invalid parameter", 400)
+            if body["type"] in ("image", "document") and body[body["type"]]["id"] not in (
+                self.uploaded
+            ):
+                return _error(131053, "Media upload error: unknown media id", 400)
             if body["type"] == "template":
                 for param in body["template"]["components"][0]["parameters"]:
                     text = param["text"]
@@ -116,6 +124,23 @@ class FakeGraphApi:
                     "messages": [{"id": wamid}],
                 }
             )
+
+        async def upload(request: Request) -> Response:
+            if request.headers.get("authorization") != "Bearer test-token":
+                return _error(190, "Invalid OAuth access token", 401)
+            if self.upload_script:
+                code = self.upload_script.pop(0)
+                return _error(code, f"scripted error {code}", ERROR_STATUS.get(code, 400))
+            form = await request.form()
+            file = form.get("file")
+            if form.get("messaging_product") != "whatsapp" or not isinstance(file, UploadFile):
+                return _error(100, "Invalid parameter", 400)
+            mime = str(form.get("type", ""))
+            if mime not in ("image/jpeg", "image/png", "application/pdf", "audio/ogg"):
+                return _error(131053, "Media upload error: unsupported type", 400)
+            media_id = f"{next(self._ids):015d}"
+            self.uploaded[media_id] = (mime, await file.read(), file.filename or "")
+            return JSONResponse({"id": media_id})
 
         async def describe_media(request: Request) -> Response:
             # GET /{media-id}: a short-lived download URL, the type and the size.
@@ -146,6 +171,7 @@ class FakeGraphApi:
         return Starlette(
             routes=[
                 Route("/v21.0/{phone_number_id}/messages", messages, methods=["POST"]),
+                Route("/v21.0/{phone_number_id}/media", upload, methods=["POST"]),
                 Route("/v21.0/{media_id}", describe_media, methods=["GET"]),
                 Route("/whatsapp_business/attachments/", download, methods=["GET"]),
             ]

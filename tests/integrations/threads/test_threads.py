@@ -8,6 +8,7 @@ from typing import Any
 
 import websockets
 
+from integrations.threads.records import MAX_POSTS, POSTS_WINDOW_SECONDS
 from tests.integrations.sessions.conftest import OMAR, SARA, Centre, next_message
 
 LAYLA, JOHN, MONA = "+966501234567", "+447911123456", "+971501234567"
@@ -93,8 +94,12 @@ async def test_a_parent_of_two_children_says_which_child_and_it_is_remembered(
     assert sorted(r["title"] for r in rows) == ["Omar", "سارة"]
     assert (await thread(centre, "t-huda", SARA))["messages"] == []
     assert (await thread(centre, "t-huda", OMAR))["messages"] == []
-    # Another message before she answers: asked once, both wait for the answer.
-    await centre.incoming(LAYLA, "wamid.l1b", text("في أي ساعة؟"))
+    # A photo before she answers: asked once, both wait for the answer, the photo kept.
+    timetable = b"\xff\xd8\xff\xe0 timetable"
+    centre.graph.media["2001"] = ("image/jpeg", timetable)
+    await centre.incoming(
+        LAYLA, "wamid.l1b", {"type": "image", "image": {"id": "2001", "caption": "في أي ساعة؟"}}
+    )
     centre.clock.advance(6)
     await centre.notifications.tick()
     assert len(centre.graph.to(LAYLA)) == 1
@@ -108,10 +113,12 @@ async def test_a_parent_of_two_children_says_which_child_and_it_is_remembered(
             "interactive": {"type": "list_reply", "list_reply": {"id": sara, "title": "سارة"}},
         },
     )
-    assert [m["body"] for m in (await thread(centre, "t-huda", SARA))["messages"]] == [
-        "في أي ساعة؟",
-        "هل هناك جلسة غداً؟",
-    ]
+    held = (await thread(centre, "t-huda", SARA))["messages"]
+    assert [m["body"] for m in held] == ["في أي ساعة؟", "هل هناك جلسة غداً؟"]
+    photo = await centre.call(
+        "t-huda", "GET", f"/api/students/{SARA}/thread/media/{held[0]['attachment']['id']}"
+    )
+    assert photo.status_code == 200 and photo.content == timetable
     # The answer holds for the conversation: the next message goes straight to Sara's thread.
     await centre.incoming(LAYLA, "wamid.l3", text("شكراً"))
     bodies = [m["body"] for m in (await thread(centre, "t-huda", SARA))["messages"]]
@@ -280,6 +287,75 @@ async def test_the_team_attaches_a_file_the_family_reads_it_and_nobody_else_can_
     await centre.notifications.tick()
     template = centre.graph.to(LAYLA)[-1].body["template"]
     assert template["components"][0]["parameters"][2]["text"].endswith("#messages")
+
+
+async def test_inside_her_window_a_parent_gets_the_photo_and_pdf_themselves_on_whatsapp(
+    centre: Centre,
+) -> None:
+    assert centre.client is not None
+    huda = {"authorization": f"Bearer {centre.token('t-huda')}"}
+
+    async def attach(mime: str, data: bytes, body: str) -> None:
+        kept = await centre.client.post(  # type: ignore[union-attr]
+            "/api/uploads/thread-media?student=" + OMAR,
+            content=data,
+            headers={**huda, "content-type": mime},
+        )
+        assert kept.status_code == 201, kept.text
+        posted = await centre.call(
+            "t-huda",
+            "POST",
+            f"/api/students/{OMAR}/thread",
+            {"body": body, "attachment": kept.json()["id"]},
+        )
+        assert posted.status_code == 201, posted.text
+        centre.clock.advance(6)  # one message per number per 6 s
+        await centre.notifications.tick()
+
+    await centre.incoming(LAYLA, "wamid.layla-window", text("هل من واجب اليوم؟"))
+    photo = b"\xff\xd8\xff\xe0 worksheet"
+    await attach("image/jpeg", photo, "ورقة العمل")
+    sent = centre.graph.to(LAYLA)[-1].body
+    assert sent["type"] == "image" and "ورقة العمل" in sent["image"]["caption"]
+    assert centre.graph.uploaded[sent["image"]["id"]][:2] == ("image/jpeg", photo)
+    # John has not written: he is told with the template and its link, as before.
+    assert centre.graph.to(JOHN)[-1].body["type"] == "template"
+
+    pdf = b"%PDF-1.4 the home programme"
+    await attach("application/pdf", pdf, "The home programme")
+    sent = centre.graph.to(LAYLA)[-1].body
+    assert sent["type"] == "document" and sent["document"]["filename"].endswith(".pdf")
+    assert centre.graph.uploaded[sent["document"]["id"]][1] == pdf
+
+    # WhatsApp refuses the file: the text still reaches her, with the link to the file.
+    centre.graph.upload_script.append(131053)
+    await attach("image/png", b"\x89PNG drawing", "رسم عمر")
+    sent = centre.graph.to(LAYLA)[-1].body
+    assert sent["type"] == "text" and "رسم عمر" in sent["text"]["body"]
+    assert sent["text"]["body"].endswith("#messages")
+
+    # A voice recording is not a WhatsApp file form we send: text and link.
+    await attach("audio/ogg", b"OggS voice", "")
+    assert centre.graph.to(LAYLA)[-1].body["type"] == "text"
+
+
+async def test_a_flood_from_one_person_stops_at_the_quota_and_nobody_else_is_held_back(
+    centre: Centre,
+) -> None:
+    thread_of = f"/api/students/{OMAR}/thread"
+    for n in range(MAX_POSTS):
+        sent = await centre.call("t-huda", "POST", thread_of, {"body": f"note {n}"})
+        assert sent.status_code == 201, sent.text
+    refused = await centre.call("t-huda", "POST", thread_of, {"body": "one more"})
+    assert refused.status_code == 429 and "wait" in refused.json()["error"]
+    # Her quota counts every thread; her colleague writes as usual.
+    elsewhere = await centre.call("t-huda", "POST", f"/api/students/{SARA}/thread", {"body": "x"})
+    assert elsewhere.status_code == 429
+    assert (await centre.call("t-ali", "POST", thread_of, {"body": "ok"})).status_code == 201
+    bodies = [m["body"] for m in (await thread(centre, "p-layla"))["messages"]]
+    assert "one more" not in bodies and bodies[0] == "ok"
+    centre.clock.advance(POSTS_WINDOW_SECONDS + 1)
+    assert (await centre.call("t-huda", "POST", thread_of, {"body": "later"})).status_code == 201
 
 
 async def test_a_bell_marker_never_runs_ahead_of_the_notifications(centre: Centre) -> None:
