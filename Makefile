@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit interop browser bench setup node-deps browser-deps pdf-deps bundle clean
+.PHONY: run test lint typecheck unit interop browser bench setup node-deps browser-deps pdf-deps call-deps bundle clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -93,3 +93,10 @@ pdf-deps:
 		apt-get update && apt-get install -y --no-install-recommends fonts-noto-core poppler-utils; }
 
 test: pdf-deps
+
+# Voice calls are tested through a real TURN server: Debian's coturn, started by the tests.
+call-deps:
+	@command -v turnserver >/dev/null || { apt-get update && \
+		apt-get install -y --no-install-recommends coturn; }
+
+test: call-deps

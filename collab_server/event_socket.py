@@ -32,6 +32,7 @@ from typing import Any
 
 import structlog
 from starlette.routing import BaseRoute, WebSocketRoute
+from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from collab_server.credentials import request_credentials
@@ -88,6 +89,24 @@ class EventSocket:
         except asyncio.QueueFull:
             log.warning("event_socket_behind", user=self.caller.user_id)
             self.close(CloseCode.TRY_AGAIN_LATER, "too far behind: reconnect to catch up")
+
+    def text_of(self, message: Message, rate: ConnectionRate, max_bytes: int) -> str | None:
+        """The text of a received frame within the limits; None when the socket is gone or
+        was just closed for breaking one (the client is told which)."""
+        if message["type"] == "websocket.disconnect":
+            return None
+        text = message.get("text")
+        if text is None:
+            self.close(CloseCode.UNSUPPORTED_DATA, "send JSON text frames")
+            return None
+        size = len(text.encode())
+        if size > max_bytes:
+            self.close(CloseCode.MESSAGE_TOO_BIG, "frame over size limit")
+            return None
+        if not rate.allow(size):
+            self.close(CloseCode.RATE_LIMITED, "message rate limit exceeded")
+            return None
+        return str(text)
 
     def send_json(self, body: dict[str, Any]) -> None:
         self.send(json.dumps(body, ensure_ascii=False, separators=(",", ":")))
@@ -167,18 +186,8 @@ class EventEndpoint:
         rate = ConnectionRate(self.limits.rates)
         while socket.close_code is None:
             message = await socket.websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            text = message.get("text")
+            text = socket.text_of(message, rate, self.limits.max_frame_bytes)
             if text is None:
-                socket.close(CloseCode.UNSUPPORTED_DATA, "send JSON text frames")
-                return
-            size = len(text.encode())
-            if size > self.limits.max_frame_bytes:
-                socket.close(CloseCode.MESSAGE_TOO_BIG, "frame over size limit")
-                return
-            if not rate.allow(size):
-                socket.close(CloseCode.RATE_LIMITED, "message rate limit exceeded")
                 return
             try:
                 request = json.loads(text)

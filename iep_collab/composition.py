@@ -39,6 +39,10 @@ from collab_server.web import WebConfig, web_routes
 from integrations import iep_schema
 from integrations.access import AccessDirectory
 from integrations.acknowledgement import AcknowledgementService, AckPolicy
+from integrations.calls.api import call_routes
+from integrations.calls.rooms import CallRooms
+from integrations.calls.service import CallService
+from integrations.calls.signalling import SignallingEndpoint
 from integrations.contracts import Clock, SystemClock
 from integrations.history import HistoryReader
 from integrations.invitations import SupabaseAccounts, invitation_routes
@@ -191,6 +195,18 @@ def build_app(
         policy=ThreadPolicy(notifications.public_url, notifications.whatsapp_message_template),
         fetch_media=service.media.fetch if service.media is not None else None,
     )
+    calls = CallService(
+        side_tables.calls(),
+        students,
+        threads,
+        announce=live.hub.announce,
+        pusher=lambda: service.notifier.pusher,
+        ice=notifications.ice,
+        clock=clock,
+        timers=timers,
+    )
+    call_rooms = CallRooms(cluster.bus if cluster is not None else None)
+    signalling = SignallingEndpoint(calls, call_rooms, authenticator)
     if service.webhook is not None:
         service.webhook.add_button_handler(CONFIRM_PAYLOAD, sessions.answer)
         service.webhook.add_button_handler(DECLINE_PAYLOAD, sessions.answer)
@@ -245,9 +261,11 @@ def build_app(
             *live.routes(),
             *session_routes(sessions, authenticator),
             *thread_routes(threads, authenticator, notification_store),
+            *call_routes(calls, authenticator),
+            *signalling.routes(),
         ],
         # In this order: the notification store opens the memory:// side tables.
-        services=[*services, live, sessions],
+        services=[*services, live, sessions, calls, call_rooms],
         ownership=ownership_for(store),
         bus=cluster.bus if cluster is not None else None,
         cluster_store=cluster.store if cluster is not None else None,
@@ -255,6 +273,7 @@ def build_app(
     )
     app_ref.append(app)
     app.state.notifications, app.state.sessions, app.state.events = service, sessions, live
+    app.state.calls, app.state.call_rooms = calls, call_rooms
     app.state.jobs_leader = leader
     registry = app.state.collab.registry
     if registry.replication is not None:

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import Field, SecretStr, model_validator
 
 from collab_server.settings import EnvironmentSettings, load_from
+from integrations.calls.ice import IceConfig
 
 DEFAULT_WHATSAPP_API_URL = "https://graph.facebook.com/v21.0"
 DEFAULT_SMS_API_URL = "https://api.twilio.com"
@@ -63,6 +64,13 @@ class NotificationSettings(EnvironmentSettings):
         "fcm.googleapis.com,updates.push.services.mozilla.com,*.notify.windows.com,"
         "web.push.apple.com"
     )
+    # Voice calls: STUN and TURN servers the browsers may use, comma-separated; TURN needs the
+    # secret it shares with us (coturn's `static-auth-secret`) to check the credentials we mint.
+    stun_urls: str = Field("", pattern=r"^\s*(stuns?:[^,\s]+(\s*,\s*stuns?:[^,\s]+)*)?\s*$")
+    turn_urls: str = Field("", pattern=r"^\s*(turns?:[^,\s]+(\s*,\s*turns?:[^,\s]+)*)?\s*$")
+    turn_secret: SecretStr | None = None
+    turn_ttl_seconds: int = Field(4 * 3600, ge=60, le=7 * 86400)
+    ice_relay_only: bool = False
     smtp_url: SecretStr | None = Field(None, validation_alias="SMTP_URL")
     email_from: str | None = Field(None, validation_alias="EMAIL_FROM")
     public_url: str = "http://127.0.0.1:8000"
@@ -126,12 +134,29 @@ class NotificationSettings(EnvironmentSettings):
                 raise ValueError("SMS is partly configured; also set " + ", ".join(missing))
         if (self.vapid_private_key is None) != (self.vapid_subject is None):
             raise ValueError("Web Push needs both VAPID_PRIVATE_KEY and VAPID_SUBJECT")
+        if bool(self.turn_urls.strip()) != (self.turn_secret is not None):
+            raise ValueError("TURN needs both COLLAB_TURN_URLS and COLLAB_TURN_SECRET")
+        if self.ice_relay_only and self.turn_secret is None:
+            raise ValueError("COLLAB_ICE_RELAY_ONLY needs a TURN server: set COLLAB_TURN_URLS")
         if self.smtp_url is not None:
             if not self.smtp_url.get_secret_value().startswith(("smtp://", "smtps://")):
                 raise ValueError("SMTP_URL must look like smtp://user:pass@host:port")
             if not self.email_from:
                 raise ValueError("SMTP_URL is set; also set EMAIL_FROM")
         return self
+
+    @property
+    def ice(self) -> IceConfig:
+        def urls(value: str) -> tuple[str, ...]:
+            return tuple(u.strip() for u in value.split(",") if u.strip())
+
+        return IceConfig(
+            urls(self.stun_urls),
+            urls(self.turn_urls),
+            self.turn_secret.get_secret_value() if self.turn_secret else "",
+            self.turn_ttl_seconds,
+            self.ice_relay_only,
+        )
 
     @property
     def whatsapp_configured(self) -> bool:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from collab_server.events import EventLog
     from collab_server.leadership import JobsLock
     from collab_server.replication import ClusterStore
+    from integrations.calls.records import CallStore
     from integrations.contracts import NotificationStore, PeopleStore
     from integrations.sessions.records import SessionStore
     from integrations.threads.records import ThreadStore
@@ -171,6 +172,17 @@ class SideTables:
         from persistence.postgres_threads import PostgresThreadStore
 
         return PostgresThreadStore(cast("PostgresStore", _postgres(self.store)))
+
+    def calls(self) -> CallStore:
+        """Who was rung for a call, and how they answered."""
+        sqlite = self._sqlite()
+        if sqlite is not None:
+            from persistence.sqlite_calls import SQLiteCallStore
+
+            return SQLiteCallStore(sqlite)
+        from persistence.postgres_calls import PostgresCallStore
+
+        return PostgresCallStore(cast("PostgresStore", _postgres(self.store)))
 
     def events(self) -> EventLog:
         """The live subscription log (for memory://, in the private SQLite: open it first)."""

@@ -131,7 +131,7 @@ class ThreadService:
         await self.students.require_view(caller, student_id)
         found = await self.store.messages(student_id, before_id or 2**62, PAGE)
         reads = await self.store.reads(student_id)
-        return found, reads, {user: await self._name(user) for user in reads}
+        return found, reads, {user: await self.name(user) for user in reads}
 
     async def mark_read(self, caller: Caller, student_id: str, through_id: int) -> None:
         await self.students.require_view(caller, student_id)
@@ -145,7 +145,7 @@ class ThreadService:
             "thread.read",
             {
                 "user_id": caller.user_id,
-                "name": await self._name(caller.user_id),
+                "name": await self.name(caller.user_id),
                 "through": through_id,
             },
             self.clock.now(),
@@ -181,7 +181,7 @@ class ThreadService:
                 raise BadMessage("not a file you uploaded for a new message", "attachment")
             media = Attachment(attachment, mime)
         text = _clean(body, allow_empty=media is not None)
-        name = await self._name(caller.user_id)
+        name = await self.name(caller.user_id)
         from_family = role is Role.VIEWER and not caller.is_admin
         now = self.clock.now()
         message = NewThreadMessage(
@@ -264,8 +264,20 @@ class ThreadService:
         await self.students.require_view(caller, student_id)
         return await self.store.media(student_id, media_id)
 
-    async def _store(self, message: NewThreadMessage, quota: Quota | None = None) -> ThreadMessage:
-        outbox = [] if message.from_family else await self._to_family(message)
+    async def note(
+        self, student_id: str, author_id: str, body: str, *, tell_family: bool
+    ) -> ThreadMessage:
+        """Something that happened, in the thread as the team member's (a missed call)."""
+        name = await self.name(author_id)
+        message = NewThreadMessage(
+            student_id, author_id, name, False, _clean(body), "app", self.clock.now()
+        )
+        return await self._store(message, tell_family=tell_family)
+
+    async def _store(
+        self, message: NewThreadMessage, quota: Quota | None = None, *, tell_family: bool = True
+    ) -> ThreadMessage:
+        outbox = [] if message.from_family or not tell_family else await self._to_family(message)
 
         def compose(stored: ThreadMessage) -> Sends:
             event = NewEvent.of(
@@ -323,7 +335,8 @@ class ThreadService:
             )
         return entries
 
-    async def _name(self, user_id: str) -> str:
+    async def name(self, user_id: str) -> str:
+        """The name a person is shown by: their record's, else their id."""
         person = await self.directory.person(user_id)
         return person.name if person is not None else _shown_id(user_id)
 

@@ -22,7 +22,7 @@ function linkFor (item) {
   return item.kind === 'thread_message' ? `${path}#messages` : path
 }
 
-export function installBell (session, where) {
+export function installBell (session, where, { onCall = () => {} } = {}) {
   const call = (path, options = {}) => fetch(path, {
     ...options,
     headers: { accept: 'application/json', 'content-type': 'application/json', ...session.authHeaders() },
@@ -108,6 +108,8 @@ export function installBell (session, where) {
         if (!panel.hidden) markRead()
       } else if (event.kind === 'notifications.read') {
         load()
+      } else if (event.kind.startsWith('call.')) {
+        onCall(event) // rings come on the person's own topic, like the bell's news
       }
     },
     onReset () { load() },

@@ -14,6 +14,7 @@ import { installHistory } from './history.js'
 import { installShare } from './share.js'
 import { installMessages } from './messages.js'
 import { installBell } from './bell.js'
+import { installCallButton, installCalls } from './calls.js'
 import { settingsPage } from './settings.js'
 import { acknowledgementPage } from './acknowledge.js'
 import { documentsList } from './documents-list.js'
@@ -31,14 +32,15 @@ async function main () {
   const config = await loadConfig()
   const session = await signIn(config, app)
   showSignedIn(session)
-  installBell(session, document.getElementById('signed-in-as'))
+  const calls = installCalls(session)
+  installBell(session, document.getElementById('signed-in-as'), { onCall: calls.heard })
   if (location.pathname.startsWith(ACK_PREFIX)) {
     await acknowledgementPage(app, decodeURIComponent(location.pathname.slice(ACK_PREFIX.length)), session)
   } else if (location.pathname === '/settings') {
     await settingsPage(app, session)
   } else if (location.pathname.startsWith(DOC_PREFIX)) {
     const name = decodeURIComponent(location.pathname.slice(DOC_PREFIX.length))
-    await documentPage(app, name, session, config)
+    await documentPage(app, name, session, config, calls)
   } else {
     await listPage(app, config, session)
   }
@@ -196,7 +198,7 @@ function refusalPage (app, refusal) {
 const LOCAL_ORIGIN = { local: true }
 const REMOVED_TOAST_MS = 6000
 
-async function documentPage (app, name, session, config) {
+async function documentPage (app, name, session, config, calls) {
   setStatus(ConnectionState.CONNECTING)
   const access = await fetchAccess(name, session)
   if (access.refusal === 'signIn') {
@@ -347,6 +349,7 @@ async function documentPage (app, name, session, config) {
   // Owners share (in development mode anyone may: the API lets them).
   if (access.role === 'owner' || config.mode === 'development') installShare({ name, session, config, toolbar, page })
   installMessages({ name, session, toolbar, page, awareness: connection.awareness })
+  installCallButton({ calls, name, toolbar })
 
   // A handle for diagnosing a page from the browser console.
   window.iepEditor = { doc, provider: connection.provider, awareness: connection.awareness, name, local, history, undoManager, tracker }

@@ -94,3 +94,18 @@ def test_messages_bench_reports_both_figures_and_loses_no_message() -> None:
     assert figures["webhook"]["in_thread"] == figures["webhook"]["webhooks"]
     for workload in ("threads", "webhook"):
         assert 0 < figures[workload]["p50_ms"] <= figures[workload]["p99_ms"]
+
+
+def test_calls_bench_reports_set_up_time_direct_and_through_turn() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.calls", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=240,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr.decode()[-3000:]
+    figures = json.loads(completed.stdout)
+    for route in ("direct", "relay"):
+        assert figures[route]["calls"] == 3
+        assert 0 < figures[route]["p50_ms"] <= figures[route]["max_ms"]

@@ -22,7 +22,9 @@ from starlette.applications import Starlette
 from collab_server.serving import server_config
 from collab_server.settings import Settings, load_settings
 from iep_collab.composition import build_app
+from integrations.settings import NotificationSettings
 from tests.support.servers import ROOT, free_port
+from tests.support.tokens import FakeSupabase, fake_supabase
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -53,9 +55,11 @@ class ThreadedServer:
         self.thread.join(15)
 
 
-def start_server(settings: Settings, port: int | None = None) -> ThreadedServer:
+def start_server(
+    settings: Settings, port: int | None = None, notifications: NotificationSettings | None = None
+) -> ThreadedServer:
     """The real composition root (`build_app`), served on a loopback port (default: free)."""
-    app = build_app(settings)
+    app = build_app(settings, notifications)
     port = port or free_port()
     server = uvicorn.Server(server_config(app, "127.0.0.1", port))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
@@ -130,6 +134,13 @@ def new_context(browser: Browser) -> Iterator[ContextFactory]:
     yield open_context
     for context in opened:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def supabase() -> Iterator[FakeSupabase]:
+    """Sign-in as Supabase issues it (tokens, JWKS), on loopback, for a module's server."""
+    with fake_supabase() as running:
+        yield running
 
 
 @pytest.fixture

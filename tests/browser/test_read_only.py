@@ -23,7 +23,6 @@ from tests.support.tokens import (
     FakeSupabase,
     auth_settings,
     bearer,
-    fake_supabase,
 )
 
 pytestmark = pytest.mark.browser
@@ -31,12 +30,6 @@ pytestmark = pytest.mark.browser
 Shot = Callable[[Page, str], None]
 DOC = "centre/noor/iep-2026"
 SESSION_KEY = "iep-collab-auth"  # the storageKey the page gives supabase-js
-
-
-@pytest.fixture(scope="module")
-def supabase() -> Iterator[FakeSupabase]:
-    with fake_supabase() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

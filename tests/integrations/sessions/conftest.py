@@ -122,6 +122,7 @@ class Centre:
     server: InProcessServer | None = None
     client: httpx.AsyncClient | None = None
     tokens: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)  # more settings, from next start
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     @property
@@ -170,6 +171,7 @@ class Centre:
         environment.update(TEMPLATES)
         environment["COLLAB_QUIET_HOURS"] = "21:00-08:00"
         environment["COLLAB_PROGRESS_UPDATE_DELAY_MINUTES"] = "30"
+        environment.update(self.environment)
         settings = self.settings
         if self.realtime_url:
             from pydantic import SecretStr
