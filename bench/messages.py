@@ -70,15 +70,20 @@ async def threads(folder: Path, count: int) -> dict[str, Any]:
         for page in pages:
             assert json.loads(await page.recv())["type"] == "subscribed"
         latencies: list[float] = []
-        async with httpx.AsyncClient(base_url=server.http, params={"name": "Huda"}) as http:
-            await http.post(f"/api/students/{students[0]}/thread", json={"body": "warm-up"})
+        # Each student's own therapist writes (one person may write 30 messages in 10 minutes).
+        async with httpx.AsyncClient(base_url=server.http) as http:
+            await http.post(
+                f"/api/students/{students[0]}/thread?name=Huda", json={"body": "warm-up"}
+            )
             await pages[0].recv()
             cpu_before = cpu_seconds(server.proc.pid)
             for index in range(count):
                 page, student = pages[index], students[index]
                 body = {"body": f"Omar read {index} words today"}
                 sent = time.perf_counter()
-                answer = await http.post(f"/api/students/{student}/thread", json=body)
+                answer = await http.post(
+                    f"/api/students/{student}/thread?name=therapist{index}", json=body
+                )
                 answer.raise_for_status()
                 while True:
                     event = json.loads(await asyncio.wait_for(page.recv(), 10))
