@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from collab_server.events import NewEvent
-from integrations.calls.records import Answer, Ring
+from integrations.calls.records import Answer, CallQuota, Ring, TooManyCalls
 from persistence.postgres import PostgresStore
 from persistence.postgres_events import append_events
 from persistence.sqlite_calls import RING_COLUMNS, ring_from_row
@@ -17,8 +17,24 @@ class PostgresCallStore:
         self._store = store
         self.s = store.schema
 
-    async def keep(self, rings: Sequence[Ring], events: Sequence[NewEvent]) -> int:
+    async def keep(
+        self, rings: Sequence[Ring], events: Sequence[NewEvent], quota: CallQuota | None = None
+    ) -> int:
         async with self._store.pool.acquire() as conn, conn.transaction():
+            if quota is not None and rings:
+                caller = rings[0].caller_id
+                # One count at a time per caller, so two tabs cannot both take the last one.
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext('call-caller:' || $1))", caller
+                )
+                started = await conn.fetchval(
+                    f"SELECT count(DISTINCT call_id) FROM {self.s}.call_rings "
+                    "WHERE caller_id = $1 AND at > $2",
+                    caller,
+                    quota.since,
+                )
+                if started >= quota.most:
+                    raise TooManyCalls
             await conn.executemany(
                 f"INSERT INTO {self.s}.call_rings ({RING_COLUMNS}) "
                 "VALUES ($1, $2, $3, $4, $5, NULL) ON CONFLICT DO NOTHING",

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from collab_server.events import NewEvent
-from integrations.calls.records import Answer, Ring
+from integrations.calls.records import Answer, CallQuota, Ring, TooManyCalls
 from persistence.sqlite import SQLiteStore
 from persistence.sqlite_events import append_events
 
@@ -29,8 +29,18 @@ class SQLiteCallStore:
     def __init__(self, store: SQLiteStore) -> None:
         self._store = store
 
-    async def keep(self, rings: Sequence[Ring], events: Sequence[NewEvent]) -> int:
+    async def keep(
+        self, rings: Sequence[Ring], events: Sequence[NewEvent], quota: CallQuota | None = None
+    ) -> int:
         async with self._store.transaction() as db:
+            if quota is not None and rings:
+                async with db.execute(
+                    "SELECT count(DISTINCT call_id) FROM call_rings WHERE caller_id = ? AND at > ?",
+                    (rings[0].caller_id, quota.since),
+                ) as cursor:
+                    row = await cursor.fetchone()
+                if row is not None and row[0] >= quota.most:
+                    raise TooManyCalls
             await db.executemany(
                 f"INSERT OR IGNORE INTO call_rings ({RING_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL)",
                 [(r.call_id, r.student_id, r.caller_id, r.user_id, r.at) for r in rings],

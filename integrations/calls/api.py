@@ -15,6 +15,7 @@ from starlette.routing import Route
 from collab_server.api.http import ApiError, document_name, json_body, json_errors
 from collab_server.credentials import request_credentials
 from collab_server.identity import CallerAuthenticator
+from integrations.calls.records import TooManyCalls
 from integrations.calls.service import BadCall, CallService, is_call_id
 
 
@@ -37,6 +38,8 @@ def call_routes(calls: CallService, authenticator: CallerAuthenticator) -> list[
             call_id = await calls.ring(caller, student_id, invite)
         except BadCall as exc:
             raise ApiError(422, "invalid call", {exc.field: str(exc)}) from None
+        except TooManyCalls as exc:
+            raise ApiError(429, str(exc)) from None
         return JSONResponse({"call": call_id, "student_id": student_id}, status_code=201)
 
     @json_errors

@@ -27,9 +27,25 @@ class Ring:
     answer: Answer | None = None
 
 
+class TooManyCalls(Exception):
+    """The caller started their quota of calls lately; nothing was kept."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallQuota:
+    """At most `most` calls started by the caller since `since` (this one included)."""
+
+    most: int
+    since: float
+
+
 class CallStore(Protocol):
-    async def keep(self, rings: Sequence[Ring], events: Sequence[NewEvent]) -> int:
-        """Keep the rings and append their events in one transaction; the events' position."""
+    async def keep(
+        self, rings: Sequence[Ring], events: Sequence[NewEvent], quota: CallQuota | None = None
+    ) -> int:
+        """Keep the rings and append their events in one transaction; the events' position.
+        With a `quota`, raise `TooManyCalls` instead when the rings' caller has used it up
+        (counted in the same transaction)."""
 
     async def answer(self, call_id: str, user_id: str, answer: Answer) -> Ring | None:
         """Record the first answer of a ring (later ones change nothing); the ring as it was

@@ -22,7 +22,7 @@ import structlog
 from collab_server.events import NewEvent
 from collab_server.identity import Caller, Role
 from integrations.calls.ice import IceConfig, ice_servers
-from integrations.calls.records import Answer, CallStore, Ring
+from integrations.calls.records import Answer, CallQuota, CallStore, Ring, TooManyCalls
 from integrations.contracts import Clock
 from integrations.push import WebPusher
 from integrations.sessions.policy import StudentAccess
@@ -32,6 +32,9 @@ log = structlog.get_logger("collab.calls")
 
 RING_SECONDS = 45.0
 MAX_INVITEES = 5  # six people in a call at most
+# Calls one person may start: each rings phones (a push) as well as pages.
+MAX_CALLS = 10
+CALLS_WINDOW_SECONDS = 600
 SWEEP_SECONDS = 5.0
 CALL_ID = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
 
@@ -123,7 +126,14 @@ class CallService:
         }
         events = [NewEvent.of(f"user:{u}", "call.ring", ring_data, now) for u in wanted]
         rings = [Ring(call_id, student_id, caller.user_id, u, now) for u in wanted]
-        self.announce(await self.store.keep(rings, events))
+        quota = CallQuota(MAX_CALLS, now - CALLS_WINDOW_SECONDS)
+        try:
+            self.announce(await self.store.keep(rings, events, quota))
+        except TooManyCalls:
+            minutes = CALLS_WINDOW_SECONDS // 60
+            raise TooManyCalls(
+                f"at most {MAX_CALLS} calls in {minutes} minutes: wait a little"
+            ) from None
         pusher = self.pusher()
         if pusher is not None:
             url = f"/doc/{quote(student_id)}#call={call_id}"

@@ -222,12 +222,16 @@ export function installCalls (session) {
   return handle
 }
 
-/** The "Call" button of a student's page; a push's link (#call=ID) offers to join. */
-export function installCallButton ({ calls, name, toolbar }) {
-  const button = label('button', 'callButton', 'secondary call-button')
-  button.type = 'button'
-  button.addEventListener('click', () => calls.choose(name))
-  toolbar.append(button)
+/** "Call" on a student's page and in their thread; a push's link (#call=ID) offers to join. */
+export function installCallButton ({ calls, name, toolbar, threadHeading = null }) {
+  const button = () => {
+    const made = label('button', 'callButton', 'secondary call-button')
+    made.type = 'button'
+    made.addEventListener('click', () => calls.choose(name))
+    return made
+  }
+  toolbar.append(button())
+  threadHeading?.after(button())
   const linked = /^#call=([A-Za-z0-9_-]{16,40})$/.exec(location.hash)
   if (linked) {
     const join = label('button', 'callJoin', 'call-join')

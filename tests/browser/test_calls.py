@@ -137,9 +137,14 @@ def person(
     return page
 
 
-def ring(caller: Page, *names: str) -> float:
-    """Press Call, pick the people, ring them; when the ring was pressed."""
-    caller.locator(".call-button").click()
+def ring(caller: Page, *names: str, in_thread: bool = False) -> float:
+    """Press Call (on the page, or in the student's thread), pick the people, ring them; when
+    the ring was pressed."""
+    if in_thread:
+        caller.get_by_role("button", name="Messages").click()
+        caller.locator(".messages-panel .call-button").click()
+    else:
+        caller.locator(".doc-toolbar .call-button").click()
     dialog = caller.locator(".call-dialog")
     for name in names:
         dialog.locator(".call-person", has_text=name).locator("input").check()
@@ -200,7 +205,7 @@ def test_a_therapist_calls_a_parent_who_answers_in_arabic_mutes_leaves_and_rejoi
     layla = person(new_context, supabase, server, "therapist-1")
     huda = person(new_context, supabase, server, "parent-1")
 
-    pressed = ring(layla, "Huda هدى")
+    pressed = ring(layla, "Huda هدى", in_thread=True)
     expect(layla.locator(".call-bar .call-status")).to_have_text(
         "Waiting for the others to answer…"
     )
@@ -213,6 +218,9 @@ def test_a_therapist_calls_a_parent_who_answers_in_arabic_mutes_leaves_and_rejoi
     print(f"call set-up, ring pressed to audio both ways: {time.monotonic() - pressed:.2f} s")
     expect(layla.locator(".call-people li")).to_have_text("Huda هدى")
     expect(huda.locator(".call-bar")).to_have_attribute("dir", "rtl")
+    # Chromium's fake microphone beeps: each side sees the other speaking when it does.
+    expect(huda.locator(".call-people li.speaking")).to_contain_text("يتحدث")
+    expect(layla.locator(".call-people li.speaking")).to_contain_text("speaking")
     shot(layla, "in-call-en")
     shot(huda, "in-call-ar")
 
@@ -230,6 +238,21 @@ def test_a_therapist_calls_a_parent_who_answers_in_arabic_mutes_leaves_and_rejoi
     huda.get_by_role("button", name="عُد إلى المكالمة").click()
     audio_rising(layla, "Huda هدى")
     audio_rising(huda, "Layla ليلى")
+    # The signalling socket drops (a blip): the page comes back and the audio with it.
+    layla.evaluate("window.iepCalls.current.socket.close()")
+    audio_rising(layla, "Huda هدى")
+    audio_rising(huda, "Layla ليلى")
+
+    # A second call while she is in one is offered, never forced: she declines and stays.
+    sami = person(new_context, supabase, server, "therapist-2")
+    ring(sami, "Huda هدى")
+    second = huda.locator(".call-ring")
+    expect(second).to_contain_text("الرد ينهي مكالمتك الحالية")
+    second.get_by_role("button", name="رفض").click()
+    expect(sami.locator(".call-notice")).to_have_text("Huda هدى declined the call.")
+    audio_rising(huda, "Layla ليلى")
+    sami.get_by_role("button", name="Hang up").click()
+
     layla.get_by_role("button", name="Hang up").click()
     expect(huda.locator(".call-people li")).to_have_count(0)
 
@@ -300,7 +323,7 @@ def test_a_blocked_microphone_says_what_to_do(
     server: ThreadedServer, supabase: FakeSupabase, new_context: ContextFactory
 ) -> None:
     huda = person(new_context, supabase, server, "parent-1", microphone=False)
-    huda.locator(".call-button").click()
+    huda.locator(".doc-toolbar .call-button").click()
     huda.locator(".call-dialog .call-person", has_text="Layla ليلى").locator("input").check()
     huda.locator(".call-dialog .call-start").click()
     expect(huda.locator(".call-notice")).to_contain_text("الميكروفون محجوب لهذا الموقع")

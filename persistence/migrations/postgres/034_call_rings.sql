@@ -10,3 +10,4 @@ CREATE TABLE IF NOT EXISTS {schema}.call_rings (
     PRIMARY KEY (call_id, user_id)
 );
 CREATE INDEX IF NOT EXISTS call_rings_unanswered ON {schema}.call_rings (at) WHERE answer IS NULL;
+CREATE INDEX IF NOT EXISTS call_rings_by_caller ON {schema}.call_rings (caller_id, at);

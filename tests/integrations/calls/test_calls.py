@@ -12,7 +12,7 @@ import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from integrations.calls.service import RING_SECONDS, CallService
+from integrations.calls.service import CALLS_WINDOW_SECONDS, MAX_CALLS, RING_SECONDS, CallService
 from integrations.calls.signalling import IDLE_SECONDS
 from tests.integrations.fakes import push_service
 from tests.integrations.sessions.conftest import OMAR, Centre, next_message
@@ -215,3 +215,16 @@ async def test_a_silent_tab_is_taken_out_of_the_call(centre: Centre) -> None:
             assert message["type"] == "pong"
             await asyncio.sleep(1.5)  # a page's ping interval
         assert message == {"type": "left", "peer": layla_peer}
+
+
+async def test_one_person_cannot_ring_a_family_without_end(centre: Centre) -> None:
+    for _ in range(MAX_CALLS):
+        await start(centre, "t-huda", ["p-layla"])
+    again = await centre.call(
+        "t-huda", "POST", f"/api/students/{OMAR}/calls", {"invite": ["p-layla"]}
+    )
+    assert again.status_code == 429 and "wait" in again.json()["error"]
+    # Another member still calls; later Huda may again.
+    await start(centre, "t-ali", ["p-layla"])
+    centre.clock.advance(CALLS_WINDOW_SECONDS + 1)
+    await start(centre, "t-huda", ["p-layla"])
