@@ -42,7 +42,7 @@ from integrations.acknowledgement import AcknowledgementService, AckPolicy
 from integrations.calls.api import call_routes
 from integrations.calls.rooms import CallRooms
 from integrations.calls.service import CallService
-from integrations.calls.signalling import SignallingEndpoint
+from integrations.calls.signalling import SignallingEndpoint, SignallingLimits
 from integrations.contracts import Clock, SystemClock
 from integrations.history import HistoryReader
 from integrations.invitations import SupabaseAccounts, invitation_routes
@@ -206,7 +206,12 @@ def build_app(
         timers=timers,
     )
     call_rooms = CallRooms(cluster.bus if cluster is not None else None)
-    signalling = SignallingEndpoint(calls, call_rooms, authenticator)
+    signalling = SignallingEndpoint(
+        calls,
+        call_rooms,
+        authenticator,
+        SignallingLimits(recheck_seconds=settings.membership_recheck_seconds),
+    )
     if service.webhook is not None:
         service.webhook.add_button_handler(CONFIRM_PAYLOAD, sessions.answer)
         service.webhook.add_button_handler(DECLINE_PAYLOAD, sessions.answer)

@@ -18,7 +18,8 @@ Client -> server:
     {"type": "ping"}                    at least every few seconds: a silent tab is dropped
 
 Credentials are the other sockets' (`?token=` or a bearer header). Only those who may read the
-student's thread join (403 otherwise); six people at most (4409 when full). Frames are size-
+student's thread join (403 otherwise), and one removed from the IEP is taken out (4403);
+six people at most (4409 when full). Frames are size-
 and rate-limited like every socket; a tab silent for `IDLE_SECONDS` is taken out of the call.
 """
 
@@ -28,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import secrets
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -64,6 +66,7 @@ class SignallingLimits:
     send_queue: int = 500
     max_connections_per_user: int = 4
     rates: RateLimits = SIGNALLING_RATES
+    recheck_seconds: float = 30.0  # someone removed from the IEP leaves its calls this soon
 
 
 class CallFull(Rejected):
@@ -129,7 +132,7 @@ class SignallingEndpoint:
             )
             await self.calls.joined(caller, call)
             log.info("call_joined", student=student, peers=len(others) + 1)
-            await self._read(socket, key, peer)
+            await self._read(socket, key, peer, student)
         finally:
             self.cap.release(caller.user_id)
             if joined and self.rooms.leave(key, peer.peer_id):
@@ -142,9 +145,17 @@ class SignallingEndpoint:
                 await asyncio.wait_for(websocket.close(), 1.0)
             await socket.aclose()
 
-    async def _read(self, socket: EventSocket, key: str, peer: Peer) -> None:
+    async def _read(self, socket: EventSocket, key: str, peer: Peer, student: str) -> None:
         rate = ConnectionRate(self.limits.rates)
+        checked = time.monotonic()
         while socket.close_code is None:
+            if time.monotonic() - checked > self.limits.recheck_seconds:
+                checked = time.monotonic()
+                try:
+                    await self.calls.students.require_view(socket.caller, student)
+                except Rejected as exc:
+                    socket.close(exc.code, exc.reason)
+                    return
             try:
                 message = await asyncio.wait_for(socket.websocket.receive(), IDLE_SECONDS)
             except TimeoutError:

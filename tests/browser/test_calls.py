@@ -243,6 +243,18 @@ def test_a_therapist_calls_a_parent_who_answers_in_arabic_mutes_leaves_and_rejoi
     audio_rising(layla, "Huda هدى")
     audio_rising(huda, "Layla ليلى")
 
+    # A network change: Layla's side restarts ICE; new credentials are negotiated through our
+    # socket and the call goes on (no new peers, no drop).
+    ufrag = """() => {
+        const [peer] = window.iepCalls.current.peers.values()
+        return /a=ice-ufrag:(\\S+)/.exec(peer.pc.remoteDescription.sdp)[1]
+    }"""
+    before = huda.evaluate(ufrag)
+    layla.evaluate("[...window.iepCalls.current.peers.values()][0].pc.restartIce()")
+    until(lambda: huda.evaluate(ufrag) != before, "an ICE restart to reach Huda")
+    audio_rising(huda, "Layla ليلى")
+    audio_rising(layla, "Huda هدى")
+
     # A second call while she is in one is offered, never forced: she declines and stays.
     sami = person(new_context, supabase, server, "therapist-2")
     ring(sami, "Huda هدى")

@@ -228,3 +228,25 @@ async def test_one_person_cannot_ring_a_family_without_end(centre: Centre) -> No
     await start(centre, "t-ali", ["p-layla"])
     centre.clock.advance(CALLS_WINDOW_SECONDS + 1)
     await start(centre, "t-huda", ["p-layla"])
+
+
+async def test_a_parent_removed_from_the_iep_is_taken_out_of_its_call(centre: Centre) -> None:
+    async with centre.running_stopped():
+        centre.settings = centre.settings.model_copy(update={"membership_recheck_seconds": 0.5})
+    call = await start(centre, "t-huda", ["p-john"])
+    async with (
+        websockets.connect(calls_url(centre, "t-huda", call)) as huda,
+        websockets.connect(calls_url(centre, "p-john", call)) as john,
+    ):
+        await next_message(huda, "welcome")
+        await next_message(john, "welcome")
+        await next_message(huda, "joined")
+        removed = await centre.call("admin", "DELETE", f"/api/documents/{OMAR}/members/p-john")
+        assert removed.status_code in (200, 204), removed.text
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            while True:  # his page keeps pinging until the server takes him out
+                await john.send(json.dumps({"type": "ping"}))
+                await asyncio.wait_for(john.recv(), 5)
+                await asyncio.sleep(0.2)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+        assert (await next_message(huda, "left"))["type"] == "left"
