@@ -84,10 +84,6 @@ class CallRooms:
             with contextlib.suppress(Exception):
                 await self.bus.unsubscribe(CALLS_CHANNEL)
 
-    def peers(self, call: str) -> list[Peer]:
-        room = self.rooms.get(call)
-        return room.peers() if room is not None else []
-
     def join(self, call: str, peer: Peer, deliver: Deliver) -> list[Peer] | None:
         """Add a local peer; the others already in the call, or None when it is full."""
         room = self.rooms.setdefault(call, Room())

@@ -19,8 +19,8 @@ Client -> server:
 
 Credentials are the other sockets' (`?token=` or a bearer header). Only those who may read the
 student's thread join (403 otherwise), and one removed from the IEP is taken out (4403);
-six people at most (4409 when full). Frames are size-
-and rate-limited like every socket; a tab silent for `IDLE_SECONDS` is taken out of the call.
+six people at most (4409 when full). Frames are size- and rate-limited like every socket; a
+tab silent for `IDLE_SECONDS` is taken out of the call.
 """
 
 from __future__ import annotations
@@ -67,11 +67,6 @@ class SignallingLimits:
     max_connections_per_user: int = 4
     rates: RateLimits = SIGNALLING_RATES
     recheck_seconds: float = 30.0  # someone removed from the IEP leaves its calls this soon
-
-
-class CallFull(Rejected):
-    def __init__(self) -> None:
-        super().__init__(CALL_FULL, "this call has six people already")
 
 
 class SignallingEndpoint:
