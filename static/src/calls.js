@@ -29,6 +29,7 @@ addStrings({
     callReconnecting: 'Reconnecting…',
     callFull: 'This call already has six people.',
     callFailed: 'The call could not start; try again.',
+    callTooMany: 'You started many calls in the last minutes. Wait a little, then call again.',
     callMicBlocked: 'The microphone is blocked for this site. Allow it in the browser (the icon in the address bar), then press Call again.',
     callNoMic: 'No microphone was found. Connect one, then press Call again.',
     callJoin: 'Join the call',
@@ -56,6 +57,7 @@ addStrings({
     callReconnecting: 'جارٍ إعادة الاتصال…',
     callFull: 'في هذه المكالمة ستة أشخاص بالفعل.',
     callFailed: 'تعذر بدء المكالمة؛ حاول مرة أخرى.',
+    callTooMany: 'بدأت مكالمات كثيرة في الدقائق الأخيرة. انتظر قليلاً ثم اتصل مرة أخرى.',
     callMicBlocked: 'الميكروفون محجوب لهذا الموقع. اسمح به من المتصفح (الرمز في شريط العنوان)، ثم اضغط «اتصال» مرة أخرى.',
     callNoMic: 'لم يُعثر على ميكروفون. صِله ثم اضغط «اتصال» مرة أخرى.',
     callJoin: 'انضم إلى المكالمة',
@@ -168,13 +170,14 @@ export function installCalls (session) {
       const invite = [...form.querySelectorAll('input:checked')].map((box) => box.value)
       if (!invite.length) return
       dialog.close()
+      current?.hangUp() // a new call chosen while in one: that one ends for this page
       // The microphone first: nobody is rung for a call that cannot start.
       const stream = await microphone()
       if (!stream) return
       const started = await api(`/api/students/${pathOf(student)}/calls`, { method: 'POST', body: JSON.stringify({ invite }) })
       if (!started.ok) {
         for (const track of stream.getTracks()) track.stop()
-        return notice('callFailed')
+        return notice(started.status === 429 ? 'callTooMany' : 'callFailed')
       }
       await join(student, (await started.json()).call, stream)
     })
@@ -191,7 +194,10 @@ export function installCalls (session) {
   }
 
   async function join (student, callId, stream = null) {
-    if (current) return
+    if (current) {
+      for (const track of stream?.getTracks() ?? []) track.stop()
+      return
+    }
     stream = stream || await microphone()
     if (!stream) return
     const onEnd = (byMe) => {
