@@ -11,6 +11,7 @@ addStrings({
     callButton: 'Call',
     callWho: 'Who do you want to call?',
     callFamily: 'family',
+    callHere: 'on this IEP now',
     callNobody: 'Nobody else can be called for this student yet.',
     callRing: 'Call',
     callCancel: 'Cancel',
@@ -39,6 +40,7 @@ addStrings({
     callButton: 'اتصال',
     callWho: 'بمن تريد الاتصال؟',
     callFamily: 'الأسرة',
+    callHere: 'في هذه الخطة الآن',
     callNobody: 'لا يوجد بعد من يمكن الاتصال به لهذا الطالب.',
     callRing: 'اتصل',
     callCancel: 'إلغاء',
@@ -133,7 +135,8 @@ export function installCalls (session) {
     else if (event.kind === 'call.declined' && current?.callId === event.data.call) notice('callDeclined', { name: event.data.name })
   }
 
-  async function choose (student) {
+  /** `here(userId)`: whether that person has this IEP open now (its presence says so). */
+  async function choose (student, here = () => false) {
     const response = await api(`/api/students/${pathOf(student)}/calls/people`)
     if (!response.ok) return notice('callFailed')
     const { people } = await response.json()
@@ -152,6 +155,7 @@ export function installCalls (session) {
       name.textContent = person.name
       row.append(box, name)
       if (person.family) row.append(' ', label('span', 'callFamily', 'hint'))
+      if (here(person.user_id)) row.append(' ', label('span', 'callHere', 'call-here'))
       form.append(row)
     }
     if (!people.length) form.append(label('p', 'callNobody', 'hint'))
@@ -229,11 +233,14 @@ export function installCalls (session) {
 }
 
 /** "Call" on a student's page and in their thread; a push's link (#call=ID) offers to join. */
-export function installCallButton ({ calls, name, toolbar, threadHeading = null }) {
+export function installCallButton ({ calls, name, toolbar, threadHeading = null, awareness = null }) {
+  // Presence keys are `sb:<user id>` (or `dev:<name>` in development, whose user id it is).
+  const here = (userId) => [...(awareness?.getStates().values() ?? [])]
+    .some((state) => state?.user?.key === `sb:${userId}` || state?.user?.key === userId)
   const button = () => {
     const made = label('button', 'callButton', 'secondary call-button')
     made.type = 'button'
-    made.addEventListener('click', () => calls.choose(name))
+    made.addEventListener('click', () => calls.choose(name, here))
     return made
   }
   toolbar.append(button())

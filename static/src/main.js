@@ -349,7 +349,7 @@ async function documentPage (app, name, session, config, calls) {
   // Owners share (in development mode anyone may: the API lets them).
   if (access.role === 'owner' || config.mode === 'development') installShare({ name, session, config, toolbar, page })
   installMessages({ name, session, toolbar, page, awareness: connection.awareness })
-  installCallButton({ calls, name, toolbar, threadHeading: page.querySelector('.messages-panel h2') })
+  installCallButton({ calls, name, toolbar, threadHeading: page.querySelector('.messages-panel h2'), awareness: connection.awareness })
 
   // A handle for diagnosing a page from the browser console.
   window.iepEditor = { doc, provider: connection.provider, awareness: connection.awareness, name, local, history, undoManager, tracker }

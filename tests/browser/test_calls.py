@@ -141,7 +141,6 @@ def ring(caller: Page, *names: str, in_thread: bool = False) -> float:
     """Press Call (on the page, or in the student's thread), pick the people, ring them; when
     the ring was pressed."""
     if in_thread:
-        caller.get_by_role("button", name="Messages").click()
         caller.locator(".messages-panel .call-button").click()
     else:
         caller.locator(".doc-toolbar .call-button").click()
@@ -205,6 +204,12 @@ def test_a_therapist_calls_a_parent_who_answers_in_arabic_mutes_leaves_and_rejoi
     layla = person(new_context, supabase, server, "therapist-1")
     huda = person(new_context, supabase, server, "parent-1")
 
+    layla.get_by_role("button", name="Messages").click()
+    layla.locator(".messages-panel .call-button").click()
+    # Who has the IEP open now is marked: Huda is reading it on her phone.
+    here = layla.locator(".call-dialog .call-person", has_text="Huda هدى")
+    expect(here.locator(".call-here")).to_have_text("on this IEP now")
+    layla.locator(".call-dialog").get_by_role("button", name="Cancel").click()
     pressed = ring(layla, "Huda هدى", in_thread=True)
     expect(layla.locator(".call-bar .call-status")).to_have_text(
         "Waiting for the others to answer…"
