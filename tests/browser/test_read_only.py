@@ -332,6 +332,8 @@ def test_a_parent_on_a_phone_sets_how_they_are_reached_in_arabic(
     page = signed_in(new_context, supabase, "parent-2", "Mona منى", phone=True).new_page()
     page.goto(server.http)
     page.get_by_role("link", name="Settings").click()
+    # The switch is in the page's HTML before its script listens: wait for the page drawn.
+    expect(page.get_by_role("heading", name="How we reach you")).to_be_visible()
     page.get_by_role("button", name="العربية").click()
     expect(page.get_by_role("heading", name="كيف نتواصل معك")).to_be_visible()
     page.get_by_label("رقم الجوال").fill("0501234567")  # without the country code
