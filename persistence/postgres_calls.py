@@ -70,6 +70,16 @@ class PostgresCallStore:
             )
         return [ring_from_row(tuple(r)) for r in rows]
 
+    async def ringing(self, user_id: str, rung_since: float) -> list[Ring]:
+        async with self._store.pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"SELECT {RING_COLUMNS} FROM {self.s}.call_rings "
+                "WHERE user_id = $1 AND answer IS NULL AND at > $2 ORDER BY at",
+                user_id,
+                rung_since,
+            )
+        return [ring_from_row(tuple(r)) for r in rows]
+
     async def take_missed(self, rung_before: float, limit: int) -> list[Ring]:
         async with self._store.pool.acquire() as conn:
             rows = await conn.fetch(

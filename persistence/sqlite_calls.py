@@ -70,6 +70,14 @@ class SQLiteCallStore:
         )
         return [ring_from_row(r) for r in rows]
 
+    async def ringing(self, user_id: str, rung_since: float) -> list[Ring]:
+        rows = await self._store.fetch_all(
+            f"SELECT {RING_COLUMNS} FROM call_rings "
+            "WHERE user_id = ? AND answer IS NULL AND at > ? ORDER BY at",
+            (user_id, rung_since),
+        )
+        return [ring_from_row(r) for r in rows]
+
     async def take_missed(self, rung_before: float, limit: int) -> list[Ring]:
         async with (
             self._store.transaction() as db,

@@ -4,6 +4,8 @@ GET  /people                 members: who may be rung (the team and family but t
 POST {"invite": [user ids]}  members: start a call and ring them; {"call": id} (then join it
                              on `WS /calls`)
 POST /{call}/decline         a person rung: say no (the caller hears of it, their tabs stop)
+
+GET /api/calls/ringing: the caller's rings still sounding (a page opened after a ring).
 """
 
 from __future__ import annotations
@@ -52,8 +54,14 @@ def call_routes(calls: CallService, authenticator: CallerAuthenticator) -> list[
         await calls.decline(caller, student_id, call_id)
         return Response(status_code=204)
 
+    @json_errors
+    async def ringing(request: Request) -> Response:
+        caller = await authenticator.caller(request_credentials(request))
+        return JSONResponse({"rings": await calls.ringing(caller)})
+
     base = "/api/students/{student_id:path}/calls"
     return [
+        Route("/api/calls/ringing", ringing, methods=["GET"]),
         Route(base + "/people", people, methods=["GET"]),
         Route(base + "/{call_id}/decline", decline, methods=["POST"]),
         Route(base, start, methods=["POST"]),

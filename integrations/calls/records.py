@@ -54,6 +54,9 @@ class CallStore(Protocol):
     async def rang(self, call_id: str) -> list[Ring]:
         """Everyone rung for the call."""
 
+    async def ringing(self, user_id: str, rung_since: float) -> list[Ring]:
+        """The person's rings still unanswered, rung since `rung_since`, oldest first."""
+
     async def take_missed(self, rung_before: float, limit: int) -> list[Ring]:
         """Mark rings unanswered since before `rung_before` missed and return them; each ring
         is returned once, whichever process asks."""

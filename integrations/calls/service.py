@@ -117,13 +117,7 @@ class CallService:
         now = self.clock.now()
         caller_name = await self.name(caller.user_id)
         student_name = await self._student_name(student_id)
-        ring_data = {
-            "call": call_id,
-            "student_id": student_id,
-            "student": student_name,
-            "from": caller_name,
-            "from_id": caller.user_id,
-        }
+        ring_data = _ring_json(call_id, student_id, student_name, caller_name, caller.user_id)
         events = [NewEvent.of(f"user:{u}", "call.ring", ring_data, now) for u in wanted]
         rings = [Ring(call_id, student_id, caller.user_id, u, now) for u in wanted]
         quota = CallQuota(MAX_CALLS, now - CALLS_WINDOW_SECONDS)
@@ -147,6 +141,17 @@ class CallService:
                     log.exception("call_push_failed")
         log.info("call_rang", student=student_id, invited=len(wanted))
         return call_id
+
+    async def ringing(self, caller: Caller) -> list[dict[str, Any]]:
+        """The caller's rings still sounding: a page opened after the ring shows them too."""
+        found = []
+        for ring in await self.store.ringing(caller.user_id, self.clock.now() - RING_SECONDS):
+            student_name = await self._student_name(ring.student_id)
+            caller_name = await self.name(ring.caller_id)
+            found.append(
+                _ring_json(ring.call_id, ring.student_id, student_name, caller_name, ring.caller_id)
+            )
+        return found
 
     async def decline(self, caller: Caller, student_id: str, call_id: str) -> None:
         await self.students.require_view(caller, student_id)
@@ -215,3 +220,16 @@ class CallService:
                 await self.sweep()
             except Exception:
                 log.exception("call_sweep_failed")
+
+
+def _ring_json(
+    call_id: str, student_id: str, student_name: str, caller_name: str, caller_id: str
+) -> dict[str, Any]:
+    """A ring as pages show it (the `call.ring` event's data)."""
+    return {
+        "call": call_id,
+        "student_id": student_id,
+        "student": student_name,
+        "from": caller_name,
+        "from_id": caller_id,
+    }

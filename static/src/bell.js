@@ -22,7 +22,7 @@ function linkFor (item) {
   return item.kind === 'thread_message' ? `${path}#messages` : path
 }
 
-export function installBell (session, where, { onCall = () => {} } = {}) {
+export function installBell (session, where, { onCall = () => {}, onLive = () => {} } = {}) {
   const call = (path, options = {}) => fetch(path, {
     ...options,
     headers: { accept: 'application/json', 'content-type': 'application/json', ...session.authHeaders() },
@@ -113,6 +113,7 @@ export function installBell (session, where, { onCall = () => {} } = {}) {
       }
     },
     onReset () { load() },
+    onSubscribed () { onLive() },
   })
   onLanguageChange(render)
   load().then(() => {

@@ -136,6 +136,13 @@ export function installCalls (session) {
   }
 
   /** `here(userId)`: whether that person has this IEP open now (its presence says so). */
+  /** Rings still sounding when this page began listening (opened from a push, say). */
+  async function catchUp () {
+    const response = await api('/api/calls/ringing')
+    if (!response.ok) return
+    for (const ring of (await response.json()).rings) showRing(ring)
+  }
+
   async function choose (student, here = () => false) {
     const response = await api(`/api/students/${pathOf(student)}/calls/people`)
     if (!response.ok) return notice('callFailed')
@@ -227,7 +234,7 @@ export function installCalls (session) {
   }
 
   onLanguageChange(() => { for (const r of rings.values()) r.render(); current?.render() })
-  const handle = { heard, choose, join, get current () { return current } }
+  const handle = { heard, catchUp, choose, join, get current () { return current } }
   window.iepCalls = handle // for diagnosing a call from the browser console
   return handle
 }

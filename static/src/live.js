@@ -11,9 +11,9 @@ export function eventsUrl (session) {
 }
 
 export class LiveEvents {
-  constructor (session, { onEvent, onReset = () => {}, onState = () => {}, onDenied = () => {} }) {
+  constructor (session, { onEvent, onReset = () => {}, onState = () => {}, onDenied = () => {}, onSubscribed = () => {} }) {
     this.session = session
-    this.handlers = { onEvent, onReset, onState, onDenied }
+    this.handlers = { onEvent, onReset, onState, onDenied, onSubscribed }
     this.topics = new Set()
     this.position = null // the last position seen; null until the server names one
     this.socket = null
@@ -69,6 +69,7 @@ export class LiveEvents {
     } else if (message.type === 'subscribed' || message.type === 'reset') {
       this.position = Math.max(this.position ?? 0, message.position)
       if (message.type === 'reset') this.handlers.onReset(message.topics)
+      this.handlers.onSubscribed(message.topics) // live from here: what came before is read
     } else if (message.type === 'denied') {
       this.topics.delete(message.topic)
       this.handlers.onDenied(message.topic)

@@ -33,7 +33,7 @@ async function main () {
   const session = await signIn(config, app)
   showSignedIn(session)
   const calls = installCalls(session)
-  installBell(session, document.getElementById('signed-in-as'), { onCall: calls.heard })
+  installBell(session, document.getElementById('signed-in-as'), { onCall: calls.heard, onLive: calls.catchUp })
   if (location.pathname.startsWith(ACK_PREFIX)) {
     await acknowledgementPage(app, decodeURIComponent(location.pathname.slice(ACK_PREFIX.length)), session)
   } else if (location.pathname === '/settings') {

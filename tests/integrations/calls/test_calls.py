@@ -250,3 +250,21 @@ async def test_a_parent_removed_from_the_iep_is_taken_out_of_its_call(centre: Ce
                 await asyncio.sleep(0.2)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
         assert (await next_message(huda, "left"))["type"] == "left"
+
+
+async def test_a_page_opened_after_the_ring_still_rings_until_it_is_answered_or_over(
+    centre: Centre,
+) -> None:
+    call = await start(centre, "t-huda", ["p-layla", "p-john"])
+
+    async def ringing(user: str) -> list[str]:
+        answer = await centre.call(user, "GET", "/api/calls/ringing")
+        assert answer.status_code == 200, answer.text
+        return [f"{r['from']} → {r['student']}" for r in answer.json()["rings"]]
+
+    assert await ringing("p-layla") == ["Ms. Huda → Omar"]
+    assert await ringing("t-ali") == []  # not rung
+    await centre.call("p-layla", "POST", f"/api/students/{OMAR}/calls/{call}/decline")
+    assert await ringing("p-layla") == []
+    centre.clock.advance(RING_SECONDS + 1)
+    assert await ringing("p-john") == []  # over: a missed call now
