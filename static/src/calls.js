@@ -76,7 +76,8 @@ const REJOIN_MS = 10 * 60 * 1000
 const pathOf = (name) => name.split('/').map(encodeURIComponent).join('/')
 
 export function installCalls (session) {
-  const api = (path, options = {}) => fetch(path, {
+  const who = new URLSearchParams(session.apiParams?.() ?? {}).toString()
+  const api = (path, options = {}) => fetch(who ? `${path}${path.includes('?') ? '&' : '?'}${who}` : path, {
     ...options,
     headers: { accept: 'application/json', 'content-type': 'application/json', ...session.authHeaders() },
   })

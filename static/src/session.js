@@ -12,7 +12,7 @@ export async function loadConfig () {
 }
 
 /**
- * Resolves to a session: { userKey, userId, name, params, authHeaders(), refresh(), signOut() }
+ * Resolves to a session: { userKey, userId, name, params, apiParams, authHeaders(), refresh(), signOut() }
  * (`userId`: the id the server knows the person by).
  * Renders a sign-in form into `container` when nobody is signed in yet.
  */
@@ -45,6 +45,7 @@ function developmentIdentity (name) {
     userId: `dev:${name}`,
     name,
     params: () => ({ name }),
+    apiParams: () => ({ name }), // the API knows a development user by name only
     authHeaders: () => ({}),
     refresh: async () => {},
     signOut: async () => {
@@ -74,6 +75,7 @@ async function supabaseSession (config, container) {
     userId: user.id,
     name,
     params: () => ({ token: current.access_token }),
+    apiParams: () => ({}), // the bearer header says who
     authHeaders: () => ({ authorization: `Bearer ${current.access_token}` }),
     refresh: async () => {
       const { data } = await supabase.auth.refreshSession()
