@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import hmac
 import json
 import statistics
 import tempfile
@@ -33,6 +31,7 @@ import httpx
 import websockets
 
 from bench.sessions import Server, cpu_seconds, percentile
+from tests.support.whatsapp import inbound_message, signature
 
 APP_SECRET = "bench-app-secret"
 PARENT_PHONE = "+966500000099"
@@ -104,34 +103,8 @@ async def threads(folder: Path, count: int) -> dict[str, Any]:
 
 
 def webhook_body(message_id: str, text: str) -> bytes:
-    payload = {
-        "object": "whatsapp_business_account",
-        "entry": [
-            {
-                "id": "WABA_ID",
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {"phone_number_id": "1234567890"},
-                            "contacts": [{"wa_id": PARENT_PHONE.lstrip("+")}],
-                            "messages": [
-                                {
-                                    "from": PARENT_PHONE.lstrip("+"),
-                                    "id": message_id,
-                                    "timestamp": str(int(time.time())),
-                                    "type": "text",
-                                    "text": {"body": text},
-                                }
-                            ],
-                        },
-                    }
-                ],
-            }
-        ],
-    }
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    content = {"type": "text", "text": {"body": text}}
+    return inbound_message(PARENT_PHONE, message_id, content, timestamp=str(int(time.time())))
 
 
 async def count_messages(http: httpx.AsyncClient, student: str) -> int:
@@ -163,10 +136,8 @@ async def webhook(folder: Path, count: int, in_flight: int = 8) -> dict[str, Any
 
             async def post(index: int) -> None:
                 body = webhook_body(f"wamid.bench{index:06d}", f"رسالة رقم {index}")
-                signature = (
-                    "sha256=" + hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
-                )
-                headers = {"content-type": "application/json", "x-hub-signature-256": signature}
+                signed = signature(body, APP_SECRET)
+                headers = {"content-type": "application/json", "x-hub-signature-256": signed}
                 async with gate:
                     sent = time.perf_counter()
                     answer = await http.post("/webhooks/whatsapp", content=body, headers=headers)

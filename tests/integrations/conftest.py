@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import hashlib
-import hmac
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -38,6 +36,7 @@ from tests.integrations.fakes import (
     smtp_server,
 )
 from tests.support.servers import InProcessServer, serve_in_process
+from tests.support.whatsapp import inbound_message, signature
 
 DOCUMENT = "centre/student-42/iep-2026"
 APP_SECRET = "app-secret"
@@ -200,7 +199,7 @@ async def backend_harness(store_settings: Settings) -> AsyncIterator[Harness]:
 
 
 def sign(body: bytes, secret: str = APP_SECRET) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return signature(body, secret)
 
 
 def whatsapp_environment(database: Path, graph_url: str, **overrides: str) -> dict[str, str]:
@@ -222,34 +221,9 @@ def whatsapp_environment(database: Path, graph_url: str, **overrides: str) -> di
 
 def inbound_text(phone: str, text: str, message_id: str) -> bytes:
     """A `messages` webhook as Meta sends it (compact JSON, UTF-8, not ASCII-escaped)."""
-    payload = {
-        "object": "whatsapp_business_account",
-        "entry": [
-            {
-                "id": "WABA_ID",
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {"phone_number_id": "1234567890"},
-                            "contacts": [{"wa_id": phone.lstrip("+"), "profile": {"name": "P"}}],
-                            "messages": [
-                                {
-                                    "from": phone.lstrip("+"),
-                                    "id": message_id,
-                                    "timestamp": "1764064800",
-                                    "type": "text",
-                                    "text": {"body": text},
-                                }
-                            ],
-                        },
-                    }
-                ],
-            }
-        ],
-    }
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return inbound_message(
+        phone, message_id, {"type": "text", "text": {"body": text}}, profile_name="P"
+    )
 
 
 def status_event(

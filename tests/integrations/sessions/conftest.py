@@ -29,6 +29,7 @@ from tests.integrations.conftest import APP_SECRET, sign, whatsapp_environment
 from tests.integrations.fakes import FakeGraphApi, ManualClock, graph_api
 from tests.support.servers import InProcessServer, serve_in_process
 from tests.support.tokens import FakeSupabase, auth_settings, bearer
+from tests.support.whatsapp import inbound_message
 
 OMAR = "centre/omar/iep-2026"
 SARA = "centre/sara/iep-2026"
@@ -244,28 +245,7 @@ class Centre:
 
     async def incoming(self, phone: str, message_id: str, content: dict[str, Any]) -> None:
         """A WhatsApp message from `phone` as Meta posts it, signed; processed on return."""
-        message = {"from": phone.lstrip("+"), "id": message_id, "timestamp": "1764064800"}
-        body = json.dumps(
-            {
-                "object": "whatsapp_business_account",
-                "entry": [
-                    {
-                        "id": "WABA_ID",
-                        "changes": [
-                            {
-                                "field": "messages",
-                                "value": {
-                                    "messaging_product": "whatsapp",
-                                    "metadata": {"phone_number_id": "1234567890"},
-                                    "messages": [{**message, **content}],
-                                },
-                            }
-                        ],
-                    }
-                ],
-            },
-            ensure_ascii=False,
-        ).encode()
+        body = inbound_message(phone, message_id, content)
         assert self.client is not None
         response = await self.client.post(
             "/webhooks/whatsapp",
