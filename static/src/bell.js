@@ -1,6 +1,7 @@
 // The notification bell: unread count live, the newest notifications, read in one tab = read
 // in all of them (the server keeps the marker and tells every tab).
 import { addStrings, label, language, onLanguageChange, relativeTime, t } from './i18n.js'
+import { apiFetch } from './session.js'
 import { LiveEvents } from './live.js'
 
 addStrings({
@@ -23,10 +24,7 @@ function linkFor (item) {
 }
 
 export function installBell (session, where, { onCall = () => {}, onLive = () => {} } = {}) {
-  const call = (path, options = {}) => fetch(path, {
-    ...options,
-    headers: { accept: 'application/json', 'content-type': 'application/json', ...session.authHeaders() },
-  })
+  const call = (path, options) => apiFetch(session, path, options)
   const wrap = document.createElement('span')
   wrap.className = 'bell'
   const button = document.createElement('button')

@@ -5,6 +5,7 @@
 // now and then. Later offers (an ICE restart after a network change) may come from either
 // side; the negotiation is "perfect" (the answering side yields on a collision).
 import { addStrings, label, language, onLanguageChange, t } from './i18n.js'
+import { apiFetch } from './session.js'
 
 addStrings({
   en: {
@@ -77,10 +78,7 @@ const pathOf = (name) => name.split('/').map(encodeURIComponent).join('/')
 
 export function installCalls (session) {
   const who = new URLSearchParams(session.apiParams?.() ?? {}).toString()
-  const api = (path, options = {}) => fetch(who ? `${path}${path.includes('?') ? '&' : '?'}${who}` : path, {
-    ...options,
-    headers: { accept: 'application/json', 'content-type': 'application/json', ...session.authHeaders() },
-  })
+  const api = (path, options) => apiFetch(session, who ? `${path}${path.includes('?') ? '&' : '?'}${who}` : path, options)
   const dock = document.createElement('div')
   dock.className = 'calls-dock'
   dock.setAttribute('aria-live', 'polite')

@@ -2,6 +2,7 @@
 // The team's messages reach parents on their own channels (WhatsApp, email, in-app); a
 // parent's WhatsApp reply arrives here like any other message.
 import { addStrings, label, language, onLanguageChange, relativeTime, t } from './i18n.js'
+import { apiFetch } from './session.js'
 import { LiveEvents } from './live.js'
 
 addStrings({
@@ -61,10 +62,7 @@ const TYPING_MS = 6000 // "is typing" lasts this long after the last keystroke
 
 export function installMessages ({ name, session, toolbar, page, awareness = null }) {
   const base = `/api/students/${name.split('/').map(encodeURIComponent).join('/')}/thread`
-  const call = (path, options = {}) => fetch(path, {
-    ...options,
-    headers: { accept: 'application/json', 'content-type': 'application/json', ...session.authHeaders() },
-  })
+  const call = (path, options) => apiFetch(session, path, options)
   const me = session.userId
   const messages = new Map() // id -> message
   let reads = {}

@@ -5,6 +5,14 @@ import { label, t } from './i18n.js'
 const NAME_KEY = 'iep-display-name'
 const AUTH_STORAGE_KEY = 'iep-collab-auth'
 
+/** A JSON request to our API as the signed-in person. */
+export function apiFetch (session, path, options = {}) {
+  return fetch(path, {
+    ...options,
+    headers: { accept: 'application/json', 'content-type': 'application/json', ...session.authHeaders() },
+  })
+}
+
 export async function loadConfig () {
   const response = await fetch('/api/config', { headers: { accept: 'application/json' } })
   if (!response.ok) throw new Error(`config endpoint answered ${response.status}`)

@@ -1,6 +1,7 @@
 // `/settings`: how a person is reached (name, phone, e-mail, language, time zone, digits, and
 // which channels), with a test message per channel. Admins open anyone's: `/settings?user=ID`.
 import { addStrings, label, t } from './i18n.js'
+import { apiFetch } from './session.js'
 
 addStrings({
   en: {
@@ -102,10 +103,7 @@ function select (options) {
 export async function settingsPage (app, session) {
   const userId = new URLSearchParams(location.search).get('user') || session.userId
   const base = `/api/people/${encodeURIComponent(userId)}`
-  const call = (path, options = {}) => fetch(path, {
-    ...options,
-    headers: { accept: 'application/json', 'content-type': 'application/json', ...session.authHeaders() },
-  })
+  const call = (path, options) => apiFetch(session, path, options)
   const found = await call(base)
   const person = found.ok ? await found.json() : { name: session.name, language: document.documentElement.lang || 'en', channels: { in_app: true } }
 

@@ -2,6 +2,7 @@
 // in or invited through Supabase Auth by the server; by name in development mode), changes a
 // role or the digest, removes someone. The server keeps the last owner.
 import { addStrings, label, t } from './i18n.js'
+import { apiFetch } from './session.js'
 
 addStrings({
   en: {
@@ -40,10 +41,7 @@ const ROLES = ['owner', 'editor', 'viewer']
 
 export function installShare ({ name, session, config, toolbar, page }) {
   const base = `/api/documents/${name.split('/').map(encodeURIComponent).join('/')}/members`
-  const call = (path, options = {}) => fetch(path, {
-    ...options,
-    headers: { accept: 'application/json', 'content-type': 'application/json', ...session.authHeaders() },
-  })
+  const call = (path, options) => apiFetch(session, path, options)
   const button = label('button', 'share', 'secondary share-toggle')
   button.type = 'button'
   toolbar.append(button)
